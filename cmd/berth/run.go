@@ -1,0 +1,47 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+var runCommand = &cli.Command{
+	Name:      "run",
+	Usage:     "create and start a container, and wait for it unless --detach",
+	ArgsUsage: "<container-id>",
+	Flags: append(createFlags(),
+		&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "return once the container runs"},
+		&cli.BoolFlag{Name: "keep", Usage: "keep the container's state after it exits"},
+		&cli.BoolFlag{Name: "no-subreaper", Usage: "do not become a subreaper"},
+	),
+	Action: func(c *cli.Context) error {
+		detach := c.Bool("detach")
+		if !detach && !c.Bool("no-subreaper") {
+			// Processes the container orphans outside a pid namespace come to us to be
+			// reaped, not to the host's init.
+			_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		}
+		l, err := createContainer(c, detach)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		if detach {
+			err := l.Start()
+			if err != nil {
+				_ = l.Delete(true)
+			}
+			return err
+		}
+		code := l.Wait()
+		if !c.Bool("keep") {
+			if err := l.Delete(true); err != nil {
+				logError(err)
+			}
+		}
+		if code != 0 {
+			return exitError{code}
+		}
+		return nil
+	},
+}

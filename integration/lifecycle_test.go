@@ -1,0 +1,229 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestRunOutputAndExitStatus(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "echo hello; echo oops >&2; exit 3")
+	r := e.run("c1")
+	if r.code != 3 {
+		t.Fatalf("exit status %d, want 3 (stderr %q)", r.code, r.stderr)
+	}
+	if r.stdout != "hello\n" || !strings.Contains(r.stderr, "oops") {
+		t.Fatalf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	e.assertGone("c1")
+}
+
+func TestRunKilledBySignalExits128PlusSignal(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "kill -9 $$")
+	if r := e.run("c1"); r.code != 137 {
+		t.Fatalf("exit status %d, want 137", r.code)
+	}
+}
+
+func TestRunForwardsSignals(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.05; done")
+	e.writeSpec()
+	cmd := exec.Command(berthBin, "--root", e.root, "run", "--bundle", e.bundle, "c1")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := stdout.Read(buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("container did not start: %q %v", buf, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	rest := make([]byte, 64)
+	n, _ := stdout.Read(rest)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
+		t.Fatalf("berth run exited with %v, want status 7", err)
+	}
+	if !strings.Contains(string(rest[:n]), "got-term") {
+		t.Fatalf("trap did not run: %q", rest[:n])
+	}
+}
+
+func TestLifecycleCreateStartKillDelete(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "echo started > /dev/shm/x; sleep 1000")
+	e.writeSpec()
+	pidFile := filepath.Join(t.TempDir(), "init.pid")
+	e.mustBerth("create", "--bundle", e.bundle, "--pid-file", pidFile, "c1")
+
+	s := e.state("c1")
+	if s.Status != "created" || s.Pid <= 0 || s.ID != "c1" || s.Bundle != e.bundle || s.OCIVersion == "" || s.Rootfs != rootfs {
+		t.Fatalf("after create: %+v", s)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil || string(data) != strconv.Itoa(s.Pid) {
+		t.Fatalf("pid file %q (%v), want %d with no newline", data, err, s.Pid)
+	}
+	// The user's program must not run before start.
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(s.Pid) + "/cmdline")
+	if !strings.HasPrefix(string(cmdline), "berth\x00init") {
+		t.Fatalf("before start, init runs %q", cmdline)
+	}
+	if r := e.berth("start", "c1"); r.code != 0 {
+		t.Fatalf("start: %s", r.stderr)
+	}
+	e.waitStatus("c1", "running")
+	if r := e.berth("start", "c1"); r.code == 0 {
+		t.Fatal("starting a running container succeeded")
+	}
+	if r := e.berth("delete", "c1"); r.code == 0 || !strings.Contains(r.stderr, "not stopped") {
+		t.Fatalf("delete of a running container: exit %d %q", r.code, r.stderr)
+	}
+	e.mustBerth("kill", "c1", "KILL")
+	e.waitStatus("c1", "stopped")
+	if s := e.state("c1"); s.Pid != 0 {
+		t.Fatalf("stopped container reports pid %d", s.Pid)
+	}
+	if r := e.berth("kill", "c1"); r.code == 0 || !strings.Contains(r.stderr, "not running") {
+		t.Fatalf("kill of a stopped container: exit %d %q", r.code, r.stderr)
+	}
+	e.mustBerth("delete", "c1")
+	e.assertGone("c1")
+	if r := e.berth("state", "c1"); r.code == 0 || !strings.Contains(r.stderr, "does not exist") {
+		t.Fatalf("state after delete: exit %d %q", r.code, r.stderr)
+	}
+}
+
+func TestDeleteForceKillsRunningContainer(t *testing.T) {
+	e := newEnv(t, "sleep", "1000")
+	e.mustBerth("run", "--detach", "--bundle", e.bundle, "c1")
+	e.writeSpec()
+	pid := e.state("c1").Pid
+	e.mustBerth("delete", "--force", "c1")
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		t.Fatalf("init %d still alive after delete --force", pid)
+	}
+	e.assertGone("c1")
+	// Deleting what does not exist: an error without --force, fine with it (as runc).
+	if r := e.berth("delete", "c1"); r.code == 0 {
+		t.Fatal("delete of a missing container succeeded")
+	}
+	e.mustBerth("delete", "--force", "c1")
+}
+
+func TestDeleteCreatedContainer(t *testing.T) {
+	e := newEnv(t, "true")
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "c1")
+	e.mustBerth("delete", "c1") // runc deletes created containers without --force
+	e.assertGone("c1")
+}
+
+func TestKillSignalsByNameAndNumber(t *testing.T) {
+	for _, sig := range []string{"TERM", "SIGTERM", "15"} {
+		t.Run(sig, func(t *testing.T) {
+			e := newEnv(t, "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.05; done")
+			e.writeSpec()
+			e.mustBerth("run", "-d", "--bundle", e.bundle, "c1")
+			time.Sleep(50 * time.Millisecond) // let sh install its trap
+			e.mustBerth("kill", "c1", sig)
+			e.waitStatus("c1", "stopped")
+		})
+	}
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "c1")
+	if r := e.berth("kill", "c1", "NOTASIGNAL"); r.code == 0 || !strings.Contains(r.stderr, "unknown signal") {
+		t.Fatalf("bad signal: %d %q", r.code, r.stderr)
+	}
+}
+
+func TestKillAll(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "sleep 1000 & sleep 1000 & wait")
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "c1")
+	time.Sleep(50 * time.Millisecond)
+	e.mustBerth("kill", "--all", "c1", "9")
+	e.waitStatus("c1", "stopped")
+}
+
+func TestDuplicateAndInvalidIDs(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "c1")
+	r := e.berth("create", "--bundle", e.bundle, "c1")
+	if r.code == 0 || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("duplicate id: exit %d %q", r.code, r.stderr)
+	}
+	if s := e.state("c1"); s.Status != "created" {
+		t.Fatalf("the first c1 was disturbed: %+v", s)
+	}
+	for _, id := range []string{"a/b", "..", "../x", ".hidden", "a b"} {
+		r := e.berth("create", "--bundle", e.bundle, id)
+		if r.code == 0 || !strings.Contains(r.stderr, "container id") {
+			t.Errorf("id %q: exit %d %q", id, r.code, r.stderr)
+		}
+	}
+	if r := e.berth("create", "--bundle", e.bundle); r.code == 0 || !strings.Contains(r.stderr, "missing container id") {
+		t.Errorf("no id: exit %d %q", r.code, r.stderr)
+	}
+	ents, _ := os.ReadDir(e.root)
+	if len(ents) != 1 {
+		t.Errorf("root holds %d entries, want only c1", len(ents))
+	}
+}
+
+func TestListFormats(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "b1")
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "a1")
+	if r := e.mustBerth("list", "-q"); r.stdout != "a1\nb1\n" {
+		t.Fatalf("list -q: %q", r.stdout)
+	}
+	r := e.mustBerth("list", "--format", "json")
+	var states []struct{ ID, Status string }
+	if err := json.Unmarshal([]byte(r.stdout), &states); err != nil || len(states) != 2 ||
+		states[0].Status != "running" || states[1].Status != "created" {
+		t.Fatalf("list json: %q %v", r.stdout, err)
+	}
+	r = e.mustBerth("list")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "running") {
+		t.Fatalf("list table:\n%s", r.stdout)
+	}
+}
+
+func TestStateReportsAnnotations(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.spec.Annotations = map[string]string{"org.example.key": "value"}
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "c1")
+	r := e.mustBerth("state", "c1")
+	var raw map[string]any
+	json.Unmarshal([]byte(r.stdout), &raw)
+	for _, k := range []string{"ociVersion", "id", "status", "pid", "bundle", "rootfs", "created", "owner"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("state lacks %q: %s", k, r.stdout)
+		}
+	}
+	if a, _ := raw["annotations"].(map[string]any); a["org.example.key"] != "value" {
+		t.Errorf("annotations: %v", raw["annotations"])
+	}
+}
+
+func TestRunDetachAndKeep(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "exit 0")
+	e.writeSpec()
+	e.mustBerth("run", "--keep", "--bundle", e.bundle, "c1")
+	if s := e.state("c1"); s.Status != "stopped" {
+		t.Fatalf("--keep: %+v", s)
+	}
+	e.mustBerth("delete", "c1")
+	e.assertGone("c1")
+}

@@ -1,0 +1,283 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/namespaces"
+	"github.com/berth-project/berth/rootfs"
+)
+
+// CreateOpts are the inputs of `berth create` and `berth run`.
+type CreateOpts struct {
+	Root          string
+	ID            string
+	Bundle        string
+	Spec          *specs.Spec // already loaded from Bundle
+	PidFile       string
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFds   int
+	// Detach hands the init process over (it outlives berth) and holds the user's program
+	// until `start`. Without it (foreground run) the program starts as soon as it is built,
+	// and dies with the berth that runs it.
+	Detach bool
+	// Image names the OCI image the bundle was made from, if berth made it.
+	Image string
+}
+
+// Launched is a container whose init process is ready: for a foreground run, Pid is our child
+// and the caller waits for it.
+type Launched struct {
+	*Container
+	Pid int
+}
+
+// Create builds a container up to the point where only the exec of the user's program is
+// left. On failure everything it made is undone before it returns.
+func Create(o CreateOpts) (cr *Launched, err error) {
+	if err := ValidateID(o.ID); err != nil {
+		return nil, err
+	}
+	spec := o.Spec
+	plan, err := namespaces.New(spec)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Process.Terminal && o.ConsoleSocket == "" {
+		return nil, errors.New("process.terminal: a terminal needs --console-socket (or set terminal to false)")
+	}
+	if o.ConsoleSocket != "" {
+		return nil, errors.New("--console-socket: terminals are not supported yet")
+	}
+	if err := os.MkdirAll(o.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
+	}
+	dir := filepath.Join(o.Root, o.ID)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container with id %q already exists", o.ID)
+		}
+		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cgPath := ""
+	if spec.Linux != nil {
+		cgPath = spec.Linux.CgroupsPath
+	}
+	cg, err := cgroups.New(cgPath, o.ID)
+	if err != nil {
+		lock.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
+	}
+	c := &Container{ID: o.ID, dir: dir, lock: lock, State: &State{
+		OCIVersion: spec.Version, ID: o.ID, Bundle: o.Bundle, Rootfs: RootfsPath(spec, o.Bundle),
+		Created: time.Now().UTC(), Annotations: spec.Annotations, Creating: true,
+		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), Image: o.Image, Config: spec,
+	}}
+	// Recorded before the first resource exists, so that `delete --force` can always find
+	// and remove whatever a create killed half-way left.
+	if err := c.State.save(dir); err != nil {
+		c.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.destroy()
+			c.Close()
+		}
+	}()
+	if err := cg.Create(); err != nil {
+		return nil, fmt.Errorf("creating cgroup %s: %w", cg.Path(), err)
+	}
+	if spec.Linux.Resources != nil {
+		if err := cg.Set(spec.Linux.Resources); err != nil {
+			return nil, fmt.Errorf("linux.resources: %w", err)
+		}
+	}
+	pid, pipe, err := c.startInit(o, plan, cg)
+	if err != nil {
+		return nil, err
+	}
+	defer pipe.f.Close()
+	if err := relayUntil(pipe, "ready"); err != nil {
+		return nil, err
+	}
+	c.State.Pid = pid
+	c.State.PidStart, _ = processStartTime(pid)
+	c.State.Creating = false
+	c.State.CreatorPid = 0
+	if err := c.State.save(dir); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, fmt.Errorf("--pid-file: %w", err)
+		}
+	}
+	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
+		return nil, fmt.Errorf("init process died: %w", err)
+	}
+	if o.Detach {
+		if err := relayUntil(pipe, "handedOver"); err != nil {
+			return nil, err
+		}
+	}
+	return &Launched{Container: c, Pid: pid}, nil
+}
+
+// startInit clones the init process into its new namespaces: the berth binary again, as
+// "berth init", with the init pipe, the exec fifo and the cgroup files as its descriptors.
+func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Manager) (int, *initPipe, error) {
+	spec := o.Spec
+	// The caller's descriptors beyond the preserved ones must not reach the container.
+	_ = unix.CloseRange(uint(3+o.PreserveFds), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	parentEnd, childEnd := os.NewFile(uintptr(fds[0]), "initpipe"), os.NewFile(uintptr(fds[1]), "initpipe")
+	defer childEnd.Close()
+
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	for i := 0; i < o.PreserveFds; i++ {
+		files = append(files, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	env := []string{envInitPipe + "=" + strconv.Itoa(len(files))}
+	files = append(files, childEnd)
+
+	fifoFd := -1
+	if o.Detach {
+		fifo := filepath.Join(c.dir, fifoName)
+		// World-writable so that an init already switched to an unprivileged user can
+		// still open it; only init has a handle on this directory's file.
+		if err := unix.Mkfifo(fifo, 0o622); err != nil {
+			return 0, nil, fmt.Errorf("creating exec fifo: %w", err)
+		}
+		if err := os.Chmod(fifo, 0o622); err != nil {
+			return 0, nil, err
+		}
+		f, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer f.Close()
+		fifoFd = len(files)
+		files = append(files, f)
+	}
+	var cgFds []string
+	for _, p := range cg.JoinFiles() {
+		f, err := os.OpenFile(p, os.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, nil, fmt.Errorf("opening %s: %w", p, err)
+		}
+		defer f.Close()
+		explain.Stepf("libcontainer.startInit", "echo 0 > %s (written by init itself before Go starts: joins the cgroup)", p)
+		cgFds = append(cgFds, strconv.Itoa(len(files)))
+		files = append(files, f)
+	}
+	if len(cgFds) > 0 {
+		env = append(env, envCgroupFds+"="+strings.Join(cgFds, ","))
+	}
+	attr := &syscall.SysProcAttr{
+		Cloneflags: plan.CloneFlags,
+		// Until it is handed over, the init dies with us: a killed `create` leaves no
+		// process behind.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	setgroups := true
+	if plan.CloneFlags&unix.CLONE_NEWUSER != 0 {
+		attr.UidMappings = idMappings(spec.Linux.UIDMappings)
+		attr.GidMappings = idMappings(spec.Linux.GIDMappings)
+		attr.GidMappingsEnableSetgroups = true
+	}
+	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
+	// Pdeathsig follows the thread that forked, so keep this goroutine on it.
+	runtime.LockOSThread()
+	proc, err := os.StartProcess("/proc/self/exe", []string{"berth", "init"}, &os.ProcAttr{
+		Env: env, Files: files, Sys: attr,
+	})
+	if err != nil {
+		runtime.UnlockOSThread()
+		return 0, nil, fmt.Errorf("starting init process: %w", err)
+	}
+	c.State.Pid = proc.Pid // so that cleanup can kill it
+	pipe := newInitPipe(parentEnd)
+	rcfg := rootfs.Config{
+		Rootfs: c.State.Rootfs, Bundle: o.Bundle, Mounts: spec.Mounts, NoPivot: o.NoPivot,
+		Propagation: spec.Linux.RootfsPropagation, Devices: spec.Linux.Devices,
+		MaskedPaths: spec.Linux.MaskedPaths, ReadonlyPaths: spec.Linux.ReadonlyPaths,
+		HasNetNS: plan.Has(specs.NetworkNamespace), CgroupNS: plan.Has(specs.CgroupNamespace),
+	}
+	if spec.Root != nil {
+		rcfg.Readonly = spec.Root.Readonly
+	}
+	err = pipe.send(initConfig{
+		Spec: spec, Rootfs: rcfg, Explain: explain.Enabled(), Detached: o.Detach,
+		FifoFd: fifoFd, PreserveFds: o.PreserveFds, Setgroups: setgroups, NoNewKeyring: o.NoNewKeyring,
+	})
+	if err != nil {
+		parentEnd.Close()
+		return 0, nil, fmt.Errorf("sending config to init: %w", err)
+	}
+	return proc.Pid, pipe, nil
+}
+
+func idMappings(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, x := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(x.ContainerID), HostID: int(x.HostID), Size: int(x.Size)}
+	}
+	return out
+}
+
+// relayUntil passes the init's explain steps on until it sends want; an error message or the
+// init's death ends the wait with an error.
+func relayUntil(pipe *initPipe, want string) error {
+	for {
+		var m syncMsg
+		if err := pipe.recv(&m); err != nil {
+			return fmt.Errorf("init process exited before it was %s", want)
+		}
+		switch m.Type {
+		case want:
+			return nil
+		case "step":
+			explain.Stepf(m.Step, "%s", m.Msg)
+		case "error":
+			return errors.New(m.Msg)
+		default:
+			return fmt.Errorf("unexpected message %q from init", m.Type)
+		}
+	}
+}
+
+// writePidFile writes the pid as runc does: decimal, no newline (containerd parses it with
+// Atoi), to a temporary name first so a reader never sees it half-written.
+func writePidFile(path string, pid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

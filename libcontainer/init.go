@@ -1,0 +1,246 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/rootfs"
+)
+
+// Environment variables through which `berth create` tells the init process which of its file
+// descriptors are what. The user's program never sees them: it gets process.env only.
+const (
+	envInitPipe  = "_BERTH_INITPIPE"
+	envCgroupFds = "_BERTH_CGROUP_FDS"
+	envNsError   = "_BERTH_NSENTER_ERROR"
+)
+
+// InitMain is `berth init`: the container's first process, running the berth binary inside the
+// new namespaces. It builds the container from the config sent on the init pipe, reports
+// "ready", waits for "go", then (for `create`) waits on the exec fifo for `start`, and finally
+// executes the user's program in its own place. It never returns.
+func InitMain() {
+	// Credentials, capabilities and the exec must all happen on one thread: they are
+	// per-thread, and execve keeps only the calling thread's.
+	runtime.LockOSThread()
+	fd, err := strconv.Atoi(os.Getenv(envInitPipe))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth init: must be started by berth create/run")
+		os.Exit(1)
+	}
+	pipe := newInitPipe(os.NewFile(uintptr(fd), "initpipe"))
+	if err := runInit(pipe); err != nil {
+		_ = pipe.send(syncMsg{Type: "error", Msg: err.Error()})
+		os.Exit(1)
+	}
+	panic("unreachable")
+}
+
+func runInit(pipe *initPipe) error {
+	if msg := os.Getenv(envNsError); msg != "" {
+		return errors.New(msg)
+	}
+	var cfg initConfig
+	if err := pipe.recv(&cfg); err != nil {
+		return fmt.Errorf("reading init config: %w", err)
+	}
+	if cfg.Explain {
+		pipe.forwardSteps()
+	}
+	// Nothing in the container may ptrace or read our memory while we still hold host
+	// resources; execve makes the user's program dumpable again.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return err
+	}
+	spec := cfg.Spec
+	proc := spec.Process
+	unix.Umask(0) // device nodes and mount points get exactly the modes asked for
+	if proc.OOMScoreAdj != nil {
+		explain.Stepf("libcontainer.runInit", "echo %d > /proc/self/oom_score_adj", *proc.OOMScoreAdj)
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*proc.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("process.oomScoreAdj: %w", err)
+		}
+	}
+	if err := setRlimits(proc.Rlimits); err != nil {
+		return err
+	}
+	// The exec fifo is reopened through this procfs directory, which stays reachable after
+	// pivot_root even if the container has no /proc of its own.
+	fdDir := -1
+	if cfg.FifoFd >= 0 {
+		var err error
+		if fdDir, err = unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return err
+		}
+	}
+	if err := rootfs.Setup(&cfg.Rootfs); err != nil {
+		return err
+	}
+	if err := setHostnames(spec.Hostname, spec.Domainname); err != nil {
+		return err
+	}
+	if err := setSysctls(spec.Linux.Sysctl); err != nil {
+		return err
+	}
+	if !cfg.NoNewKeyring {
+		// A session keyring of its own keeps the host's keys out of the container's reach.
+		explain.Stepf("libcontainer.runInit", "keyctl(KEYCTL_JOIN_SESSION_KEYRING, \"_ses.berth\")")
+		if _, err := unix.KeyctlJoinSessionKeyring("_ses.berth"); err != nil && !errors.Is(err, unix.ENOSYS) {
+			return fmt.Errorf("joining a new session keyring: %w (use --no-new-keyring)", err)
+		}
+	}
+	path, err := lookPath(proc.Args[0], proc.Env)
+	if err != nil {
+		return err
+	}
+	if err := enterCwd(proc.Cwd); err != nil {
+		return err
+	}
+	if err := finalizeProcess(&cfg); err != nil {
+		return err
+	}
+	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
+		return err
+	}
+	var m syncMsg
+	if err := pipe.recv(&m); err != nil || m.Type != "go" {
+		return fmt.Errorf("waiting for the go-ahead from berth: %v", err)
+	}
+	if cfg.Detached {
+		// Handed over: from now on the container outlives the berth that created it.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+			return err
+		}
+		if err := pipe.send(syncMsg{Type: "handedOver"}); err != nil {
+			return err
+		}
+	}
+	if cfg.FifoFd >= 0 {
+		explain.Stepf("libcontainer.waitForStart", "open exec.fifo for writing: blocks until `berth start`")
+	}
+	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
+	explain.SetSink(nil)
+	pipe.f.Close()
+	if cfg.FifoFd >= 0 {
+		if err := waitForStart(fdDir, cfg.FifoFd); err != nil {
+			return err
+		}
+	}
+	return execUser(path, proc.Args, proc.Env, cfg.PreserveFds)
+}
+
+// finalizeProcess drops to what the user's program may have: the bounding set, the user and
+// groups, capabilities, no_new_privs. Order matters: the bounding set needs CAP_SETPCAP, and
+// capabilities survive setuid only with PR_SET_KEEPCAPS.
+func finalizeProcess(cfg *initConfig) error {
+	proc := cfg.Spec.Process
+	caps := proc.Capabilities
+	if caps != nil {
+		if err := dropBoundingSet(caps, lastCap()); err != nil {
+			return err
+		}
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return err
+		}
+	}
+	if err := setUser(proc.User, cfg.Setgroups); err != nil {
+		return err
+	}
+	if proc.User.Umask != nil {
+		unix.Umask(int(*proc.User.Umask))
+	} else {
+		unix.Umask(0o022)
+	}
+	if caps != nil {
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+			return err
+		}
+		if err := setCapabilities(caps); err != nil {
+			return err
+		}
+	}
+	if proc.NoNewPrivileges {
+		explain.Stepf("libcontainer.finalizeProcess", "prctl(PR_SET_NO_NEW_PRIVS): setuid bits and file capabilities stop working")
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("process.noNewPrivileges: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitForStart blocks until `berth start` opens the exec fifo for reading, then tells it (with
+// one byte) that the user's program is about to run.
+func waitForStart(fdDir, fifoFd int) error {
+	fd, err := unix.Openat(fdDir, strconv.Itoa(fifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening the exec fifo: %w", err)
+	}
+	unix.Close(fdDir)
+	unix.Close(fifoFd)
+	if _, err := unix.Write(fd, []byte{'0'}); err != nil {
+		return fmt.Errorf("writing the exec fifo: %w", err)
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// execUser replaces the init process with the user's program. Every descriptor above stdio and
+// the preserved ones is marked close-on-exec first, so nothing of the host leaks in.
+func execUser(path string, args, env []string, preserve int) error {
+	if err := unix.CloseRange(uint(3+preserve), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	err := unix.Exec(path, args, env)
+	return fmt.Errorf("process.args[0]: exec %s: %w", path, err)
+}
+
+func setHostnames(host, domain string) error {
+	if host != "" {
+		explain.Stepf("libcontainer.setHostnames", "sethostname %q", host)
+		if err := unix.Sethostname([]byte(host)); err != nil {
+			return fmt.Errorf("hostname: %w", err)
+		}
+	}
+	if domain != "" {
+		explain.Stepf("libcontainer.setHostnames", "setdomainname %q", domain)
+		if err := unix.Setdomainname([]byte(domain)); err != nil {
+			return fmt.Errorf("domainname: %w", err)
+		}
+	}
+	return nil
+}
+
+// setSysctls writes linux.sysctl under the container's /proc/sys, resolving each name beneath
+// it without following symlinks.
+func setSysctls(sysctl map[string]string) error {
+	if len(sysctl) == 0 {
+		return nil
+	}
+	dir, err := unix.Open("/proc/sys", unix.O_DIRECTORY|unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("linux.sysctl: /proc/sys: %w", err)
+	}
+	defer unix.Close(dir)
+	for k, v := range sysctl {
+		rel := strings.ReplaceAll(k, ".", "/")
+		explain.Stepf("libcontainer.setSysctls", "echo %s > /proc/sys/%s", v, rel)
+		fd, err := unix.Openat2(dir, rel, &unix.OpenHow{Flags: unix.O_WRONLY | unix.O_CLOEXEC | unix.O_TRUNC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_XDEV})
+		if err != nil {
+			return fmt.Errorf("linux.sysctl[%q]: %w", k, err)
+		}
+		_, err = unix.Write(fd, []byte(v))
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("linux.sysctl[%q]: %w", k, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// Start lets a created container's init execute the user's program: opening the exec fifo
+// for reading releases the init blocked opening it for writing.
+func (c *Container) Start() error {
+	switch st := c.status(); st {
+	case Created:
+	case Stopped:
+		return fmt.Errorf("container %q is stopped: cannot start it", c.ID)
+	default:
+		return fmt.Errorf("container %q is %s, not created: cannot start it", c.ID, st)
+	}
+	fifo := filepath.Join(c.dir, fifoName)
+	// O_NONBLOCK: a blocking open would hang forever if init died in the meantime.
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening exec fifo: %w", err)
+	}
+	defer unix.Close(fd)
+	explain.Stepf("libcontainer.Start", "open %s: the init process stops waiting and execs the user's program", fifo)
+	buf := make([]byte, 1)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n == 1 {
+			break
+		}
+		if err != nil && err != unix.EAGAIN {
+			return fmt.Errorf("reading exec fifo: %w", err)
+		}
+		// Nothing yet: init may not have reopened its end. Wait unless it is gone.
+		if !c.State.initAlive() {
+			return fmt.Errorf("container %q: init process exited before start", c.ID)
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		_, _ = unix.Poll(pfd, 10)
+	}
+	return os.Remove(fifo)
+}
+
+// Signal sends sig to the init process, or with all to every process of the container.
+func (c *Container) Signal(sig unix.Signal, all bool) error {
+	st := c.status()
+	if st == Stopped || st == Creating {
+		return fmt.Errorf("container %q not running", c.ID)
+	}
+	if all {
+		return c.signalAll(sig)
+	}
+	explain.Stepf("libcontainer.Signal", "kill -%d %d", sig, c.State.Pid)
+	if err := unix.Kill(c.State.Pid, sig); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("container %q not running: no such process", c.ID)
+		}
+		return err
+	}
+	return nil
+}
+
+// signalAll signals every process in the container's cgroup. They are frozen meanwhile, as
+// runc does, so that none can fork a child that escapes the signal.
+func (c *Container) signalAll(sig unix.Signal) error {
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	if sig == unix.SIGKILL {
+		return cg.KillAll()
+	}
+	frozen := cg.Freeze() == nil
+	pids, err := cg.Pids()
+	for _, p := range pids {
+		explain.Stepf("libcontainer.signalAll", "kill -%d %d", sig, p)
+		_ = unix.Kill(p, sig)
+	}
+	if frozen {
+		_ = cg.Thaw()
+	}
+	return err
+}
+
+// Delete removes a container. A running or paused one is refused unless force is set, in
+// which case it is killed first.
+func (c *Container) Delete(force bool) error {
+	st := c.status()
+	switch st {
+	case Running, Paused:
+		if !force {
+			return fmt.Errorf("cannot delete container %q that is not stopped: %s", c.ID, st)
+		}
+	case Creating:
+		// A create in progress must not be torn down under its feet; a dead one may.
+		if c.State.CreatorPid > 0 && unix.Kill(c.State.CreatorPid, 0) == nil && !force {
+			return fmt.Errorf("container %q is still being created", c.ID)
+		}
+		if c.State.CreatorPid > 0 && c.State.CreatorPid != os.Getpid() {
+			_ = unix.Kill(c.State.CreatorPid, unix.SIGKILL)
+		}
+	}
+	return c.destroy()
+}
+
+// destroy kills whatever is left of the container and removes its cgroup and state. Each
+// step is idempotent, so a destroy interrupted at any point can be run again.
+func (c *Container) destroy() error {
+	var errs []error
+	if c.State.Pid > 0 && (c.State.PidStart == 0 || c.State.initAlive()) {
+		explain.Stepf("libcontainer.destroy", "kill -9 %d (init)", c.State.Pid)
+		_ = unix.Kill(c.State.Pid, unix.SIGKILL)
+		waitGone(c.State.Pid)
+	}
+	if cg, err := c.cgroup(); err == nil {
+		if err := cg.Destroy(); err != nil {
+			errs = append(errs, fmt.Errorf("removing cgroup: %w", err))
+		}
+	} else {
+		errs = append(errs, err)
+	}
+	if c.State.Image != "" && ReleaseImage != nil {
+		if err := ReleaseImage(filepath.Dir(c.dir), c.ID); err != nil {
+			errs = append(errs, fmt.Errorf("releasing image rootfs: %w", err))
+		}
+	}
+	if len(errs) == 0 {
+		explain.Stepf("libcontainer.destroy", "rm -r %s", c.dir)
+		if err := os.RemoveAll(c.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ReleaseImage undoes what the image package made for a container (set by the CLI, so that
+// libcontainer does not depend on the image store).
+var ReleaseImage func(root, id string) error
+
+// waitGone reaps pid if it is our child and otherwise waits for it to disappear.
+func waitGone(pid int) {
+	var ws unix.WaitStatus
+	if p, _ := unix.Wait4(pid, &ws, 0, nil); p == pid {
+		return
+	}
+	for i := 0; i < 500; i++ {
+		if _, ok := processStartTime(pid); !ok {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

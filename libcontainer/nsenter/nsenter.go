@@ -1,0 +1,7 @@
+// Package nsenter holds the C code berth runs before the Go runtime starts, in the init
+// process: the only moment the process is single-threaded. Importing it (for its side effect)
+// links the constructor into the binary; see nsenter.c.
+package nsenter
+
+// #cgo CFLAGS: -Wall -O2
+import "C"

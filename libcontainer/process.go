@@ -1,0 +1,166 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/namespaces"
+	"github.com/berth-project/berth/rootfs"
+)
+
+var rlimitByName = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE,
+	"RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
+	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC,
+	"RLIMIT_RSS": unix.RLIMIT_RSS, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
+	"RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+func validateLinux(spec *specs.Spec) error {
+	if _, err := namespaces.New(spec); err != nil {
+		return err
+	}
+	if p := spec.Linux.RootfsPropagation; p != "" {
+		if _, err := rootfs.PropagationFlag(p); err != nil {
+			return err
+		}
+	}
+	for i, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Destination) {
+			return fmt.Errorf("mounts[%d].destination: %q must be an absolute path", i, m.Destination)
+		}
+		if m.Type == "" && !hasBind(m.Options) {
+			return fmt.Errorf("mounts[%d].type: must be set unless options hold bind or rbind", i)
+		}
+	}
+	for i, d := range spec.Linux.Devices {
+		if !filepath.IsAbs(d.Path) {
+			return fmt.Errorf("linux.devices[%d].path: %q must be an absolute path", i, d.Path)
+		}
+		switch d.Type {
+		case "c", "b", "u", "p":
+		default:
+			return fmt.Errorf("linux.devices[%d].type: %q must be c, b, u or p", i, d.Type)
+		}
+	}
+	for k := range spec.Linux.Sysctl {
+		if strings.Contains(k, "/") || strings.Contains(k, "..") || k == "" {
+			return fmt.Errorf("linux.sysctl: %q is not a sysctl name", k)
+		}
+	}
+	return nil
+}
+
+func hasBind(opts []string) bool {
+	for _, o := range opts {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// setRlimits applies process.rlimits to the init process; they survive execve.
+func setRlimits(rl []specs.POSIXRlimit) error {
+	for i, r := range rl {
+		explain.Stepf("libcontainer.setRlimits", "prlimit %s soft=%d hard=%d", r.Type, r.Soft, r.Hard)
+		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
+		if err := unix.Prlimit(0, rlimitByName[r.Type], &lim, nil); err != nil {
+			return fmt.Errorf("process.rlimits[%d] (%s): %w", i, r.Type, err)
+		}
+	}
+	return nil
+}
+
+// setUser switches to process.user. It runs on the thread that will execve, with raw
+// syscalls: only that thread's credentials matter to execve, and glibc's all-thread setxid
+// broadcast would only add work.
+func setUser(u specs.User, allowSetgroups bool) error {
+	groups := make([]uint32, len(u.AdditionalGids))
+	copy(groups, u.AdditionalGids)
+	if allowSetgroups {
+		explain.Stepf("libcontainer.setUser", "setgroups %v", groups)
+		var p uintptr
+		if len(groups) > 0 {
+			p = uintptrOf(&groups[0])
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), p, 0); e != 0 {
+			return fmt.Errorf("process.user.additionalGids: setgroups: %w", e)
+		}
+	}
+	explain.Stepf("libcontainer.setUser", "setresgid %d, setresuid %d", u.GID, u.UID)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
+		return fmt.Errorf("process.user.gid: setresgid %d: %w", u.GID, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
+		return fmt.Errorf("process.user.uid: setresuid %d: %w", u.UID, e)
+	}
+	return nil
+}
+
+// lookPath finds args[0] the way execvp would, in the container's root and with its PATH, so
+// that a missing program fails `create`, not `start`. The error text contains "executable file
+// not found in", which podman maps to exit status 127.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := checkExecutable(name); err != nil {
+			return "", fmt.Errorf("process.args[0]: exec: %q: %w", name, err)
+		}
+		return name, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			path = e[5:]
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if checkExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("process.args[0]: exec: %q: executable file not found in $PATH", name)
+}
+
+func checkExecutable(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	if st.IsDir() {
+		return errors.New("is a directory")
+	}
+	if st.Mode()&0o111 == 0 {
+		return errors.New("permission denied")
+	}
+	return nil
+}
+
+// enterCwd changes to process.cwd and checks that the result is inside the container: a cwd
+// inherited through a leaked directory fd would sit outside the root, and getcwd then reports
+// it as unreachable (CVE-2024-21626).
+func enterCwd(cwd string) error {
+	explain.Stepf("libcontainer.enterCwd", "chdir %s", cwd)
+	if err := unix.Chdir(cwd); err != nil {
+		return fmt.Errorf("process.cwd: chdir %s: %w", cwd, err)
+	}
+	got, err := unix.Getwd()
+	if err != nil || !strings.HasPrefix(got, "/") {
+		return fmt.Errorf("process.cwd: %s lies outside the container's root: possible container breakout detected", cwd)
+	}
+	return nil
+}

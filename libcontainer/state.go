@@ -1,0 +1,160 @@
+package libcontainer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Status values, as runtime.md defines them plus runc's "paused".
+const (
+	Creating = "creating"
+	Created  = "created"
+	Running  = "running"
+	Stopped  = "stopped"
+	Paused   = "paused"
+)
+
+// State is what berth keeps in <root>/<id>/state.json. The status itself is never stored once
+// the container exists: it is read from the kernel each time (is init alive, is it still
+// waiting on the exec fifo, is its cgroup frozen), so no crash can leave it stale.
+type State struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// Creating is set from the moment the container is recorded until init is handed over;
+	// CreatorPid is the `berth create` doing it, so a crashed create can be told apart from
+	// one in progress.
+	Creating   bool `json:"creating,omitempty"`
+	CreatorPid int  `json:"creatorPid,omitempty"`
+	// PidStart is init's start time (field 22 of /proc/PID/stat): a recycled pid has another.
+	PidStart   uint64 `json:"pidStart,omitempty"`
+	CgroupPath string `json:"cgroupPath"`
+	// Image is set when the rootfs was made from an OCI image by berth; delete releases it.
+	Image string `json:"image,omitempty"`
+	// Config is the spec the container was created from (exec and kill --all need it).
+	Config *specs.Spec `json:"config"`
+}
+
+// OCIState is what `berth state` prints: runtime.md's state plus runc's extra fields.
+type OCIState struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      string            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+const (
+	stateFile = "state.json"
+	fifoName  = "exec.fifo"
+)
+
+// save writes state.json atomically: readers see the old or the new file, never half of one.
+func (s *State) save(dir string) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "."+stateFile)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, stateFile))
+}
+
+func loadState(dir string) (*State, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: corrupt state: %w", dir, err)
+	}
+	return &s, nil
+}
+
+// processStartTime reads field 22 of /proc/PID/stat; ok is false when the process is gone or
+// is a zombie (it has exited: as far as the container is concerned, it stopped).
+func processStartTime(pid int) (start uint64, ok bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name may hold spaces and parentheses: fields start after the last ')'.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	return start, err == nil
+}
+
+// initAlive says whether the recorded init is still the process with that pid.
+func (s *State) initAlive() bool {
+	start, ok := processStartTime(s.Pid)
+	return ok && start == s.PidStart
+}
+
+// status reads the container's status from the kernel.
+func (c *Container) status() string {
+	s := c.State
+	if s.Creating {
+		return Creating
+	}
+	if !s.initAlive() {
+		return Stopped
+	}
+	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
+		return Created
+	}
+	if c.paused() {
+		return Paused
+	}
+	return Running
+}
+
+// OCI returns the state as `berth state` prints it.
+func (c *Container) OCI() OCIState {
+	s := c.State
+	st := OCIState{
+		OCIVersion: s.OCIVersion, ID: s.ID, Status: c.status(), Bundle: s.Bundle,
+		Rootfs: s.Rootfs, Created: s.Created, Owner: s.Owner, Annotations: s.Annotations,
+	}
+	if st.Status != Stopped {
+		st.Pid = s.Pid
+	}
+	return st
+}
+
+// Status is the container's current status.
+func (c *Container) Status() string { return c.status() }
+
+// isErrno is errors.Is for an errno, spelled out for readability at call sites.
+func isErrno(err error, e unix.Errno) bool { return errors.Is(err, e) }

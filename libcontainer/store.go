@@ -1,0 +1,155 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+
+	"github.com/berth-project/berth/cgroups"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultRoot is where state lives unless --root says otherwise (runc uses /run/runc).
+const DefaultRoot = "/run/berth"
+
+// Container is a handle on one container's state directory, <root>/<id>.
+type Container struct {
+	ID    string
+	State *State
+	dir   string
+	lock  *os.File
+}
+
+// idPattern is runc's rule for ids; ids starting with "." are kept for berth's own data
+// (the image store lives in <root>/.images).
+var idPattern = regexp.MustCompile(`^[\w+\-\.]+$`)
+
+// ValidateID rejects ids that could name a path outside the root or clash with berth's data.
+func ValidateID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("container id: must not be empty")
+	case len(id) > 1024:
+		return errors.New("container id: longer than 1024 bytes")
+	case id[0] == '.':
+		return fmt.Errorf("container id %q: must not start with '.'", id)
+	case !idPattern.MatchString(id):
+		return fmt.Errorf("container id %q: only letters, digits, '_', '+', '-' and '.' are allowed", id)
+	}
+	return nil
+}
+
+// lockDir takes an exclusive flock on <dir>/lock; every command that changes a container holds
+// it, so concurrent commands cannot interleave their writes.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// ErrNotExist is returned for unknown ids; its text holds "does not exist" because containerd
+// matches that phrase.
+type ErrNotExist struct{ ID string }
+
+func (e ErrNotExist) Error() string { return fmt.Sprintf("container %q does not exist", e.ID) }
+
+// Load opens and locks an existing container. Callers must Close it.
+func Load(root, id string) (*Container, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	lock, err := lockDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotExist{id}
+		}
+		return nil, err
+	}
+	s, err := loadState(dir)
+	if err != nil {
+		lock.Close()
+		if errors.Is(err, os.ErrNotExist) {
+			// Deleted while we waited for the lock, or a create that died before its
+			// first write: either way there is no container to act on.
+			return nil, ErrNotExist{id}
+		}
+		return nil, err
+	}
+	return &Container{ID: id, State: s, dir: dir, lock: lock}, nil
+}
+
+// LoadUnlocked reads a container's state without taking its lock, for read-only commands
+// (state, list) that must not wait behind a long create.
+func LoadUnlocked(root, id string) (*Container, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	s, err := loadState(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotExist{id}
+		}
+		return nil, err
+	}
+	return &Container{ID: id, State: s, dir: dir}, nil
+}
+
+// Close releases the container's lock.
+func (c *Container) Close() {
+	if c.lock != nil {
+		c.lock.Close()
+		c.lock = nil
+	}
+}
+
+// Dir is the container's state directory.
+func (c *Container) Dir() string { return c.dir }
+
+// List returns every container under root, sorted by id.
+func List(root string) ([]*Container, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []*Container
+	for _, e := range ents {
+		if !e.IsDir() || ValidateID(e.Name()) != nil {
+			continue
+		}
+		c, err := LoadUnlocked(root, e.Name())
+		if err != nil {
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// cgroup rebuilds the container's cgroup manager from its recorded path.
+func (c *Container) cgroup() (cgroups.Manager, error) {
+	return cgroups.New(c.State.CgroupPath, c.ID)
+}
+
+func (c *Container) paused() bool {
+	m, err := c.cgroup()
+	if err != nil {
+		return false
+	}
+	p, err := m.Paused()
+	return err == nil && p
+}

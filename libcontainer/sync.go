@@ -1,0 +1,61 @@
+package libcontainer
+
+import (
+	"encoding/json"
+	"os"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/rootfs"
+)
+
+// initConfig is what `berth create` sends the init process over the init pipe.
+type initConfig struct {
+	Spec         *specs.Spec   `json:"spec"`
+	Rootfs       rootfs.Config `json:"rootfs"`
+	Explain      bool          `json:"explain,omitempty"`
+	Detached     bool          `json:"detached,omitempty"`
+	FifoFd       int           `json:"fifoFd"`
+	PreserveFds  int           `json:"preserveFds,omitempty"`
+	Setgroups    bool          `json:"setgroups"`
+	NoNewKeyring bool          `json:"noNewKeyring,omitempty"`
+}
+
+// Messages on the init pipe. Init → parent: "step" (an explain step), "error" (init failed;
+// it exits next), "ready" (everything is built, waiting for "go"), "handedOver" (init no longer
+// dies with the parent). Parent → init: "go".
+type syncMsg struct {
+	Type string `json:"type"`
+	Step string `json:"step,omitempty"`
+	Msg  string `json:"msg,omitempty"`
+}
+
+// initPipe is one end of the socketpair between `berth create` and the init process.
+type initPipe struct {
+	f   *os.File
+	mu  sync.Mutex
+	enc *json.Encoder
+	dec *json.Decoder
+}
+
+func newInitPipe(f *os.File) *initPipe {
+	return &initPipe{f: f, enc: json.NewEncoder(f), dec: json.NewDecoder(f)}
+}
+
+func (p *initPipe) send(v any) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.enc.Encode(v)
+}
+
+func (p *initPipe) recv(v any) error { return p.dec.Decode(v) }
+
+// forwardSteps makes the init process's explain steps travel to the parent, which prints them
+// in order with its own.
+func (p *initPipe) forwardSteps() {
+	explain.SetSink(func(s explain.Step) {
+		_ = p.send(syncMsg{Type: "step", Step: s.Name, Msg: s.Detail})
+	})
+}

@@ -1,0 +1,50 @@
+package libcontainer
+
+import (
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+)
+
+// Wait is the foreground half of `berth run`: it forwards the signals berth receives to the
+// container's init, reaps every child that reaches us (berth is a subreaper), and returns the
+// init's exit status as a shell reports it: the code, or 128+signal.
+func (l *Launched) Wait() int {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			sig := s.(unix.Signal)
+			// SIGCHLD is ours; SIGURG is the Go runtime's preemption; SIGWINCH belongs
+			// to the terminal.
+			if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGWINCH {
+				continue
+			}
+			_ = unix.Kill(l.Pid, sig)
+		}
+	}()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 255
+		}
+		if pid != l.Pid {
+			continue // an orphan reparented to us: reaped, nothing more
+		}
+		return ExitStatus(ws)
+	}
+}
+
+// ExitStatus is the shell's view of a wait status.
+func ExitStatus(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}

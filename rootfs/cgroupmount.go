@@ -1,0 +1,182 @@
+package rootfs
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// mountCgroup gives the container a view of its own cgroup. With a cgroup namespace (or a pure
+// v2 host) that is a real cgroup2 mount, which the kernel roots at the container's group. On a
+// v1 or hybrid host without one, it is a tmpfs holding a read-only bind of the container's
+// group from each host hierarchy, as runc does, so the container never sees its siblings.
+func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
+	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer dest.Close()
+	hier, err := selfCgroupMounts()
+	if err != nil {
+		return err
+	}
+	unified := len(hier) == 1 && hier[0].fstype == "cgroup2" && hier[0].mountpoint == "/sys/fs/cgroup"
+	if m.Type == "cgroup2" || (unified && c.CgroupNS) {
+		explain.Stepf("rootfs.mountCgroup", "mount -t cgroup2 cgroup2 %s (flags %s)", m.Destination, flagNames(o.flags))
+		if err := unix.Mount("cgroup2", fdPath(dest), "cgroup2", o.flags, ""); err != nil {
+			return fmt.Errorf("mount -t cgroup2: %w", err)
+		}
+		return nil
+	}
+	explain.Stepf("rootfs.mountCgroup", "mount -t tmpfs tmpfs %s (a directory to hold the container's cgroups)", m.Destination)
+	if err := unix.Mount("tmpfs", fdPath(dest), "tmpfs", o.flags&^unix.MS_RDONLY, "mode=755"); err != nil {
+		return fmt.Errorf("mount tmpfs for cgroups: %w", err)
+	}
+	// Reopen: the handle still points at the directory under the new tmpfs.
+	dir, err := pathrs.OpenatInRoot(root, m.Destination)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	for _, h := range hier {
+		name := filepath.Base(h.mountpoint)
+		if h.mountpoint == "/sys/fs/cgroup" {
+			continue
+		}
+		if err := unix.Mkdirat(int(dir.Fd()), name, 0o755); err != nil && err != unix.EEXIST {
+			return fmt.Errorf("mkdir %s/%s: %w", m.Destination, name, err)
+		}
+		target, err := pathrs.OpenatInRoot(dir, name)
+		if err != nil {
+			return err
+		}
+		src := filepath.Join(h.mountpoint, h.path)
+		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+		if o.flags&unix.MS_RDONLY != 0 {
+			flags |= unix.MS_RDONLY
+		}
+		explain.Stepf("rootfs.mountCgroup", "mount --bind %s %s/%s (flags %s)", src, m.Destination, name, flagNames(flags))
+		err = unix.Mount(src, fdPath(target), "", unix.MS_BIND, "")
+		if err == nil {
+			err = unix.Mount("", fdPath(target), "", flags, "")
+		}
+		target.Close()
+		if err != nil {
+			return fmt.Errorf("bind %s: %w", src, err)
+		}
+		// Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
+		if strings.Contains(name, ",") {
+			for _, alias := range strings.Split(name, ",") {
+				explain.Stepf("rootfs.mountCgroup", "ln -s %s %s/%s", name, m.Destination, alias)
+				_ = unix.Symlinkat(name, int(dir.Fd()), alias)
+			}
+		}
+	}
+	if o.flags&unix.MS_RDONLY != 0 {
+		explain.Stepf("rootfs.mountCgroup", "mount -o remount,ro %s", m.Destination)
+		if err := unix.Mount("", fdPath(dir), "", o.flags|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("remount %s read-only: %w", m.Destination, err)
+		}
+	}
+	return nil
+}
+
+type cgroupHierarchy struct {
+	mountpoint string // where the host mounts the hierarchy
+	fstype     string
+	path       string // this process's group inside it
+}
+
+// selfCgroupMounts pairs the host's cgroup mounts with this process's group in each, read from
+// the host's procfs (the init runs this before pivot_root).
+func selfCgroupMounts() ([]cgroupHierarchy, error) {
+	groups := map[string]string{} // controller list (or "" for v2) -> path
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		parts := strings.SplitN(s.Text(), ":", 3)
+		if len(parts) == 3 {
+			groups[parts[1]] = parts[2]
+		}
+	}
+	f.Close()
+	mi, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer mi.Close()
+	var out []cgroupHierarchy
+	s = bufio.NewScanner(mi)
+	for s.Scan() {
+		// Fields: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+		line := s.Text()
+		sep := strings.Index(line, " - ")
+		if sep < 0 {
+			continue
+		}
+		pre, post := strings.Fields(line[:sep]), strings.Fields(line[sep+3:])
+		if len(pre) < 5 || len(post) < 3 {
+			continue
+		}
+		fstype := post[0]
+		if fstype != "cgroup" && fstype != "cgroup2" {
+			continue
+		}
+		mp := unescapeMountinfo(pre[4])
+		if !strings.HasPrefix(mp, "/sys/fs/cgroup") {
+			continue
+		}
+		key := ""
+		if fstype == "cgroup" {
+			var ctrls []string
+			for _, opt := range strings.Split(post[2], ",") {
+				if opt == "rw" || opt == "ro" || strings.HasPrefix(opt, "release_agent=") || opt == "clone_children" || opt == "noprefix" {
+					continue
+				}
+				ctrls = append(ctrls, opt)
+			}
+			key = strings.Join(ctrls, ",")
+		}
+		p, ok := groups[key]
+		if !ok {
+			continue
+		}
+		// The mount's root may itself be a sub-group (nested containers).
+		rel, err := filepath.Rel(pre[3], p)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		out = append(out, cgroupHierarchy{mountpoint: mp, fstype: fstype, path: rel})
+	}
+	return out, s.Err()
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v int
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,114 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// defaultDevices are the nodes every container gets (runtime-spec config-linux.md).
+var defaultDevices = []specs.LinuxDevice{
+	{Path: "/dev/null", Type: "c", Major: 1, Minor: 3},
+	{Path: "/dev/zero", Type: "c", Major: 1, Minor: 5},
+	{Path: "/dev/full", Type: "c", Major: 1, Minor: 7},
+	{Path: "/dev/random", Type: "c", Major: 1, Minor: 8},
+	{Path: "/dev/urandom", Type: "c", Major: 1, Minor: 9},
+	{Path: "/dev/tty", Type: "c", Major: 5, Minor: 0},
+}
+
+// devLinks are the conventional /dev symlinks.
+var devLinks = [][2]string{
+	{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+	{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+	{"pts/ptmx", "ptmx"},
+}
+
+// createDevices fills a fresh /dev: the default nodes, linux.devices, and the standard links.
+func createDevices(root *os.File, extra []specs.LinuxDevice) error {
+	mode := os.FileMode(0o666)
+	for _, d := range defaultDevices {
+		d.FileMode = &mode
+		if err := makeDevice(root, d); err != nil {
+			return fmt.Errorf("creating %s: %w", d.Path, err)
+		}
+	}
+	if err := createConfigDevices(root, extra); err != nil {
+		return err
+	}
+	dev, err := pathrs.OpenatInRoot(root, "/dev")
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	for _, l := range devLinks {
+		explain.Stepf("rootfs.createDevices", "ln -s %s /dev/%s", l[0], l[1])
+		if l[1] == "ptmx" {
+			// Only the devpts instance's ptmx gives ptys of the container's own.
+			_ = unix.Unlinkat(int(dev.Fd()), "ptmx", 0)
+		}
+		if err := unix.Symlinkat(l[0], int(dev.Fd()), l[1]); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("symlink /dev/%s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+// createConfigDevices creates linux.devices.
+func createConfigDevices(root *os.File, devs []specs.LinuxDevice) error {
+	for i, d := range devs {
+		if err := makeDevice(root, d); err != nil {
+			return fmt.Errorf("linux.devices[%d] (%s): %w", i, d.Path, err)
+		}
+	}
+	return nil
+}
+
+// makeDevice creates one node with mknodat in its parent, opened inside the rootfs, so a
+// symlinked /dev in the image cannot send the node to the host.
+func makeDevice(root *os.File, d specs.LinuxDevice) error {
+	var typ uint32
+	switch d.Type {
+	case "c", "u":
+		typ = unix.S_IFCHR
+	case "b":
+		typ = unix.S_IFBLK
+	case "p":
+		typ = unix.S_IFIFO
+	default:
+		return fmt.Errorf("type %q: must be c, b, u or p", d.Type)
+	}
+	perm := uint32(0o666)
+	if d.FileMode != nil {
+		perm = uint32(d.FileMode.Perm())
+	}
+	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(d.Path), 0o755)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	name := filepath.Base(d.Path)
+	_ = unix.Unlinkat(int(parent.Fd()), name, 0)
+	dev := unix.Mkdev(uint32(d.Major), uint32(d.Minor))
+	explain.Stepf("rootfs.makeDevice", "mknod %s %s %d %d (mode %o)", d.Path, d.Type, d.Major, d.Minor, perm)
+	if err := unix.Mknodat(int(parent.Fd()), name, typ|perm, int(dev)); err != nil {
+		return err
+	}
+	uid, gid := 0, 0
+	if d.UID != nil {
+		uid = int(*d.UID)
+	}
+	if d.GID != nil {
+		gid = int(*d.GID)
+	}
+	if uid != 0 || gid != 0 {
+		return unix.Fchownat(int(parent.Fd()), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// fdPath names an open file through procfs so that mount(2) acts on exactly that file, even
+// if the path it was opened by has been swapped for a symlink since.
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// mountEntry applies one entry of config.json's mounts.
+func mountEntry(root *os.File, c *Config, m *specs.Mount) error {
+	if !filepath.IsAbs(m.Destination) {
+		return fmt.Errorf("destination %q: must be an absolute path", m.Destination)
+	}
+	o := parseOptions(m.Options)
+	isBind := o.flags&unix.MS_BIND != 0 || m.Type == "bind"
+	if m.Type == "sysfs" && !c.HasNetNS {
+		// A new sysfs shows the network devices of the caller's net namespace, and the
+		// kernel refuses it outside one we own: bind the host's /sys read-only instead.
+		m = &specs.Mount{Destination: m.Destination, Type: "bind", Source: "/sys",
+			Options: append([]string{"rbind", "ro"}, m.Options...)}
+		o = parseOptions(m.Options)
+		o.flags |= unix.MS_RDONLY
+		isBind = true
+	}
+	if m.Type == "proc" || m.Type == "sysfs" {
+		if err := refuseSymlink(root, m.Destination); err != nil {
+			return err
+		}
+	}
+	if isBind {
+		return mountBind(root, c, m, o)
+	}
+	if m.Type == "cgroup" || m.Type == "cgroup2" {
+		return mountCgroup(root, c, m, o)
+	}
+	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer dest.Close()
+	data := strings.Join(o.data, ",")
+	explain.Stepf("rootfs.mountEntry", "mount -t %s %s %s (flags %s%s)", m.Type, m.Source, m.Destination, flagNames(o.flags), dataNote(data))
+	if err := unix.Mount(m.Source, fdPath(dest), m.Type, o.flags, data); err != nil {
+		return fmt.Errorf("mount -t %s: %w", m.Type, err)
+	}
+	return setPropagation(root, m.Destination, o.propagation)
+}
+
+// mountBind bind-mounts a host file or directory. Read-only and the other per-mount flags
+// cannot be set by the bind itself: the kernel ignores them there, so a remount follows.
+func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
+	src := m.Source
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(c.Bundle, src)
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	dest, err := openOrCreate(root, m.Destination, st.IsDir())
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer dest.Close()
+	flags := unix.MS_BIND | (o.flags & unix.MS_REC)
+	explain.Stepf("rootfs.mountBind", "mount --bind %s %s (flags %s)", src, m.Destination, flagNames(uintptr(flags)))
+	if err := unix.Mount(src, fdPath(dest), "", uintptr(flags), ""); err != nil {
+		return fmt.Errorf("bind mount %s: %w", src, err)
+	}
+	if extra := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); extra != 0 {
+		if err := remountBind(root, m.Destination, extra); err != nil {
+			return err
+		}
+	}
+	return setPropagation(root, m.Destination, o.propagation)
+}
+
+// remountBind sets per-mount flags on a bind mount, keeping the flags the kernel has locked on
+// it (a remount that drops nosuid or nodev from a locked mount fails with EPERM).
+func remountBind(root *os.File, dest string, flags uintptr) error {
+	h, err := pathrs.OpenatInRoot(root, dest)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(int(h.Fd()), &sfs); err == nil {
+		flags |= uintptr(sfs.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	}
+	flags |= unix.MS_BIND | unix.MS_REMOUNT
+	explain.Stepf("rootfs.remountBind", "mount -o remount,bind %s (flags %s)", dest, flagNames(flags))
+	if err := unix.Mount("", fdPath(h), "", flags, ""); err != nil {
+		return fmt.Errorf("remount %s: %w", dest, err)
+	}
+	return nil
+}
+
+func setPropagation(root *os.File, dest string, props []uintptr) error {
+	if len(props) == 0 {
+		return nil
+	}
+	h, err := pathrs.OpenatInRoot(root, dest)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for _, p := range props {
+		explain.Stepf("rootfs.setPropagation", "mount --make-%s %s", propagationName(p), dest)
+		if err := unix.Mount("", fdPath(h), "", p, ""); err != nil {
+			return fmt.Errorf("propagation %s: %w", propagationName(p), err)
+		}
+	}
+	return nil
+}
+
+// openOrCreate resolves dest inside the rootfs, creating it as a directory or an empty file
+// when missing, and returns an O_PATH handle on it.
+func openOrCreate(root *os.File, dest string, dir bool) (*os.File, error) {
+	if dir {
+		return pathrs.MkdirAllHandle(root, dest, 0o755)
+	}
+	if h, err := pathrs.OpenatInRoot(root, dest); err == nil {
+		return h, nil
+	}
+	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(dest), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, err
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
+	fd, err = unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), dest), nil
+}
+
+// refuseSymlink stops /proc or /sys from being mounted where a symlink in the rootfs points
+// (CVE-2019-19921): a later write meant for the real procfs would then land elsewhere.
+func refuseSymlink(root *os.File, dest string) error {
+	fd, err := unix.Openat2(int(root.Fd()), dest, &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err == nil {
+		unix.Close(fd)
+		return nil
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return fmt.Errorf("destination %s is a symlink in the rootfs: refusing to mount there", dest)
+	}
+	return nil // missing: it will be created as a directory
+}
+
+func dataNote(data string) string {
+	if data == "" {
+		return ""
+	}
+	return ", data " + data
+}

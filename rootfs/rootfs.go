@@ -1,0 +1,131 @@
+package rootfs
+
+import (
+	"fmt"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// Config is everything the init process needs to build the root filesystem.
+type Config struct {
+	Rootfs        string // absolute host path of root.path
+	Bundle        string // relative bind sources are relative to it
+	Mounts        []specs.Mount
+	Propagation   string // linux.rootfsPropagation
+	Readonly      bool   // root.readonly
+	NoPivot       bool   // --no-pivot
+	Devices       []specs.LinuxDevice
+	MaskedPaths   []string
+	ReadonlyPaths []string
+	// HasNetNS tells whether sysfs can be mounted fresh (the kernel refuses a new sysfs
+	// outside a net namespace we own; runc binds the host's read-only instead).
+	HasNetNS bool
+	// CgroupNS says the container has its own cgroup namespace, so a "cgroup" mount can be a
+	// real cgroup filesystem that shows only the container's group.
+	CgroupNS bool
+}
+
+// Setup builds the container's root filesystem and makes it the process's root. It runs in the
+// init process, inside the new mount namespace, before anything of the user's runs.
+func Setup(c *Config) error {
+	if err := setRootPropagation(c.Propagation); err != nil {
+		return err
+	}
+	if err := bindRootfs(c.Rootfs); err != nil {
+		return err
+	}
+	root, err := os.OpenFile(c.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("root.path: %w", err)
+	}
+	defer root.Close()
+	hasDev := false
+	for i := range c.Mounts {
+		if err := mountEntry(root, c, &c.Mounts[i]); err != nil {
+			return fmt.Errorf("mounts[%d] (%s): %w", i, c.Mounts[i].Destination, err)
+		}
+		if c.Mounts[i].Destination == "/dev" {
+			hasDev = true
+		}
+	}
+	if hasDev {
+		if err := createDevices(root, c.Devices); err != nil {
+			return err
+		}
+	} else if err := createConfigDevices(root, c.Devices); err != nil {
+		return err
+	}
+	if c.NoPivot {
+		err = moveRoot(c.Rootfs)
+	} else {
+		err = pivotRoot(c.Rootfs)
+	}
+	if err != nil {
+		return err
+	}
+	if err := maskPaths(c.MaskedPaths); err != nil {
+		return err
+	}
+	if err := readonlyPaths(c.ReadonlyPaths); err != nil {
+		return err
+	}
+	if c.Readonly {
+		if err := remountRootReadonly(); err != nil {
+			return err
+		}
+	}
+	if c.Propagation != "" {
+		// Applied again on the new root, as runc does, so that "shared" makes the
+		// container's mounts visible to whoever shares them.
+		flag, _ := PropagationFlag(c.Propagation)
+		explain.Stepf("rootfs.Setup", "mount --make-%s / (linux.rootfsPropagation)", c.Propagation)
+		if err := unix.Mount("", "/", "", flag, ""); err != nil {
+			return fmt.Errorf("linux.rootfsPropagation: %w", err)
+		}
+	}
+	return nil
+}
+
+// setRootPropagation stops mounts made in the new namespace from propagating back to the host
+// (the namespace starts as a copy of the host's, with the host's shared mounts still shared).
+func setRootPropagation(name string) error {
+	flag := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	if name != "" {
+		f, err := PropagationFlag(name)
+		if err != nil {
+			return err
+		}
+		flag = f
+	}
+	explain.Stepf("rootfs.setRootPropagation", "mount --make-%s / so nothing mounted here reaches the host", propagationName(flag))
+	if err := unix.Mount("", "/", "", flag, ""); err != nil {
+		return fmt.Errorf("making / %s: %w", propagationName(flag), err)
+	}
+	return nil
+}
+
+// bindRootfs makes the rootfs a mount point of its own, which pivot_root requires, and keeps it
+// private so that pivot_root is allowed even when the host's parent mount is shared.
+func bindRootfs(rootfs string) error {
+	explain.Stepf("rootfs.bindRootfs", "mount --rbind %s %s (pivot_root needs a mount point)", rootfs, rootfs)
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("root.path: bind mount %s: %w", rootfs, err)
+	}
+	if err := unix.Mount("", rootfs, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("root.path: make %s private: %w", rootfs, err)
+	}
+	return nil
+}
+
+func propagationName(flag uintptr) string {
+	for n, f := range propagationFlags {
+		if f == flag {
+			return n
+		}
+	}
+	return fmt.Sprintf("%#x", flag)
+}
