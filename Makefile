@@ -2,14 +2,16 @@
 PREFIX  ?= /usr/local
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-# Stripped: a smaller binary is mapped and started faster, and berth starts twice per container.
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# Static: the waiting stage of a created container re-executes berth inside the container's
+# root, where no dynamic loader is. Stripped: a smaller binary maps and starts faster.
+LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
+TAGS    := osusergo,netgo
 
 .PHONY: build test bench install demo clean
 build: berth
 
 berth: $(shell find . -name '*.go' -o -name '*.c' | grep -v _test.go) go.mod go.sum
-	CGO_ENABLED=1 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o berth ./cmd/berth
+	CGO_ENABLED=1 $(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o berth ./cmd/berth
 
 # The whole suite: unit tests, integration tests on real containers (root needed), and the
 # cgroup v2 tests inside a qemu VM (integration/vm).

@@ -33,7 +33,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	berthBin = filepath.Join(dir, "berth")
-	build := exec.Command("go", "build", "-o", berthBin, "../cmd/berth")
+	// Built as the Makefile does: static, since the waiting stage runs inside the rootfs.
+	build := exec.Command("go", "build", "-tags", "osusergo,netgo",
+		"-ldflags", "-linkmode external -extldflags -static", "-o", berthBin, "../cmd/berth")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Println("building berth:", err)

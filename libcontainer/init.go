@@ -37,8 +37,11 @@ func InitMain() {
 	}
 	pipe := newInitPipe(os.NewFile(uintptr(fd), "initpipe"))
 	if err := runInit(pipe); err != nil {
-		_ = pipe.send(syncMsg{Type: "error", Msg: err.Error()})
-		os.Exit(1)
+		if pipe.send(syncMsg{Type: "error", Msg: err.Error()}) != nil {
+			// berth has already returned: stderr is the only witness left.
+			fmt.Fprintln(os.Stderr, "berth init: "+err.Error())
+		}
+		os.Exit(127)
 	}
 	panic("unreachable")
 }
@@ -73,10 +76,13 @@ func runInit(pipe *initPipe) error {
 	}
 	// The exec fifo is reopened through this procfs directory, which stays reachable after
 	// pivot_root even if the container has no /proc of its own.
-	fdDir := -1
+	fdDir, exe := -1, -1
 	if cfg.FifoFd >= 0 {
 		var err error
 		if fdDir, err = unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return err
+		}
+		if exe, err = unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
 			return err
 		}
 	}
@@ -106,6 +112,10 @@ func runInit(pipe *initPipe) error {
 	if err := finalizeProcess(&cfg); err != nil {
 		return err
 	}
+	if cfg.FifoFd >= 0 {
+		explain.Stepf("libcontainer.waitForStart", "execveat berth-wait: a small C stage blocks opening exec.fifo until `berth start`")
+	}
+	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
 	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
 		return err
 	}
@@ -122,16 +132,10 @@ func runInit(pipe *initPipe) error {
 			return err
 		}
 	}
-	if cfg.FifoFd >= 0 {
-		explain.Stepf("libcontainer.waitForStart", "open exec.fifo for writing: blocks until `berth start`")
-	}
-	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
 	explain.SetSink(nil)
 	pipe.f.Close()
 	if cfg.FifoFd >= 0 {
-		if err := waitForStart(fdDir, cfg.FifoFd); err != nil {
-			return err
-		}
+		return waitForStart(exe, fdDir, cfg.FifoFd, cfg.PreserveFds, path, proc.Args, proc.Env)
 	}
 	return execUser(path, proc.Args, proc.Env, cfg.PreserveFds)
 }
@@ -175,20 +179,16 @@ func finalizeProcess(cfg *initConfig) error {
 	return nil
 }
 
-// waitForStart blocks until `berth start` opens the exec fifo for reading, then tells it (with
-// one byte) that the user's program is about to run.
-func waitForStart(fdDir, fifoFd int) error {
-	fd, err := unix.Openat(fdDir, strconv.Itoa(fifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("opening the exec fifo: %w", err)
+// waitForStart hands the wait for `berth start` to the small C stage in nsenter/waitexec.c:
+// the berth binary executed again, which blocks on the exec fifo without a Go runtime and then
+// executes the user's program. Only the fd directory and the fifo stay open across it.
+func waitForStart(exe, fdDir, fifoFd, preserve int, path string, args, env []string) error {
+	if _, err := unix.FcntlInt(uintptr(fdDir), unix.F_SETFD, 0); err != nil {
+		return err
 	}
-	unix.Close(fdDir)
-	unix.Close(fifoFd)
-	if _, err := unix.Write(fd, []byte{'0'}); err != nil {
-		return fmt.Errorf("writing the exec fifo: %w", err)
-	}
-	unix.Close(fd)
-	return nil
+	argv := append([]string{"berth-wait", strconv.Itoa(fdDir), strconv.Itoa(fifoFd), strconv.Itoa(preserve), path}, args...)
+	err := execveat(exe, argv, env)
+	return fmt.Errorf("executing the waiting stage: %w", err)
 }
 
 // execUser replaces the init process with the user's program. Every descriptor above stdio and

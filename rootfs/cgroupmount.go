@@ -65,10 +65,14 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 		}
 		explain.Stepf("rootfs.mountCgroup", "mount --bind %s %s/%s (flags %s)", src, m.Destination, name, flagNames(flags))
 		err = unix.Mount(src, fdPath(target), "", unix.MS_BIND, "")
-		if err == nil {
-			err = unix.Mount("", fdPath(target), "", flags, "")
-		}
 		target.Close()
+		if err == nil {
+			// A fresh handle: the old one names the directory under the new mount.
+			if target, err = pathrs.OpenatInRoot(dir, name); err == nil {
+				err = unix.Mount("", fdPath(target), "", flags, "")
+				target.Close()
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("bind %s: %w", src, err)
 		}

@@ -39,8 +39,13 @@ static void joinCgroups(const char *list)
 	}
 }
 
-__attribute__((constructor)) static void nsenter(void)
+void berthWaitExec(int argc, char **argv, char **envp);
+
+/* glibc passes argc, argv and envp to constructors. */
+__attribute__((constructor)) static void nsenter(int argc, char **argv, char **envp)
 {
+	if (argc > 0 && strcmp(argv[0], "berth-wait") == 0)
+		berthWaitExec(argc, argv, envp); /* does not return */
 	const char *fds = getenv("_BERTH_CGROUP_FDS");
 	if (fds)
 		joinCgroups(fds);
