@@ -1,12 +1,147 @@
 package cgroups
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// Mode is how the host mounts cgroups.
+type Mode int
+
+const (
+	Legacy  Mode = iota // v1 hierarchies only
+	Hybrid              // v1 hierarchies plus a cgroup2 mount holding no useful controller
+	Unified             // cgroup v2 only
+)
+
+const root = "/sys/fs/cgroup"
+
+// DetectMode reads how /sys/fs/cgroup is mounted.
+func DetectMode() Mode {
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+		return Unified
+	}
+	if _, err := os.Stat(filepath.Join(root, "unified", "cgroup.controllers")); err == nil {
+		return Hybrid
+	}
+	return Legacy
+}
 
 // New returns the manager for the cgroup at path (from linux.cgroupsPath; "" picks
-// "/berth/<id>") on whatever cgroup layout the host has.
+// "/berth/<id>", a relative path is placed under /berth) on whatever layout the host has.
+// It touches nothing: Create does.
 func New(path, id string) (Manager, error) {
-	return nil, errors.New("cgroups: not implemented yet")
+	if path == "" {
+		path = "/berth/" + id
+	} else if !filepath.IsAbs(path) {
+		path = "/berth/" + path
+	}
+	clean := filepath.Clean(path)
+	if strings.Contains(path, "/../") || strings.HasSuffix(path, "/..") || clean == "/" {
+		return nil, fmt.Errorf("%q: must name a cgroup below the root, without \"..\"", path)
+	}
+	if strings.Contains(clean, ":") {
+		return nil, fmt.Errorf("%q: systemd slice:prefix:name paths need --systemd-cgroup, which is not supported", path)
+	}
+	if DetectMode() == Unified {
+		return &v2{path: clean, dir: filepath.Join(root, clean)}, nil
+	}
+	return newV1(clean)
+}
+
+// writeFile writes one cgroup control file and reports it.
+func writeFile(dir, file, value string) error {
+	p := filepath.Join(dir, file)
+	explain.Stepf("cgroups.writeFile", "%s = %s", p, value)
+	if err := os.WriteFile(p, []byte(value), 0); err != nil {
+		return fmt.Errorf("writing %q to %s: %w", value, p, err)
+	}
+	return nil
+}
+
+func readFile(dir, file string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	return strings.TrimSpace(string(data)), err
+}
+
+// readPids parses a cgroup.procs file.
+func readPids(p string) ([]int, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	return pids, nil
+}
+
+// removeDir removes a cgroup directory, retrying while the kernel still counts exiting tasks.
+func removeDir(dir string) error {
+	explain.Stepf("cgroups.removeDir", "rmdir %s", dir)
+	var err error
+	for i := 0; i < 200; i++ {
+		err = os.Remove(dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return err
 }
 
 // Stats are a group's usage counters, shaped like the "data" of runc's `events --stats`.
-type Stats struct{}
+type Stats struct {
+	CPU    CPUStats    `json:"cpu"`
+	Memory MemoryStats `json:"memory"`
+	Pids   PidsStats   `json:"pids"`
+}
+
+type CPUStats struct {
+	Usage struct {
+		Total  uint64 `json:"total,omitempty"`
+		Kernel uint64 `json:"kernel"`
+		User   uint64 `json:"user"`
+	} `json:"usage"`
+	Throttling struct {
+		Periods          uint64 `json:"periods,omitempty"`
+		ThrottledPeriods uint64 `json:"throttledPeriods,omitempty"`
+		ThrottledTime    uint64 `json:"throttledTime,omitempty"`
+	} `json:"throttling"`
+}
+
+type MemoryEntry struct {
+	Limit   uint64 `json:"limit"`
+	Usage   uint64 `json:"usage,omitempty"`
+	Max     uint64 `json:"max,omitempty"`
+	Failcnt uint64 `json:"failcnt"`
+}
+
+type MemoryStats struct {
+	Cache uint64            `json:"cache,omitempty"`
+	Usage MemoryEntry       `json:"usage,omitempty"`
+	Raw   map[string]uint64 `json:"raw,omitempty"`
+}
+
+type PidsStats struct {
+	Current uint64 `json:"current,omitempty"`
+	Limit   uint64 `json:"limit,omitempty"`
+}
+
+func parseUint(s string) uint64 {
+	n, _ := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	return n
+}

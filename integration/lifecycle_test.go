@@ -25,10 +25,20 @@ func TestRunOutputAndExitStatus(t *testing.T) {
 }
 
 func TestRunKilledBySignalExits128PlusSignal(t *testing.T) {
-	e := newEnv(t, "sh", "-c", "kill -9 $$")
-	if r := e.run("c1"); r.code != 137 {
-		t.Fatalf("exit status %d, want 137", r.code)
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	cmd := exec.Command(berthBin, "--root", e.root, "run", "--bundle", e.bundle, "c1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	defer cmd.Process.Kill()
+	e.waitStatus("c1", "running")
+	e.mustBerth("kill", "c1", "9")
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 137 {
+		t.Fatalf("berth run exited with %v, want status 137", err)
+	}
+	e.assertGone("c1")
 }
 
 func TestRunForwardsSignals(t *testing.T) {
@@ -71,7 +81,7 @@ func TestLifecycleCreateStartKillDelete(t *testing.T) {
 	}
 	// The user's program must not run before start.
 	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(s.Pid) + "/cmdline")
-	if !strings.HasPrefix(string(cmdline), "berth\x00init") {
+	if !strings.HasPrefix(string(cmdline), "berth-wait\x00") {
 		t.Fatalf("before start, init runs %q", cmdline)
 	}
 	if r := e.berth("start", "c1"); r.code != 0 {
@@ -101,11 +111,11 @@ func TestLifecycleCreateStartKillDelete(t *testing.T) {
 
 func TestDeleteForceKillsRunningContainer(t *testing.T) {
 	e := newEnv(t, "sleep", "1000")
-	e.mustBerth("run", "--detach", "--bundle", e.bundle, "c1")
 	e.writeSpec()
+	e.mustBerth("run", "--detach", "--bundle", e.bundle, "c1")
 	pid := e.state("c1").Pid
 	e.mustBerth("delete", "--force", "c1")
-	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+	if alive(pid) {
 		t.Fatalf("init %d still alive after delete --force", pid)
 	}
 	e.assertGone("c1")

@@ -135,8 +135,13 @@ func (e *env) berth(args ...string) result {
 
 func (e *env) berthCmd(cmd *exec.Cmd) result {
 	e.t.Helper()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	// Files, not pipes: a detached container inherits berth's stdio and keeps a pipe open
+	// long after berth exits.
+	out, _ := os.CreateTemp(e.t.TempDir(), "stdout")
+	errf, _ := os.CreateTemp(e.t.TempDir(), "stderr")
+	defer out.Close()
+	defer errf.Close()
+	cmd.Stdout, cmd.Stderr = out, errf
 	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -144,7 +149,9 @@ func (e *env) berthCmd(cmd *exec.Cmd) result {
 	} else if err != nil {
 		e.t.Fatalf("running berth: %v", err)
 	}
-	return result{out.String(), errb.String(), code}
+	o, _ := os.ReadFile(out.Name())
+	x, _ := os.ReadFile(errf.Name())
+	return result{string(o), string(x), code}
 }
 
 // mustBerth runs berth and fails the test unless it exits 0.
@@ -178,13 +185,19 @@ func (e *env) state(id string) libcontainer.OCIState {
 func (e *env) waitStatus(id, want string) {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	last := ""
 	for time.Now().Before(deadline) {
-		if e.state(id).Status == want {
-			return
+		r := e.berth("state", id)
+		var s libcontainer.OCIState
+		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &s) == nil {
+			if s.Status == want {
+				return
+			}
+			last = s.Status
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	e.t.Fatalf("container %s never became %s (is %s)", id, want, e.state(id).Status)
+	e.t.Fatalf("container %s never became %s (last seen %q)", id, want, last)
 }
 
 // cleanup force-deletes whatever the test left.
@@ -216,4 +229,14 @@ func (e *env) assertGone(id string) {
 			e.t.Errorf("an init process is left: %s", filepath.Dir(p))
 		}
 	}
+}
+
+// alive says whether pid is a live process (not gone, not a zombie waiting for its reaper).
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i > 0 && len(data) > i+2 && data[i+2] != 'Z' && data[i+2] != 'X'
 }

@@ -7,12 +7,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Wait is the foreground half of `berth run`: it forwards the signals berth receives to the
-// container's init, reaps every child that reaches us (berth is a subreaper), and returns the
-// init's exit status as a shell reports it: the code, or 128+signal.
-func (l *Launched) Wait() int {
+// CatchSignals starts holding the signals berth receives, before the container's program can
+// run, so that none is lost or kills berth before Wait forwards it.
+func CatchSignals() chan os.Signal {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
+	return sigs
+}
+
+// Wait is the foreground half of `berth run`: it forwards the signals caught by CatchSignals
+// to the container's init, reaps every child that reaches us (berth is a subreaper), and
+// returns the init's exit status as a shell reports it: the code, or 128+signal.
+func (l *Launched) Wait(sigs chan os.Signal) int {
 	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {

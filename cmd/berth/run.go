@@ -1,8 +1,12 @@
 package main
 
 import (
+	"os"
+
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/libcontainer"
 )
 
 var runCommand = &cli.Command{
@@ -21,6 +25,10 @@ var runCommand = &cli.Command{
 			// reaped, not to the host's init.
 			_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 		}
+		var sigs chan os.Signal
+		if !detach {
+			sigs = libcontainer.CatchSignals()
+		}
 		l, err := createContainer(c, detach)
 		if err != nil {
 			return err
@@ -33,7 +41,7 @@ var runCommand = &cli.Command{
 			}
 			return err
 		}
-		code := l.Wait()
+		code := l.Wait(sigs)
 		if !c.Bool("keep") {
 			if err := l.Delete(true); err != nil {
 				logError(err)
