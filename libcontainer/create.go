@@ -109,10 +109,8 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err := cg.Create(); err != nil {
 		return nil, fmt.Errorf("creating cgroup %s: %w", cg.Path(), err)
 	}
-	if spec.Linux.Resources != nil {
-		if err := cg.Set(spec.Linux.Resources); err != nil {
-			return nil, fmt.Errorf("linux.resources: %w", err)
-		}
+	if err := cg.Set(cgroupResources(spec)); err != nil {
+		return nil, err
 	}
 	pid, pipe, err := c.startInit(o, plan, cg)
 	if err != nil {

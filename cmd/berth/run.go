@@ -33,18 +33,23 @@ var runCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		defer l.Close()
 		if detach {
+			defer l.Close()
 			err := l.Start()
 			if err != nil {
 				_ = l.Delete(true)
 			}
 			return err
 		}
+		// Unlocked while it runs, so that kill, state and delete work on it meanwhile.
+		l.Close()
 		code := l.Wait(sigs)
 		if !c.Bool("keep") {
-			if err := l.Delete(true); err != nil {
-				logError(err)
+			if ct, err := libcontainer.Load(root(c), l.ID); err == nil {
+				if err := ct.Delete(true); err != nil {
+					logError(err)
+				}
+				ct.Close()
 			}
 		}
 		if code != 0 {
