@@ -1,0 +1,70 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/cgroups"
+)
+
+// On this kind of host (hybrid: limits live in v1 hierarchies) the container's limits must be
+// in the host's v1 files and visible to the container through its /sys/fs/cgroup.
+func TestCgroupV1LimitsOnHost(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("host is cgroup v2: covered by integration/vm")
+	}
+	e := newEnv(t, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep -c . /sys/fs/cgroup/pids/cgroup.procs; sleep 100")
+	mem, pids, shares := int64(96<<20), int64(42), uint64(512)
+	e.spec.Linux.CgroupsPath = "/berth-test/c1"
+	e.spec.Linux.Resources = &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: &mem}, Pids: &specs.LinuxPids{Limit: &pids},
+		CPU: &specs.LinuxCPU{Shares: &shares},
+	}
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "c1")
+	pid := e.state("c1").Pid
+	for file, want := range map[string]string{
+		"memory/berth-test/c1/memory.limit_in_bytes": "100663296",
+		"pids/berth-test/c1/pids.max":                "42",
+		"cpu/berth-test/c1/cpu.shares":               "512",
+	} {
+		data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", file))
+		if err != nil || strings.TrimSpace(string(data)) != want {
+			t.Errorf("%s = %q (%v), want %s", file, data, err, want)
+		}
+	}
+	// The init joined every hierarchy before it could fork.
+	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	for _, h := range []string{"memory", "pids", "cpu", "freezer", "devices"} {
+		if !strings.Contains(string(data), h+":/berth-test/c1") {
+			t.Errorf("init not in the %s group:\n%s", h, data)
+		}
+	}
+	e.mustBerth("delete", "--force", "c1")
+	for _, h := range []string{"memory", "pids", "cpu"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, "berth-test/c1")); err == nil {
+			t.Errorf("%s group left after delete", h)
+		}
+	}
+	for _, h := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "systemd"} {
+		os.Remove(filepath.Join("/sys/fs/cgroup", h, "berth-test"))
+	}
+}
+
+func TestCgroupVisibleInsideContainer(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("host is cgroup v2")
+	}
+	e := newEnv(t, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max")
+	mem, pids := int64(64<<20), int64(17)
+	e.spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, Pids: &specs.LinuxPids{Limit: &pids}}
+	r := e.run("c1")
+	if r.code != 0 || r.stdout != "67108864\n17\n" {
+		t.Fatalf("exit %d, inside the container: %q %s", r.code, r.stdout, r.stderr)
+	}
+}
