@@ -16,6 +16,12 @@ echo 'root:x:0:' > "$dir/rootfs/etc/group"
 "$berth" spec --bundle "$dir"
 sed -i 's/"terminal": true/"terminal": false/' "$dir/config.json"
 if [ $# -gt 0 ]; then
-	args=$(printf '"%s", ' "$@")
-	sed -i "s|^\(\t*\)\"sh\"$|\1${args%, }|" "$dir/config.json"
+	args=
+	for a in "$@"; do
+		a=${a//\\/\\\\}; a=${a//\"/\\\"}    # JSON string escapes
+		args+="\"$a\", "
+	done
+	args=${args%, }
+	args=${args//\\/\\\\}; args=${args//&/\\&}; args=${args//|/\\|}   # sed replacement escapes
+	sed -i "s|^\(\t*\)\"sh\"$|\1${args}|" "$dir/config.json"
 fi
