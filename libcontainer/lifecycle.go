@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -104,8 +106,10 @@ func (c *Container) Delete(force bool) error {
 		if c.State.CreatorPid > 0 && unix.Kill(c.State.CreatorPid, 0) == nil && !force {
 			return fmt.Errorf("container %q is still being created", c.ID)
 		}
-		if c.State.CreatorPid > 0 && c.State.CreatorPid != os.Getpid() {
-			_ = unix.Kill(c.State.CreatorPid, unix.SIGKILL)
+		// Only a pid that still runs a berth create is ours to kill: a crashed create's pid
+		// may since belong to any process.
+		if p := c.State.CreatorPid; p > 0 && p != os.Getpid() && isBerthCreate(p, c.ID) {
+			_ = unix.Kill(p, unix.SIGKILL)
 		}
 	}
 	return c.destroy()
@@ -157,4 +161,22 @@ func waitGone(pid int) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// isBerthCreate says whether pid runs `berth ... create|run ... id`.
+func isBerthCreate(pid int, id string) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+	if len(args) < 2 || args[len(args)-1] != id {
+		return false
+	}
+	for _, a := range args[1:] {
+		if a == "create" || a == "run" {
+			return true
+		}
+	}
+	return false
 }
