@@ -66,40 +66,26 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err := os.MkdirAll(o.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
 	}
-	dir := filepath.Join(o.Root, o.ID)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container with id %q already exists", o.ID)
-		}
-		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
-	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
+	removeAbandonedDirs(o.Root)
 	cgPath := ""
 	if spec.Linux != nil {
 		cgPath = spec.Linux.CgroupsPath
 	}
 	cg, err := cgroups.New(cgPath, o.ID)
 	if err != nil {
-		lock.Close()
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
-	c := &Container{ID: o.ID, dir: dir, lock: lock, State: &State{
+	c := &Container{ID: o.ID, State: &State{
 		OCIVersion: spec.Version, ID: o.ID, Bundle: o.Bundle, Rootfs: RootfsPath(spec, o.Bundle),
 		Created: time.Now().UTC(), Annotations: spec.Annotations, Creating: true,
 		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), Image: o.Image, Config: spec,
 	}}
 	// Recorded before the first resource exists, so that `delete --force` can always find
 	// and remove whatever a create killed half-way left.
-	if err := c.State.save(dir); err != nil {
-		c.Close()
-		os.RemoveAll(dir)
+	if err := c.publishDir(o.Root); err != nil {
 		return nil, err
 	}
+	dir := c.dir
 	defer func() {
 		if err != nil {
 			c.destroy()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"time"
 
 	"github.com/berth-project/berth/cgroups"
 	"golang.org/x/sys/unix"
@@ -152,4 +153,65 @@ func (c *Container) paused() bool {
 	}
 	p, err := m.Paused()
 	return err == nil && p
+}
+
+// newDirPrefix marks a container directory still being prepared by a create; the leading '.'
+// keeps it out of List and out of the id namespace.
+const newDirPrefix = ".new-"
+
+// publishDir makes <root>/<id> appear atomically, already locked and already holding a
+// state.json: the directory is prepared under a private name and renamed into place without
+// replacing anything. So no command ever sees a container directory without a state, and a
+// duplicate id fails here, before any resource exists.
+func (c *Container) publishDir(root string) error {
+	tmp, err := os.MkdirTemp(root, newDirPrefix+c.ID+"-")
+	if err != nil {
+		return fmt.Errorf("--root %s: %w", root, err)
+	}
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	lock, err := lockDir(tmp)
+	if err == nil {
+		err = c.State.save(tmp)
+	}
+	dir := filepath.Join(root, c.ID)
+	if err == nil {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EEXIST) {
+			err = fmt.Errorf("container with id %q already exists", c.ID)
+		}
+	}
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		os.RemoveAll(tmp)
+		return err
+	}
+	c.dir, c.lock = dir, lock
+	return nil
+}
+
+// removeAbandonedDirs clears directories of creates killed before publishDir renamed them:
+// they hold nothing but a lock and a state. A directory whose lock is still held belongs to a
+// create in progress and is left alone.
+func removeAbandonedDirs(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, newDirPrefix+"*"))
+	for _, d := range dirs {
+		f, err := os.OpenFile(filepath.Join(d, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			// No lock yet: a create killed between mkdir and lock, or one in that gap now;
+			// only an old one is surely dead.
+			if st, serr := os.Stat(d); errors.Is(err, os.ErrNotExist) && serr == nil && time.Since(st.ModTime()) > time.Minute {
+				os.RemoveAll(d)
+			}
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(d)
+		}
+		f.Close()
+	}
 }
