@@ -32,6 +32,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	// A user-namespaced container's root is an unprivileged uid on the host: it must be able
+	// to reach the rootfs, as with runc.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		panic(err)
+	}
 	berthBin = filepath.Join(dir, "berth")
 	// Built as the Makefile does: static, since the waiting stage runs inside the rootfs.
 	build := exec.Command("go", "build", "-tags", "osusergo,netgo",

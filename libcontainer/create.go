@@ -183,35 +183,48 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	if len(cgFds) > 0 {
 		env = append(env, envCgroupFds+"="+strings.Join(cgFds, ","))
 	}
-	attr := &syscall.SysProcAttr{
-		Cloneflags: plan.CloneFlags,
-		// Until it is handed over, the init dies with us: a killed `create` leaves no
-		// process behind.
-		Pdeathsig: syscall.SIGKILL,
+	ns, err := plan.Open()
+	if err != nil {
+		return 0, nil, err
 	}
+	defer ns.Close()
+	env = append(env, ns.InitEnv(len(files))...)
+	files = append(files, ns.InitFiles()...)
+	// Until it is handed over, the init dies with us (a killed `create` leaves no process
+	// behind): its constructor sets PR_SET_PDEATHSIG itself. Go's Pdeathsig cannot be used:
+	// its check that the parent still lives kills a child cloned into an existing pid
+	// namespace, where getppid() is 0.
+	attr := &syscall.SysProcAttr{Cloneflags: plan.CloneFlags}
 	setgroups := true
 	if plan.CloneFlags&unix.CLONE_NEWUSER != 0 {
 		attr.UidMappings = idMappings(spec.Linux.UIDMappings)
 		attr.GidMappings = idMappings(spec.Linux.GIDMappings)
 		attr.GidMappingsEnableSetgroups = true
+		// Root in the new namespace before the exec of `berth init`: an exec by an
+		// unmapped (hence unprivileged) uid would drop every capability.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
-	// Pdeathsig follows the thread that forked, so keep this goroutine on it.
-	runtime.LockOSThread()
-	proc, err := os.StartProcess("/proc/self/exe", []string{"berth", "init"}, &os.ProcAttr{
-		Env: env, Files: files, Sys: attr,
-	})
+	proc, err := cloneInit(ns, &os.ProcAttr{Env: env, Files: files, Sys: attr})
 	if err != nil {
-		runtime.UnlockOSThread()
-		return 0, nil, fmt.Errorf("starting init process: %w", err)
+		return 0, nil, err
 	}
 	c.State.Pid = proc.Pid // so that cleanup can kill it
 	pipe := newInitPipe(parentEnd)
+	if plan.Forks() {
+		pid, err := forkedInitPid(proc, pipe)
+		if err != nil {
+			parentEnd.Close()
+			return 0, nil, err
+		}
+		c.State.Pid = pid
+	}
 	rcfg := rootfs.Config{
 		Rootfs: c.State.Rootfs, Bundle: o.Bundle, Mounts: spec.Mounts, NoPivot: o.NoPivot,
 		Propagation: spec.Linux.RootfsPropagation, Devices: spec.Linux.Devices,
 		MaskedPaths: spec.Linux.MaskedPaths, ReadonlyPaths: spec.Linux.ReadonlyPaths,
 		HasNetNS: plan.Has(specs.NetworkNamespace), CgroupNS: plan.Has(specs.CgroupNamespace),
+		UserNS: plan.Has(specs.UserNamespace),
 	}
 	if spec.Root != nil {
 		rcfg.Readonly = spec.Root.Readonly
@@ -224,7 +237,55 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		parentEnd.Close()
 		return 0, nil, fmt.Errorf("sending config to init: %w", err)
 	}
-	return proc.Pid, pipe, nil
+	return c.State.Pid, pipe, nil
+}
+
+// forkedInitPid reaps the process whose constructor forked the real init and reads that
+// init's pid from the pipe (namespaces.Plan.Forks).
+func forkedInitPid(first *os.Process, pipe *initPipe) (int, error) {
+	st, err := first.Wait()
+	if err != nil {
+		return 0, err
+	}
+	var m syncMsg
+	if err := pipe.recv(&m); err != nil {
+		return 0, fmt.Errorf("init process exited before it forked (%v)", st)
+	}
+	switch {
+	case m.Type == "error":
+		return 0, errors.New(m.Msg)
+	case m.Type != "pid" || m.Pid <= 0:
+		return 0, fmt.Errorf("unexpected message %q from init", m.Type)
+	}
+	explain.Stepf("libcontainer.startInit", "the init is pid %d, forked into its new pid/time namespace", m.Pid)
+	return m.Pid, nil
+}
+
+// cloneInit starts the init from an OS thread of its own. That thread first joins the
+// namespaces a thread may join (namespaces.Handles.EnterThread), so it can never serve other
+// goroutines again; and the init's Pdeathsig fires when the thread that cloned it exits, so
+// it must outlive the init's hand-over. It therefore parks for the rest of the process.
+func cloneInit(ns *namespaces.Handles, attr *os.ProcAttr) (*os.Process, error) {
+	type result struct {
+		p   *os.Process
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := ns.EnterThread(); err != nil {
+			done <- result{nil, err}
+			select {} // the thread is tainted: never unlock it
+		}
+		p, err := os.StartProcess("/proc/self/exe", []string{"berth", "init"}, attr)
+		if err != nil {
+			err = fmt.Errorf("starting init process: %w", err)
+		}
+		done <- result{p, err}
+		select {}
+	}()
+	r := <-done
+	return r.p, r.err
 }
 
 func idMappings(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {

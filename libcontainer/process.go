@@ -89,6 +89,16 @@ func setUser(u specs.User, allowSetgroups bool) error {
 	groups := make([]uint32, len(u.AdditionalGids))
 	copy(groups, u.AdditionalGids)
 	if allowSetgroups {
+		// A joined user namespace may have setgroups disabled (its owner wrote "deny", as
+		// unprivileged ones must): then only an empty request can be honoured (runc's rule).
+		if data, err := os.ReadFile("/proc/self/setgroups"); err == nil && strings.TrimSpace(string(data)) == "deny" {
+			if len(groups) > 0 {
+				return fmt.Errorf("process.user.additionalGids: the user namespace denies setgroups")
+			}
+			allowSetgroups = false
+		}
+	}
+	if allowSetgroups {
 		explain.Stepf("libcontainer.setUser", "setgroups %v", groups)
 		var p uintptr
 		if len(groups) > 0 {

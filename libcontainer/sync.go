@@ -23,13 +23,15 @@ type initConfig struct {
 	NoNewKeyring bool          `json:"noNewKeyring,omitempty"`
 }
 
-// Messages on the init pipe. Init → parent: "step" (an explain step), "error" (init failed;
+// Messages on the init pipe. The init's constructor, when it forks the real init, → parent:
+// "pid" (the real init's pid; see namespaces.Plan.Forks). Init → parent: "step" (an explain step), "error" (init failed;
 // it exits next), "ready" (everything is built, waiting for "go"), "handedOver" (init no longer
 // dies with the parent). Parent → init: "go".
 type syncMsg struct {
 	Type string `json:"type"`
 	Step string `json:"step,omitempty"`
 	Msg  string `json:"msg,omitempty"`
+	Pid  int    `json:"pid,omitempty"`
 }
 
 // initPipe is one end of the socketpair between `berth create` and the init process.

@@ -1,10 +1,11 @@
 // Package namespaces owns the container's Linux namespaces: which ones config.json asks to
-// create (turned into clone flags for the init process) and which existing ones it asks to join
-// (by path), and the rules that make a combination valid.
+// create and which existing ones it asks to join (by path), the rules that make a combination
+// valid, and who does each step (see Plan).
 package namespaces
 
 import (
 	"fmt"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -22,19 +23,57 @@ var cloneFlag = map[specs.LinuxNamespaceType]uintptr{
 	specs.TimeNamespace:    unix.CLONE_NEWTIME,
 }
 
-// Plan is what the init process's namespaces will be.
+// procName is each type's name under /proc/PID/ns.
+var procName = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace:     "pid",
+	specs.NetworkNamespace: "net",
+	specs.MountNamespace:   "mnt",
+	specs.IPCNamespace:     "ipc",
+	specs.UTSNamespace:     "uts",
+	specs.UserNamespace:    "user",
+	specs.CgroupNamespace:  "cgroup",
+	specs.TimeNamespace:    "time",
+}
+
+// Plan is what the init process's namespaces will be, and who makes each one:
+//
+//   - CloneFlags: created by clone(2) when `berth create` starts the init.
+//   - Join (net, uts, ipc, cgroup, pid): entered by the thread of `berth create` that clones
+//     the init, just before the clone; these setns calls only change that thread (pid and
+//     time only its children's), so they are safe in a multi-threaded Go process and the
+//     init inherits them.
+//   - Join (user, mnt, time): entered by the init's C constructor (libcontainer/nsenter),
+//     before the Go runtime starts a second thread; the kernel refuses these to a
+//     multi-threaded process.
+//   - UnshareFlags: created by that constructor after it joined a user namespace, so that
+//     the joined user namespace owns them (as runc does).
+//     New pid and time namespaces hold only the unsharer's children, so the constructor then
+//     forks (CLONE_PARENT: the child is `berth create`'s own) and that child becomes the init.
+//   - NewTime: a time namespace takes its offsets only before any process is in it, so the
+//     cloning thread unshares it and writes the offsets; the init is its first member.
 type Plan struct {
-	// CloneFlags are the namespaces created for the init process when it is cloned.
-	CloneFlags uintptr
-	// Join lists namespaces entered by path instead.
-	Join []specs.LinuxNamespace
+	CloneFlags   uintptr
+	UnshareFlags uintptr
+	Join         []specs.LinuxNamespace
+	NewTime      bool
+	TimeOffsets  map[string]specs.LinuxTimeOffset // for a new time namespace, either way
+}
+
+// Forks says whether the init's constructor forks the real init (see Plan).
+func (p Plan) Forks() bool {
+	return p.UnshareFlags&(unix.CLONE_NEWPID|unix.CLONE_NEWTIME) != 0
 }
 
 // Has says whether the container gets its own (new or joined) namespace of type t.
 func (p Plan) Has(t specs.LinuxNamespaceType) bool {
-	if p.CloneFlags&cloneFlag[t] != 0 {
+	if (p.CloneFlags|p.UnshareFlags)&cloneFlag[t] != 0 || (t == specs.TimeNamespace && p.NewTime) {
 		return true
 	}
+	return p.Joins(t)
+}
+
+// Joins says whether the namespace of type t is an existing one, entered by path.
+func (p Plan) Joins(t specs.LinuxNamespaceType) bool {
 	for _, j := range p.Join {
 		if j.Type == t {
 			return true
@@ -47,6 +86,7 @@ func (p Plan) Has(t specs.LinuxNamespaceType) bool {
 func New(spec *specs.Spec) (Plan, error) {
 	var p Plan
 	seen := map[specs.LinuxNamespaceType]bool{}
+	var newFlags uintptr
 	for i, ns := range spec.Linux.Namespaces {
 		flag, ok := cloneFlag[ns.Type]
 		if !ok {
@@ -57,16 +97,31 @@ func New(spec *specs.Spec) (Plan, error) {
 		}
 		seen[ns.Type] = true
 		if ns.Path == "" {
-			p.CloneFlags |= flag
+			newFlags |= flag
 		} else {
 			p.Join = append(p.Join, ns)
 		}
 	}
+	if newFlags&unix.CLONE_NEWTIME != 0 {
+		p.NewTime, p.TimeOffsets = true, spec.Linux.TimeOffsets
+		newFlags &^= unix.CLONE_NEWTIME
+	}
+	if p.Joins(specs.UserNamespace) {
+		// Namespaces made after the join belong to the joined user namespace. New pid and
+		// time namespaces only hold the unsharer's children: the constructor forks (Forks).
+		p.UnshareFlags = newFlags
+		if p.NewTime {
+			p.UnshareFlags |= unix.CLONE_NEWTIME
+			p.NewTime = false
+		}
+	} else {
+		p.CloneFlags = newFlags
+		if newFlags&unix.CLONE_NEWUSER != 0 && p.Joins(specs.MountNamespace) {
+			return p, fmt.Errorf("linux.namespaces: joining a mount namespace from a new user namespace is not possible (it would hold no privilege there)")
+		}
+	}
 	if !p.Has(specs.MountNamespace) {
 		return p, fmt.Errorf("linux.namespaces: a mount namespace is required (berth never builds a rootfs in the host's mount namespace)")
-	}
-	if len(p.Join) > 0 {
-		return p, fmt.Errorf("linux.namespaces[%s].path: joining existing namespaces is not supported yet", p.Join[0].Type)
 	}
 	if spec.Hostname != "" && !p.Has(specs.UTSNamespace) {
 		return p, fmt.Errorf("hostname: setting it needs a new uts namespace in linux.namespaces")
@@ -74,13 +129,65 @@ func New(spec *specs.Spec) (Plan, error) {
 	if spec.Domainname != "" && !p.Has(specs.UTSNamespace) {
 		return p, fmt.Errorf("domainname: setting it needs a new uts namespace in linux.namespaces")
 	}
-	if !p.Has(specs.UserNamespace) && (len(spec.Linux.UIDMappings) > 0 || len(spec.Linux.GIDMappings) > 0) {
-		return p, fmt.Errorf("linux.uidMappings: mappings need a user namespace in linux.namespaces")
+	if len(spec.Linux.UIDMappings) > 0 || len(spec.Linux.GIDMappings) > 0 {
+		if newFlags&unix.CLONE_NEWUSER == 0 || p.Joins(specs.UserNamespace) {
+			return p, fmt.Errorf("linux.uidMappings: mappings need a new user namespace in linux.namespaces")
+		}
 	}
-	if len(spec.Linux.TimeOffsets) > 0 && !p.Has(specs.TimeNamespace) {
-		return p, fmt.Errorf("linux.timeOffsets: offsets need a time namespace in linux.namespaces")
+	if newFlags&unix.CLONE_NEWUSER != 0 && !p.Joins(specs.UserNamespace) {
+		if len(spec.Linux.UIDMappings) == 0 || len(spec.Linux.GIDMappings) == 0 {
+			return p, fmt.Errorf("linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+		}
+	}
+	if len(spec.Linux.TimeOffsets) > 0 && !p.NewTime && p.UnshareFlags&unix.CLONE_NEWTIME == 0 {
+		return p, fmt.Errorf("linux.timeOffsets: offsets need a new time namespace in linux.namespaces")
+	}
+	for clock := range spec.Linux.TimeOffsets {
+		if clock != "monotonic" && clock != "boottime" {
+			return p, fmt.Errorf("linux.timeOffsets: unknown clock %q (monotonic or boottime)", clock)
+		}
+	}
+	if err := checkSysctls(spec, p); err != nil {
+		return p, err
 	}
 	return p, nil
+}
+
+// checkSysctls refuses sysctls that would change the host: each namespaced group of keys is
+// only safe inside the container's own namespace of that kind, and the rest are not
+// namespaced at all (runc's rules).
+func checkSysctls(spec *specs.Spec, p Plan) error {
+	for key := range spec.Linux.Sysctl {
+		switch {
+		case key == "kernel.msgmax" || key == "kernel.msgmnb" || key == "kernel.msgmni" || key == "kernel.sem" ||
+			key == "kernel.shmall" || key == "kernel.shmmax" || key == "kernel.shmmni" || key == "kernel.shm_rmid_forced" ||
+			strings.HasPrefix(key, "fs.mqueue."):
+			if !p.Has(specs.IPCNamespace) {
+				return fmt.Errorf("linux.sysctl[%s]: needs an ipc namespace in linux.namespaces", key)
+			}
+		case strings.HasPrefix(key, "net."):
+			if !p.Has(specs.NetworkNamespace) {
+				return fmt.Errorf("linux.sysctl[%s]: needs a network namespace in linux.namespaces", key)
+			}
+		case key == "kernel.hostname" || key == "kernel.domainname":
+			if !p.Has(specs.UTSNamespace) {
+				return fmt.Errorf("linux.sysctl[%s]: needs a uts namespace in linux.namespaces", key)
+			}
+		default:
+			return fmt.Errorf("linux.sysctl[%s]: not namespaced, it would change the host", key)
+		}
+	}
+	return nil
+}
+
+// ForExec plans how a process joins every namespace of a running container whose init is
+// pid: each type the config lists is entered through /proc/PID/ns.
+func ForExec(spec *specs.Spec, pid int) Plan {
+	var p Plan
+	for _, ns := range spec.Linux.Namespaces {
+		p.Join = append(p.Join, specs.LinuxNamespace{Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procName[ns.Type])})
+	}
+	return p
 }
 
 // Names spells a set of clone flags out for --explain.

@@ -31,15 +31,15 @@ var devLinks = [][2]string{
 }
 
 // createDevices fills a fresh /dev: the default nodes, linux.devices, and the standard links.
-func createDevices(root *os.File, extra []specs.LinuxDevice) error {
+func createDevices(root *os.File, extra []specs.LinuxDevice, userNS bool) error {
 	mode := os.FileMode(0o666)
 	for _, d := range defaultDevices {
 		d.FileMode = &mode
-		if err := makeDevice(root, d); err != nil {
+		if err := makeDevice(root, d, userNS); err != nil {
 			return fmt.Errorf("creating %s: %w", d.Path, err)
 		}
 	}
-	if err := createConfigDevices(root, extra); err != nil {
+	if err := createConfigDevices(root, extra, userNS); err != nil {
 		return err
 	}
 	dev, err := pathrs.OpenatInRoot(root, "/dev")
@@ -61,9 +61,9 @@ func createDevices(root *os.File, extra []specs.LinuxDevice) error {
 }
 
 // createConfigDevices creates linux.devices.
-func createConfigDevices(root *os.File, devs []specs.LinuxDevice) error {
+func createConfigDevices(root *os.File, devs []specs.LinuxDevice, userNS bool) error {
 	for i, d := range devs {
-		if err := makeDevice(root, d); err != nil {
+		if err := makeDevice(root, d, userNS); err != nil {
 			return fmt.Errorf("linux.devices[%d] (%s): %w", i, d.Path, err)
 		}
 	}
@@ -71,8 +71,9 @@ func createConfigDevices(root *os.File, devs []specs.LinuxDevice) error {
 }
 
 // makeDevice creates one node with mknodat in its parent, opened inside the rootfs, so a
-// symlinked /dev in the image cannot send the node to the host.
-func makeDevice(root *os.File, d specs.LinuxDevice) error {
+// symlinked /dev in the image cannot send the node to the host. In a user namespace it binds
+// the host's node instead (bindDevice).
+func makeDevice(root *os.File, d specs.LinuxDevice, userNS bool) error {
 	var typ uint32
 	switch d.Type {
 	case "c", "u":
@@ -95,6 +96,9 @@ func makeDevice(root *os.File, d specs.LinuxDevice) error {
 	defer parent.Close()
 	name := filepath.Base(d.Path)
 	_ = unix.Unlinkat(int(parent.Fd()), name, 0)
+	if userNS {
+		return bindDevice(parent, name, d)
+	}
 	dev := unix.Mkdev(uint32(d.Major), uint32(d.Minor))
 	explain.Stepf("rootfs.makeDevice", "mknod %s %s %d %d (mode %o)", d.Path, d.Type, d.Major, d.Minor, perm)
 	if err := unix.Mknodat(int(parent.Fd()), name, typ|perm, int(dev)); err != nil {
@@ -111,4 +115,30 @@ func makeDevice(root *os.File, d specs.LinuxDevice) error {
 		return unix.Fchownat(int(parent.Fd()), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return nil
+}
+
+// bindDevice bind-mounts the host's node at d.Path (still reachable: this runs before
+// pivot_root) over an empty file: the kernel refuses mknod in a user namespace, and a /dev
+// mounted there is nodev anyway. The host node must be the device the config names.
+func bindDevice(parent *os.File, name string, d specs.LinuxDevice) error {
+	host, err := os.OpenFile(d.Path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("user namespace: the host node to bind: %w", err)
+	}
+	defer host.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(host.Fd()), &st); err != nil {
+		return err
+	}
+	if unix.Major(st.Rdev) != uint32(d.Major) || unix.Minor(st.Rdev) != uint32(d.Minor) || st.Mode&unix.S_IFMT == unix.S_IFREG {
+		return fmt.Errorf("user namespace: host %s is not device %d:%d, cannot bind it", d.Path, d.Major, d.Minor)
+	}
+	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	target := os.NewFile(uintptr(fd), name)
+	defer target.Close()
+	explain.Stepf("rootfs.bindDevice", "mount --bind %s %s (no mknod in a user namespace)", d.Path, d.Path)
+	return unix.Mount(fdPath(host), fdPath(target), "", unix.MS_BIND, "")
 }

@@ -24,6 +24,9 @@ type Config struct {
 	// HasNetNS tells whether sysfs can be mounted fresh (the kernel refuses a new sysfs
 	// outside a net namespace we own; runc binds the host's read-only instead).
 	HasNetNS bool
+	// UserNS: the container has a user namespace, where mknod of devices is refused and
+	// device nodes are bind-mounted from the host instead (as runc does).
+	UserNS bool
 	// CgroupNS says the container has its own cgroup namespace, so a "cgroup" mount can be a
 	// real cgroup filesystem that shows only the container's group.
 	CgroupNS bool
@@ -53,10 +56,10 @@ func Setup(c *Config) error {
 		}
 	}
 	if hasDev {
-		if err := createDevices(root, c.Devices); err != nil {
+		if err := createDevices(root, c.Devices, c.UserNS); err != nil {
 			return err
 		}
-	} else if err := createConfigDevices(root, c.Devices); err != nil {
+	} else if err := createConfigDevices(root, c.Devices, c.UserNS); err != nil {
 		return err
 	}
 	if c.NoPivot {

@@ -7,6 +7,12 @@
  * move while the process has one thread, which is true only here, before Go's runtime starts.
  *
  * The parent opens the files and passes their descriptors in _BERTH_CGROUP_FDS ("5,6,7").
+ *
+ * It also joins the namespaces the kernel lets only a single-threaded process enter (user,
+ * mnt, time), listed in _BERTH_NS_JOIN ("user:7,mnt:8", user first), and then creates the
+ * namespaces listed in _BERTH_NS_UNSHARE, which must belong to a joined user namespace.
+ * See namespaces.Plan for who does which namespace.
+ *
  * Errors are handed to the Go side in _BERTH_NSENTER_ERROR, which reports them over the init
  * pipe like any other failure.
  */
@@ -14,12 +20,19 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <unistd.h>
 
 static void fail(const char *what, int fd, int err)
 {
 	char msg[256];
+	if (getenv("_BERTH_NSENTER_ERROR"))
+		return; /* the first error is the one worth reporting */
 	snprintf(msg, sizeof(msg), "nsenter: %s (fd %d): %s", what, fd, strerror(err));
 	setenv("_BERTH_NSENTER_ERROR", msg, 1);
 }
@@ -39,6 +52,80 @@ static void joinCgroups(const char *list)
 	}
 }
 
+/*
+ * joinNamespaces enters each "type:fd" of the list in order. After the user namespace it
+ * becomes root there, as runc does, so that what follows acts with the namespace's
+ * privilege and creates files owned by a mapped id.
+ */
+static int joinNamespaces(const char *list)
+{
+	char name[16];
+	while (*list) {
+		const char *colon = strchr(list, ':');
+		if (!colon || colon - list >= (long)sizeof(name))
+			return -1;
+		memcpy(name, list, colon - list);
+		name[colon - list] = 0;
+		char *end;
+		long fd = strtol(colon + 1, &end, 10);
+		if (setns((int)fd, 0) < 0) {
+			char what[48];
+			snprintf(what, sizeof(what), "joining %s namespace", name);
+			fail(what, (int)fd, errno);
+			return -1;
+		}
+		close((int)fd);
+		if (strcmp(name, "user") == 0) {
+			if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+				fail("becoming root in the joined user namespace (is 0 mapped?)", (int)fd, errno);
+				return -1;
+			}
+		}
+		list = (*end == ',') ? end + 1 : end;
+	}
+	return 0;
+}
+
+/*
+ * unshareAndFork creates the namespaces that must belong to a joined user namespace. New pid
+ * and time namespaces only receive the caller's children, so then it forks: the child, made
+ * with CLONE_PARENT, is a child of `berth create` like the caller, and goes on to be the init;
+ * the caller reports the child's pid on the init pipe and exits.
+ */
+static void unshareAndFork(int flags)
+{
+	if (unshare(flags) < 0) {
+		fail("unsharing namespaces after joining the user namespace", -1, errno);
+		return;
+	}
+	if (!(flags & (CLONE_NEWPID | CLONE_NEWTIME)))
+		return;
+	const char *offs = getenv("_BERTH_NS_OFFSETS");
+	if (offs) {
+		int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, offs, strlen(offs)) != (ssize_t)strlen(offs)) {
+			fail("linux.timeOffsets: writing /proc/self/timens_offsets", fd, errno);
+			return;
+		}
+		close(fd);
+	}
+	const char *pipeEnv = getenv("_BERTH_INITPIPE");
+	int pipeFd = pipeEnv ? atoi(pipeEnv) : -1;
+	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	if (child < 0) {
+		fail("forking the init into its pid namespace", -1, errno);
+		return;
+	}
+	if (child == 0) {
+		/* Pdeathsig is not inherited: die with `berth create` until handed over. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		return;
+	}
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "{\"type\":\"pid\",\"pid\":%d}\n", child);
+	_exit(write(pipeFd, msg, n) == n ? 0 : 1);
+}
+
 void berthWaitExec(int argc, char **argv, char **envp);
 
 /* glibc passes argc, argv and envp to constructors. */
@@ -46,7 +133,20 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 {
 	if (argc > 0 && strcmp(argv[0], "berth-wait") == 0)
 		berthWaitExec(argc, argv, envp); /* does not return */
+	if (!getenv("_BERTH_INITPIPE"))
+		return; /* not an init: the CLI, or a program run by a test */
+	/*
+	 * Die with `berth create` until it hands us over. Should it already be gone, the init
+	 * pipe is at EOF and the init fails before it does anything.
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	const char *fds = getenv("_BERTH_CGROUP_FDS");
 	if (fds)
 		joinCgroups(fds);
+	const char *join = getenv("_BERTH_NS_JOIN");
+	if (join && joinNamespaces(join) < 0)
+		return;
+	const char *flags = getenv("_BERTH_NS_UNSHARE");
+	if (flags)
+		unshareAndFork((int)strtol(flags, NULL, 10));
 }

@@ -1,0 +1,306 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+var nsTypes = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
+	specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user",
+	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
+}
+
+// nsLinks prints the container's namespace links, one "name ns:[inode]" per line.
+const nsLinks = `for n in pid net mnt ipc uts user cgroup time; do echo "$n $(readlink /proc/self/ns/$n)"; done`
+
+func parseNsLinks(t *testing.T, out string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			m[f[0]] = f[1]
+		}
+	}
+	if len(m) != 8 {
+		t.Fatalf("namespace links not read: %q", out)
+	}
+	return m
+}
+
+func hostNs(t *testing.T, pid string, name string) string {
+	t.Helper()
+	l, err := os.Readlink("/proc/" + pid + "/ns/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func withUserNS(s *specs.Spec) {
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+}
+
+// Every namespace kind, created new: each link inside differs from the host's.
+func TestEveryNamespaceCreated(t *testing.T) {
+	e := newEnv(t, "sh", "-c", nsLinks)
+	e.spec.Linux.Namespaces = nil
+	for _, ty := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.MountNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace, specs.TimeNamespace} {
+		e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: ty})
+	}
+	withUserNS(e.spec)
+	r := e.run("ns-all")
+	if r.code != 0 {
+		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	}
+	in := parseNsLinks(t, r.stdout)
+	for _, name := range nsTypes {
+		if in[name] == hostNs(t, "self", name) {
+			t.Errorf("%s namespace is the host's (%s)", name, in[name])
+		}
+	}
+}
+
+// A user-namespaced container is root inside and the mapped uid outside.
+func TestUserNamespaceRootInsideMappedOutside(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "id -u; id -g; cat /proc/self/uid_map; touch /dev/shm/x && stat -c %u /dev/shm/x; ls -ln /dev/null; sleep 100")
+	withUserNS(e.spec)
+	e.writeSpec()
+	out := e.t.TempDir() + "/out"
+	f, _ := os.Create(out)
+	defer f.Close()
+	cmd := exec.Command(berthBin, "--root", e.root, "create", "--bundle", e.bundle, "ns-user")
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Run(); err != nil {
+		data, _ := os.ReadFile(out)
+		t.Fatalf("create: %v: %s", err, data)
+	}
+	pid := strconv.Itoa(e.state("ns-user").Pid)
+	e.mustBerth("start", "ns-user")
+	var data []byte
+	for i := 0; i < 200; i++ {
+		data, _ = os.ReadFile(out)
+		if strings.Count(string(data), "\n") >= 5 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 5 || lines[0] != "0" || lines[1] != "0" || lines[3] != "0" {
+		t.Fatalf("inside: want uid 0, gid 0, a new file owned by 0; got %q", data)
+	}
+	if f := strings.Fields(lines[2]); len(f) != 3 || f[0] != "0" || f[1] != "100000" || f[2] != "65536" {
+		t.Errorf("uid_map inside: %q", lines[2])
+	}
+	// /dev/null cannot be made with mknod in a user namespace: it is the host's, bound in.
+	if !strings.Contains(lines[4], "1,") || !strings.Contains(lines[4], "3") {
+		t.Errorf("/dev/null inside: %q", lines[4])
+	}
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "Uid:") || strings.HasPrefix(l, "Gid:") {
+			if f := strings.Fields(l); f[1] != "100000" || f[2] != "100000" {
+				t.Errorf("outside: %s, want 100000", l)
+			}
+		}
+	}
+	if hostNs(t, pid, "user") == hostNs(t, "self", "user") {
+		t.Error("the container shares the host's user namespace")
+	}
+	e.mustBerth("delete", "--force", "ns-user")
+}
+
+// holder starts a process in new namespaces (util-linux unshare) for containers to join.
+func holder(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("unshare", append(args, "sleep", "100")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := strconv.Itoa(cmd.Process.Pid)
+	// unshare execs sleep once the namespaces exist; with --fork its child does, and the
+	// child is the one in the new pid and time namespaces.
+	for i := 0; i < 200; i++ {
+		if l, _ := os.Readlink("/proc/" + pid + "/exe"); strings.HasSuffix(l, "sleep") {
+			return pid
+		}
+		if out, _ := exec.Command("pgrep", "-P", pid).Output(); len(out) > 0 {
+			child := strings.TrimSpace(string(out))
+			if l, _ := os.Readlink("/proc/" + child + "/exe"); strings.HasSuffix(l, "sleep") {
+				return child
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("namespace holder did not start")
+	return ""
+}
+
+// Joining by path: the container's links equal the holder's, for every kind.
+func TestEveryNamespaceJoined(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		holder  []string
+		join    []specs.LinuxNamespaceType
+		userMap bool
+	}{
+		// pid: the holder must fork for its children to be in the new pid namespace; join
+		// the namespace of the forked child instead (its pid is found below).
+		{"net uts ipc cgroup", []string{"-n", "-u", "-i", "-C"}, []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.CgroupNamespace}, false},
+		{"mnt time", []string{"-m", "--propagation", "private", "-T", "--boottime", "1000", "--fork"}, []specs.LinuxNamespaceType{specs.MountNamespace, specs.TimeNamespace}, false},
+		{"user then new others", []string{"-U", "--map-root-user"}, []specs.LinuxNamespaceType{specs.UserNamespace}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pid := holder(t, c.holder...)
+			e := newEnv(t, "sh", "-c", nsLinks)
+			ns := []specs.LinuxNamespace{}
+			joined := map[string]bool{}
+			for _, ty := range c.join {
+				ns = append(ns, specs.LinuxNamespace{Type: ty, Path: "/proc/" + pid + "/ns/" + nsTypes[ty]})
+				joined[nsTypes[ty]] = true
+			}
+			for _, n := range e.spec.Linux.Namespaces {
+				if !joined[nsTypes[n.Type]] {
+					ns = append(ns, n)
+				}
+			}
+			e.spec.Linux.Namespaces = ns
+			if c.userMap {
+				// The holder maps only root: devpts cannot be given the unmapped gid 5.
+				for i, m := range e.spec.Mounts {
+					if m.Type == "devpts" {
+						var o []string
+						for _, x := range m.Options {
+							if x != "gid=5" {
+								o = append(o, x)
+							}
+						}
+						e.spec.Mounts[i].Options = o
+					}
+				}
+			}
+			r := e.run("ns-join")
+			if r.code != 0 {
+				t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+			}
+			in := parseNsLinks(t, r.stdout)
+			for name := range joined {
+				if want := hostNs(t, pid, name); in[name] != want {
+					t.Errorf("%s: inside %s, holder %s", name, in[name], want)
+				}
+			}
+			if c.userMap {
+				// The new namespaces belong to the joined user namespace: the container
+				// mounted its own /proc for its own pid namespace.
+				if in["pid"] == hostNs(t, pid, "pid") || in["mnt"] == hostNs(t, pid, "mnt") {
+					t.Errorf("pid/mnt not new: %v", in)
+				}
+			}
+		})
+	}
+}
+
+// A pid namespace joined by path: the container's process is a member, not pid 1.
+func TestPidNamespaceJoined(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "ns-pid1")
+	first := e.state("ns-pid1").Pid
+	j := newEnv(t, "sh", "-c", "echo $$; "+nsLinks)
+	var ns []specs.LinuxNamespace
+	for _, n := range j.spec.Linux.Namespaces {
+		if n.Type == specs.PIDNamespace {
+			n.Path = fmt.Sprintf("/proc/%d/ns/pid", first)
+		}
+		ns = append(ns, n)
+	}
+	j.spec.Linux.Namespaces = ns
+	r := j.run("ns-pid2")
+	if r.code != 0 {
+		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.SplitN(r.stdout, "\n", 2)
+	if lines[0] == "1" {
+		t.Errorf("joined pid namespace: the process is pid 1, want a later member")
+	}
+	if in := parseNsLinks(t, lines[1]); in["pid"] != hostNs(t, strconv.Itoa(first), "pid") {
+		t.Errorf("pid namespace %s, want the first container's", in["pid"])
+	}
+	e.mustBerth("delete", "--force", "ns-pid1")
+}
+
+// linux.timeOffsets shift the container's clocks and nothing else's.
+func TestTimeNamespaceOffsets(t *testing.T) {
+	e := newEnv(t, "cat", "/proc/uptime")
+	e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+	e.spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 86400}}
+	r := e.run("ns-time")
+	if r.code != 0 {
+		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	}
+	in, _ := strconv.ParseFloat(strings.Fields(r.stdout)[0], 64)
+	host, _ := os.ReadFile("/proc/uptime")
+	out, _ := strconv.ParseFloat(strings.Fields(string(host))[0], 64)
+	if d := in - out; d < 10*86400-60 || d > 10*86400+60 {
+		t.Errorf("uptime inside %.0f, outside %.0f: want 10 days more", in, out)
+	}
+}
+
+// Combinations the kernel or the spec forbid are refused before anything is made.
+func TestNamespaceCombinationsRefused(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(s *specs.Spec)
+		want  string
+	}{
+		{"not a namespace file", func(s *specs.Spec) {
+			s.Linux.Namespaces[0].Path = "/etc/hostname"
+		}, "linux.namespaces[pid].path"},
+		{"wrong namespace type", func(s *specs.Spec) {
+			s.Linux.Namespaces[0].Path = "/proc/self/ns/net"
+		}, "is not a pid namespace"},
+		{"net sysctl without netns", func(s *specs.Spec) {
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.NetworkNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+		}, "linux.sysctl[net.ipv4.ip_forward]"},
+		{"host sysctl", func(s *specs.Spec) {
+			s.Linux.Sysctl = map[string]string{"vm.swappiness": "1"}
+		}, "not namespaced"},
+		{"offsets without time ns", func(s *specs.Spec) {
+			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 1}}
+		}, "linux.timeOffsets"},
+		{"user ns without mappings", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		}, "linux.uidMappings"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, "true")
+			c.setup(e.spec)
+			e.writeSpec()
+			r := e.berth("create", "--bundle", e.bundle, "ns-bad")
+			if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+				t.Errorf("exit %d, stderr %q, want it to mention %q", r.code, r.stderr, c.want)
+			}
+			e.assertGone("ns-bad")
+		})
+	}
+}

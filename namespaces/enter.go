@@ -1,0 +1,152 @@
+package namespaces
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// byInit are the types only a single-threaded process may enter: the init's C constructor
+// joins them (user first, so that it holds privilege over the others).
+var byInit = map[specs.LinuxNamespaceType]bool{
+	specs.UserNamespace: true, specs.MountNamespace: true, specs.TimeNamespace: true,
+}
+
+// Handle is an open namespace file to be entered.
+type Handle struct {
+	Type specs.LinuxNamespaceType
+	Path string
+	File *os.File
+}
+
+// Handles are a plan's namespace files, opened by the caller in the host's mount namespace
+// (so that a path is resolved where the user wrote it) and checked to be of the right type.
+type Handles struct {
+	plan   Plan
+	Thread []Handle // entered by EnterThread
+	Init   []Handle // passed to the init's constructor (see InitEnv)
+}
+
+// Open opens every namespace a plan joins.
+func (p Plan) Open() (*Handles, error) {
+	h := &Handles{plan: p}
+	for _, j := range p.Join {
+		f, err := os.OpenFile(j.Path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("linux.namespaces[%s].path: %w", j.Type, err)
+		}
+		t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+		if err != nil || uintptr(t) != cloneFlag[j.Type] {
+			f.Close()
+			h.Close()
+			return nil, fmt.Errorf("linux.namespaces[%s].path: %s is not a %s namespace", j.Type, j.Path, j.Type)
+		}
+		hd := Handle{Type: j.Type, Path: j.Path, File: f}
+		if byInit[j.Type] {
+			if j.Type == specs.UserNamespace {
+				h.Init = append([]Handle{hd}, h.Init...)
+			} else {
+				h.Init = append(h.Init, hd)
+			}
+		} else {
+			h.Thread = append(h.Thread, hd)
+		}
+	}
+	return h, nil
+}
+
+// Close closes the namespace files (once the init has them, or on failure).
+func (h *Handles) Close() {
+	for _, l := range [][]Handle{h.Thread, h.Init} {
+		for _, x := range l {
+			x.File.Close()
+		}
+	}
+}
+
+// EnterThread joins the thread-level namespaces and creates a new time namespace with its
+// offsets, on the calling OS thread only. The caller must hold that thread
+// (runtime.LockOSThread) and never give it back to the Go scheduler: it now lives partly in
+// the container's namespaces. Children cloned from it start there.
+func (h *Handles) EnterThread() error {
+	for _, x := range h.Thread {
+		explain.Stepf("namespaces.EnterThread", "setns %s (%s): the init is cloned into it", x.Type, x.Path)
+		if err := unix.Setns(int(x.File.Fd()), int(cloneFlag[x.Type])); err != nil {
+			return fmt.Errorf("linux.namespaces[%s].path: joining %s: %w", x.Type, x.Path, err)
+		}
+	}
+	if h.plan.NewTime {
+		explain.Stepf("namespaces.EnterThread", "unshare time namespace (for the init, its first member)")
+		if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
+			return fmt.Errorf("linux.namespaces[time]: %w", err)
+		}
+		if offs := h.plan.offsets(); offs != "" {
+			// The thread's own /proc/TID entry: its time_for_children is the new namespace.
+			path := "/proc/" + strconv.Itoa(unix.Gettid()) + "/timens_offsets"
+			explain.Stepf("namespaces.EnterThread", "write %q to %s", strings.TrimSpace(offs), path)
+			if err := os.WriteFile(path, []byte(offs), 0); err != nil {
+				return fmt.Errorf("linux.timeOffsets: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// offsets is linux.timeOffsets in the form /proc/PID/timens_offsets takes.
+func (p Plan) offsets() string {
+	var b strings.Builder
+	for _, clock := range []string{"monotonic", "boottime"} {
+		if off, ok := p.TimeOffsets[clock]; ok {
+			fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
+		}
+	}
+	return b.String()
+}
+
+// Environment through which the init's C constructor learns what to join and unshare.
+const (
+	EnvJoin    = "_BERTH_NS_JOIN"    // "user:5,mnt:6": type and inherited fd, in order
+	EnvUnshare = "_BERTH_NS_UNSHARE" // clone flags, decimal
+	EnvOffsets = "_BERTH_NS_OFFSETS" // timens_offsets to write after unsharing a time namespace
+)
+
+// InitEnv describes the constructor's work; firstFd is the descriptor number the first of
+// InitFiles will have in the init.
+func (h *Handles) InitEnv(firstFd int) []string {
+	var env []string
+	if len(h.Init) > 0 {
+		var parts []string
+		for i, x := range h.Init {
+			explain.Stepf("namespaces.InitEnv", "setns %s (%s): done by the init before Go starts", x.Type, x.Path)
+			parts = append(parts, procName[x.Type]+":"+strconv.Itoa(firstFd+i))
+		}
+		env = append(env, EnvJoin+"="+strings.Join(parts, ","))
+	}
+	if h.plan.UnshareFlags != 0 {
+		explain.Stepf("namespaces.InitEnv", "unshare [%s]: done by the init after it joined the user namespace", strings.Join(Names(h.plan.UnshareFlags), " "))
+		env = append(env, EnvUnshare+"="+strconv.FormatUint(uint64(h.plan.UnshareFlags), 10))
+		if h.plan.UnshareFlags&unix.CLONE_NEWTIME != 0 && h.plan.offsets() != "" {
+			env = append(env, EnvOffsets+"="+h.plan.offsets())
+		}
+		if h.plan.Forks() {
+			explain.Stepf("namespaces.InitEnv", "fork: the new pid/time namespace holds only the unsharer's children, so its child is the init")
+		}
+	}
+	return env
+}
+
+// InitFiles are the namespace files the init inherits, in InitEnv's order.
+func (h *Handles) InitFiles() []*os.File {
+	var out []*os.File
+	for _, x := range h.Init {
+		out = append(out, x.File)
+	}
+	return out
+}
