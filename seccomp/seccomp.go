@@ -1,0 +1,521 @@
+package seccomp
+
+import (
+	"fmt"
+	"runtime"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+type arch int
+
+const (
+	archX86_64 arch = iota
+	archX86
+	archX32
+	archForeign // a valid SCMP_ARCH_* this host cannot run natively: nothing to compile
+)
+
+func (a arch) String() string { return [...]string{"x86_64", "x86", "x32", "foreign"}[a] }
+
+var archNames = map[specs.Arch]arch{
+	specs.ArchX86_64: archX86_64,
+	specs.ArchX86:    archX86,
+	specs.ArchX32:    archX32,
+	// Architectures an x86 kernel does not execute: no process of theirs can make a syscall
+	// here, so they are accepted and add nothing to the filter.
+	specs.ArchARM: archForeign, specs.ArchAARCH64: archForeign,
+	specs.ArchMIPS: archForeign, specs.ArchMIPS64: archForeign, specs.ArchMIPS64N32: archForeign,
+	specs.ArchMIPSEL: archForeign, specs.ArchMIPSEL64: archForeign, specs.ArchMIPSEL64N32: archForeign,
+	specs.ArchPPC: archForeign, specs.ArchPPC64: archForeign, specs.ArchPPC64LE: archForeign,
+	specs.ArchS390: archForeign, specs.ArchS390X: archForeign,
+	specs.ArchPARISC: archForeign, specs.ArchPARISC64: archForeign,
+	specs.ArchRISCV64: archForeign, specs.ArchLOONGARCH64: archForeign,
+	specs.ArchM68K: archForeign, specs.ArchSH: archForeign, specs.ArchSHEB: archForeign,
+}
+
+// Seccomp return values (linux/seccomp.h).
+const (
+	retKillProcess = 0x80000000
+	retKillThread  = 0x00000000
+	retTrap        = 0x00030000
+	retErrno       = 0x00050000
+	retUserNotif   = 0x7fc00000
+	retTrace       = 0x7ff00000
+	retLog         = 0x7ffc0000
+	retAllow       = 0x7fff0000
+
+	// badArchAction is what a syscall made under an architecture the filter does not list
+	// gets: libseccomp's default bad-architecture action, SCMP_ACT_KILL.
+	badArchAction = retKillThread
+)
+
+var flagValues = map[specs.LinuxSeccompFlag]uint{
+	"SECCOMP_FILTER_FLAG_TSYNC":            unix.SECCOMP_FILTER_FLAG_TSYNC,
+	specs.LinuxSeccompFlagLog:              unix.SECCOMP_FILTER_FLAG_LOG,
+	specs.LinuxSeccompFlagSpecAllow:        unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+	specs.LinuxSeccompFlagWaitKillableRecv: unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+}
+
+// actionValue is the seccomp return value for a spec action. errnoRet may be nil (EPERM).
+func actionValue(a specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
+	data := uint32(unix.EPERM)
+	if errnoRet != nil {
+		if a != specs.ActErrno && a != specs.ActTrace {
+			return 0, fmt.Errorf("%s takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)", a)
+		}
+		if *errnoRet > 0xffff {
+			return 0, fmt.Errorf("%d does not fit the 16 bits seccomp returns", *errnoRet)
+		}
+		data = uint32(*errnoRet)
+	}
+	switch a {
+	case specs.ActKill, specs.ActKillThread:
+		return retKillThread, nil
+	case specs.ActKillProcess:
+		return retKillProcess, nil
+	case specs.ActTrap:
+		return retTrap, nil
+	case specs.ActErrno:
+		return retErrno | data, nil
+	case specs.ActTrace:
+		return retTrace | data, nil
+	case specs.ActAllow:
+		return retAllow, nil
+	case specs.ActLog:
+		return retLog, nil
+	case specs.ActNotify:
+		return retUserNotif, nil
+	case "":
+		return 0, fmt.Errorf("is required")
+	}
+	return 0, fmt.Errorf("unknown action %q", a)
+}
+
+var knownOps = map[specs.LinuxSeccompOperator]bool{
+	specs.OpNotEqual: true, specs.OpLessThan: true, specs.OpLessEqual: true, specs.OpEqualTo: true,
+	specs.OpGreaterEqual: true, specs.OpGreaterThan: true, specs.OpMaskedEqual: true,
+}
+
+// Validate checks cfg the way Compile reads it, naming the offending field
+// (linux.seccomp.syscalls[3].action ...). A nil cfg is valid: no filter.
+func Validate(cfg *specs.LinuxSeccomp) error {
+	_, err := compile(cfg, false)
+	return err
+}
+
+// Filter is a compiled seccomp program with the seccomp(2) flags to install it with.
+type Filter struct {
+	prog   []unix.SockFilter
+	flags  uint
+	notify bool
+}
+
+// Instructions returns the classic BPF program (struct sock_filter array).
+func (f *Filter) Instructions() []unix.SockFilter { return f.prog }
+
+// Flags returns the flags passed to seccomp(SECCOMP_SET_MODE_FILTER, ...), including
+// SECCOMP_FILTER_FLAG_NEW_LISTENER when an action is SCMP_ACT_NOTIFY.
+func (f *Filter) Flags() uint { return f.flags }
+
+// Notify reports whether the filter has an SCMP_ACT_NOTIFY action, that is, whether
+// Install returns a listener fd.
+func (f *Filter) Notify() bool { return f.notify }
+
+// Compile validates cfg and compiles it into a classic BPF filter. A nil cfg gives a nil
+// Filter (nothing to install).
+func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
+	return compile(cfg, true)
+}
+
+// nativeArch is the architecture of this process, always part of the filter as libseccomp
+// (and so runc) always includes it.
+func nativeArch() (arch, error) {
+	switch runtime.GOARCH {
+	case "amd64":
+		return archX86_64, nil
+	case "386":
+		return archX86, nil
+	}
+	return 0, fmt.Errorf("linux.seccomp: no syscall table for %s; this compiler knows x86_64, x86 and x32", runtime.GOARCH)
+}
+
+// rule is one OR'd alternative for a syscall: the action when every condition holds.
+type rule struct {
+	act   uint32
+	conds []specs.LinuxSeccompArg
+}
+
+// sysRules is everything a syscall number is filtered by: conditional rules checked in
+// order, then the unconditional action if any, then the default action.
+type sysRules struct {
+	conds     []rule
+	uncond    uint32
+	hasUncond bool
+	used      bool
+}
+
+func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	const field = "linux.seccomp"
+	def, err := actionValue(cfg.DefaultAction, cfg.DefaultErrnoRet)
+	if err != nil {
+		if cfg.DefaultErrnoRet != nil && cfg.DefaultAction != "" {
+			return nil, fmt.Errorf("%s.defaultErrnoRet: %w", field, err)
+		}
+		return nil, fmt.Errorf("%s.defaultAction: %w", field, err)
+	}
+	if cfg.DefaultAction == specs.ActNotify {
+		// Every syscall the runtime makes after installing the filter would wait for an
+		// agent that has not received the listener yet.
+		return nil, fmt.Errorf("%s.defaultAction: SCMP_ACT_NOTIFY cannot be the default action", field)
+	}
+	native, err := nativeArch()
+	if err != nil {
+		return nil, err
+	}
+	var archs [3]bool
+	archs[native] = true
+	for i, a := range cfg.Architectures {
+		v, ok := archNames[a]
+		if !ok {
+			return nil, fmt.Errorf("%s.architectures[%d]: unknown architecture %q", field, i, a)
+		}
+		if v != archForeign {
+			archs[v] = true
+		}
+	}
+	var flags uint
+	for i, fl := range cfg.Flags {
+		v, ok := flagValues[fl]
+		if !ok {
+			return nil, fmt.Errorf("%s.flags[%d]: unknown flag %q", field, i, fl)
+		}
+		flags |= v
+	}
+	if cfg.ListenerMetadata != "" && cfg.ListenerPath == "" {
+		return nil, fmt.Errorf("%s.listenerMetadata: set without listenerPath", field)
+	}
+
+	// table[arch][nr without the x32 bit]; nil for architectures not in the filter.
+	var table [3][]sysRules
+	if emit {
+		for a := range table {
+			if archs[a] {
+				table[a] = make([]sysRules, syscallMax+1)
+			}
+		}
+	}
+	notify := false
+	// uncondBy[i] is 1 + the index of the entry giving syscallTable[i] its unconditional
+	// action, 0 if none yet.
+	uncondBy := make([]int32, len(syscallTable))
+	for i, sc := range cfg.Syscalls {
+		f := fmt.Sprintf("%s.syscalls[%d]", field, i)
+		act, err := actionValue(sc.Action, sc.ErrnoRet)
+		if err != nil {
+			if sc.ErrnoRet != nil && sc.Action != "" {
+				return nil, fmt.Errorf("%s.errnoRet: %w", f, err)
+			}
+			return nil, fmt.Errorf("%s.action: %w", f, err)
+		}
+		if len(sc.Names) == 0 {
+			return nil, fmt.Errorf("%s.names: at least one syscall name is required", f)
+		}
+		for j, n := range sc.Names {
+			if n == "" {
+				return nil, fmt.Errorf("%s.names[%d]: empty syscall name", f, j)
+			}
+		}
+		counts := [6]int{}
+		repeated := false
+		for j, a := range sc.Args {
+			if a.Index > 5 {
+				return nil, fmt.Errorf("%s.args[%d].index: %d is out of range: syscalls have arguments 0 to 5", f, j, a.Index)
+			}
+			if !knownOps[a.Op] {
+				return nil, fmt.Errorf("%s.args[%d].op: unknown operator %q", f, j, a.Op)
+			}
+			counts[a.Index]++
+			repeated = repeated || counts[a.Index] > 1
+		}
+		if sc.Action == specs.ActNotify {
+			if cfg.ListenerPath == "" {
+				return nil, fmt.Errorf("%s.action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, where the runtime sends the listener fd", f)
+			}
+		}
+		if act == def {
+			// Same as the default: a no-op that runc skips too (libseccomp refuses it).
+			continue
+		}
+		notify = notify || act == retUserNotif
+		// Like runc: conditions on distinct arguments are AND'd in one rule; if an argument
+		// index repeats, every condition becomes a rule of its own, and they are OR'd.
+		var alts []rule
+		switch {
+		case len(sc.Args) == 0:
+		case repeated:
+			for _, a := range sc.Args {
+				alts = append(alts, rule{act, []specs.LinuxSeccompArg{a}})
+			}
+		default:
+			alts = []rule{{act, sc.Args}}
+		}
+		for _, name := range sc.Names {
+			ei := syscallIndex(name)
+			if ei < 0 {
+				continue // like runc: a syscall this kernel/arch lacks is ignored
+			}
+			if len(alts) == 0 {
+				if prev := int(uncondBy[ei]) - 1; prev >= 0 {
+					pa, _ := actionValue(cfg.Syscalls[prev].Action, cfg.Syscalls[prev].ErrnoRet)
+					if pa != act {
+						return nil, fmt.Errorf("%s: %q already has action %s from %s.syscalls[%d]; a syscall has one unconditional action",
+							f, name, cfg.Syscalls[prev].Action, field, prev)
+					}
+					continue
+				}
+				uncondBy[ei] = int32(i + 1)
+			}
+			e := &syscallTable[ei]
+			for a := range table {
+				if table[a] == nil {
+					continue
+				}
+				nr, ok := e.number(arch(a))
+				if !ok {
+					continue // not on this architecture
+				}
+				r := &table[a][nr&^x32SyscallBit]
+				r.used = true
+				if len(alts) == 0 {
+					r.uncond, r.hasUncond = act, true
+				} else {
+					r.conds = append(r.conds, alts...)
+				}
+			}
+		}
+	}
+	if !emit {
+		return nil, nil
+	}
+	if notify {
+		flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+		if flags&unix.SECCOMP_FILTER_FLAG_TSYNC != 0 {
+			// The kernel refuses TSYNC with NEW_LISTENER unless a failed sync is
+			// reported as ESRCH (the return value being the listener fd).
+			flags |= unix.SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+		}
+	} else {
+		// Meaningful only with a listener; the kernel refuses it without one.
+		flags &^= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+	}
+	prog, err := generate(native, archs, &table, def)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return &Filter{prog: prog, flags: flags, notify: notify}, nil
+}
+
+// Offsets in struct seccomp_data.
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// generate emits: a dispatch on seccomp_data.arch, then per architecture a binary search
+// on the syscall number over ranges of numbers sharing one outcome, whose leaves return an
+// action or check argument conditions.
+func generate(native arch, archs [3]bool, table *[3][]sysRules, def uint32) ([]unix.SockFilter, error) {
+	a := asm{ins: make([]ainsn, 0, 1024), labels: make([]int, 0, 512)}
+	a.ld(offArch)
+	x64 := archs[archX86_64] || archs[archX32]
+	lX64, lX86 := a.label(), a.label()
+	order := []arch{archX86_64, archX86}
+	if native == archX86 {
+		order = []arch{archX86, archX86_64}
+	}
+	for _, o := range order {
+		switch {
+		case o == archX86_64 && x64:
+			a.jmp(opJeq, unix.AUDIT_ARCH_X86_64, lX64, next)
+		case o == archX86 && archs[archX86]:
+			a.jmp(opJeq, unix.AUDIT_ARCH_I386, lX86, next)
+		}
+	}
+	a.ret(badArchAction)
+	if x64 {
+		a.mark(lX64)
+		a.ld(offNr)
+		lX32 := a.label()
+		// x32 syscalls carry __X32_SYSCALL_BIT under the same AUDIT_ARCH_X86_64.
+		a.jmp(opJge, x32SyscallBit, lX32, next)
+		if archs[archX86_64] {
+			a.tree(table[archX86_64], 0, x32SyscallBit-1, def, false)
+		} else {
+			a.ret(badArchAction)
+		}
+		a.mark(lX32)
+		if archs[archX32] {
+			a.tree(table[archX32], x32SyscallBit, 0xffffffff, def, true)
+		} else {
+			a.ret(badArchAction)
+		}
+	}
+	if archs[archX86] {
+		a.mark(lX86)
+		a.ld(offNr)
+		a.tree(table[archX86], 0, 0xffffffff, def, true)
+	}
+	return a.assemble()
+}
+
+// leaf is a range of syscall numbers [start, end] with one outcome: either the return value
+// ret, or the argument checks of rules (a single number).
+type leaf struct {
+	start, end uint32
+	ret        uint32
+	rules      *sysRules
+}
+
+// tree emits the search over syscall numbers lo..hi (the number is in A). m is indexed by
+// number without the x32 bit, which lo carries for x32.
+func (a *asm) tree(m []sysRules, lo, hi uint32, def uint32, arg32 bool) {
+	leaves := make([]leaf, 0, 256)
+	add := func(l leaf) {
+		if n := len(leaves); n > 0 && l.rules == nil && leaves[n-1].rules == nil && leaves[n-1].ret == l.ret {
+			leaves[n-1].end = l.end
+			return
+		}
+		leaves = append(leaves, l)
+	}
+	cur := lo
+	for i := range m {
+		r := &m[i]
+		if !r.used {
+			continue
+		}
+		nr := lo | uint32(i)
+		if nr > cur {
+			add(leaf{start: cur, end: nr - 1, ret: def})
+		}
+		if len(r.conds) == 0 {
+			add(leaf{start: nr, end: nr, ret: r.uncond})
+		} else {
+			add(leaf{start: nr, end: nr, rules: r})
+		}
+		cur = nr + 1
+	}
+	// hi is far above any syscall number, so a range of the default action ends the tree.
+	add(leaf{start: cur, end: hi, ret: def})
+	a.search(leaves, def, arg32)
+}
+
+func (a *asm) search(leaves []leaf, def uint32, arg32 bool) {
+	if len(leaves) == 1 {
+		a.leaf(&leaves[0], def, arg32)
+		return
+	}
+	mid := len(leaves) / 2
+	right := a.label()
+	a.jmp(opJge, leaves[mid].start, right, next)
+	a.search(leaves[:mid], def, arg32)
+	a.mark(right)
+	a.search(leaves[mid:], def, arg32)
+}
+
+func (a *asm) leaf(l *leaf, def uint32, arg32 bool) {
+	if l.rules == nil {
+		a.ret(l.ret)
+		return
+	}
+	for _, r := range l.rules.conds {
+		fail := a.label()
+		for _, c := range r.conds {
+			a.cond(c, fail, arg32)
+		}
+		a.ret(r.act)
+		a.mark(fail)
+	}
+	if l.rules.hasUncond {
+		a.ret(l.rules.uncond)
+	} else {
+		a.ret(def)
+	}
+}
+
+// cond emits one argument comparison: it falls through when it holds and jumps to fail when
+// not. Arguments are compared as unsigned 64-bit values, high word first; on 32-bit ABIs
+// (x86, x32) only the low word, as libseccomp does.
+func (a *asm) cond(c specs.LinuxSeccompArg, fail int, arg32 bool) {
+	lo := uint32(offArgs + 8*c.Index)
+	hi := lo + 4
+	v, v2 := c.Value, c.ValueTwo
+	vl, vh := uint32(v), uint32(v>>32)
+	if arg32 {
+		a.ld(lo)
+		switch c.Op {
+		case specs.OpEqualTo:
+			a.jmp(opJeq, vl, next, fail)
+		case specs.OpNotEqual:
+			a.jmp(opJeq, vl, fail, next)
+		case specs.OpGreaterThan:
+			a.jmp(opJgt, vl, next, fail)
+		case specs.OpGreaterEqual:
+			a.jmp(opJge, vl, next, fail)
+		case specs.OpLessThan:
+			a.jmp(opJge, vl, fail, next)
+		case specs.OpLessEqual:
+			a.jmp(opJgt, vl, fail, next)
+		case specs.OpMaskedEqual:
+			a.and(vl)
+			a.jmp(opJeq, uint32(v2), next, fail)
+		}
+		return
+	}
+	pass := a.label()
+	switch c.Op {
+	case specs.OpEqualTo:
+		a.ld(hi)
+		a.jmp(opJeq, vh, next, fail)
+		a.ld(lo)
+		a.jmp(opJeq, vl, next, fail)
+	case specs.OpNotEqual:
+		a.ld(hi)
+		a.jmp(opJeq, vh, next, pass)
+		a.ld(lo)
+		a.jmp(opJeq, vl, fail, next)
+	case specs.OpGreaterThan, specs.OpGreaterEqual:
+		a.ld(hi)
+		a.jmp(opJgt, vh, pass, next)
+		a.jmp(opJeq, vh, next, fail)
+		a.ld(lo)
+		if c.Op == specs.OpGreaterThan {
+			a.jmp(opJgt, vl, next, fail)
+		} else {
+			a.jmp(opJge, vl, next, fail)
+		}
+	case specs.OpLessThan, specs.OpLessEqual:
+		a.ld(hi)
+		a.jmp(opJgt, vh, fail, next)
+		a.jmp(opJeq, vh, next, pass)
+		a.ld(lo)
+		if c.Op == specs.OpLessThan {
+			a.jmp(opJge, vl, fail, next)
+		} else {
+			a.jmp(opJgt, vl, fail, next)
+		}
+	case specs.OpMaskedEqual:
+		a.ld(hi)
+		a.and(uint32(v >> 32))
+		a.jmp(opJeq, uint32(v2>>32), next, fail)
+		a.ld(lo)
+		a.and(vl)
+		a.jmp(opJeq, uint32(v2), next, fail)
+	}
+	a.mark(pass)
+}
