@@ -157,7 +157,7 @@ func argsProfile() *specs.LinuxSeccomp {
 			{Names: []string{"lseek"}, Action: specs.ActErrno, ErrnoRet: u(33), Args: []specs.LinuxSeccompArg{{Index: 2, Value: 10, Op: specs.OpEqualTo}, {Index: 1, Value: big, Op: specs.OpNotEqual}}},
 			{Names: []string{"lseek"}, Action: specs.ActErrno, ErrnoRet: u(34), Args: []specs.LinuxSeccompArg{{Index: 2, Value: 11, Op: specs.OpEqualTo}, {Index: 1, Value: big, Op: specs.OpLessThan}}},
 			{Names: []string{"lseek"}, Action: specs.ActErrno, ErrnoRet: u(35), Args: []specs.LinuxSeccompArg{{Index: 2, Value: 12, Op: specs.OpEqualTo}, {Index: 1, Value: big, Op: specs.OpGreaterThan}}},
-			{Names: []string{"lseek"}, Action: specs.ActErrno, ErrnoRet: u(36), Args: []specs.LinuxSeccompArg{{Index: 2, Value: 13, Op: specs.OpLessThan}, {Index: 2, Value: 100, Op: specs.OpGreaterThan}}},
+			{Names: []string{"lseek"}, Action: specs.ActErrno, ErrnoRet: u(36), Args: []specs.LinuxSeccompArg{{Index: 2, Value: 5, Op: specs.OpLessThan}, {Index: 2, Value: 100, Op: specs.OpGreaterThan}}},
 			{Names: []string{"umask", "getpgid"}, Action: specs.ActErrno, ErrnoRet: u(20), Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0o10, Op: specs.OpLessThan}, {Index: 0, Value: 0o700, Op: specs.OpGreaterThan}}},
 			{Names: []string{"getpgid"}, Action: specs.ActLog},
 			{Names: []string{"personality"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0xffffffff, Op: specs.OpEqualTo}}},
