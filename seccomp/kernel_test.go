@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -253,5 +255,237 @@ func TestKernelArgumentComparisons(t *testing.T) {
 		if !found {
 			t.Errorf("%s: no output", c.op)
 		}
+	}
+}
+
+func TestKernelKillProcess(t *testing.T) {
+	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"syncfs"}, Action: specs.ActKillProcess}}}
+	r := runChild(t, cfg, "getpid", "syncfs -1", "getppid")
+	if r.signal() != unix.SIGSYS {
+		t.Fatalf("child ended with %v, want killed by SIGSYS", r.state)
+	}
+	if strings.Contains(r.out, "syncfs") || strings.Contains(r.out, "getppid") {
+		t.Errorf("child went on after the killing syscall:\n%s", r.out)
+	}
+}
+
+func TestKernelKillThread(t *testing.T) {
+	for _, act := range []specs.LinuxSeccompAction{specs.ActKill, specs.ActKillThread} {
+		// TSYNC puts the filter on every thread, including the one the syscall runs on.
+		cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_TSYNC"},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"syncfs"}, Action: act}}}
+		r := runChild(t, cfg, "thread syncfs -1", "getpid")
+		if !r.state.Success() {
+			t.Fatalf("%s: the process died (%v); only the thread should", act, r.state)
+		}
+		expectLines(t, r.out, "syncfs: thread gone", fmt.Sprintf("getpid: %d errno 0", r.state.Pid()))
+	}
+}
+
+func TestKernelTrap(t *testing.T) {
+	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"syncfs"}, Action: specs.ActTrap}}}
+	r := runChild(t, cfg, "syncfs -1")
+	// The Go runtime turns a SIGSYS it did not ask for into a crash that names it; sigcode 1
+	// is SYS_SECCOMP, the code of a seccomp trap.
+	if r.state.ExitCode() != 2 || !strings.Contains(r.stderr, "SIGSYS: bad system call") || !strings.Contains(r.stderr, "sigcode=1") {
+		t.Fatalf("child ended with %v, stderr:\n%.600s", r.state, r.stderr)
+	}
+}
+
+func TestKernelTraceLogAllow(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: u(uint(unix.ENOTSUP)),
+		Flags: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog, specs.LinuxSeccompFlagSpecAllow},
+		Syscalls: []specs.LinuxSyscall{
+			{Names: dockerAllowed, Action: specs.ActAllow},
+			// Untraced, SECCOMP_RET_TRACE fails the syscall with ENOSYS.
+			{Names: []string{"rmdir"}, Action: specs.ActTrace, ErrnoRet: u(5)},
+			{Names: []string{"swapoff"}, Action: specs.ActLog},
+		}}
+	// mkdir is both in the allow list and logged: a second unconditional action.
+	if err := Validate(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"mkdir"}, Action: specs.ActLog}, {Names: []string{"mkdir"}, Action: specs.ActTrace}}}); err == nil {
+		t.Error("two unconditional actions for mkdir accepted")
+	}
+	cfg.Syscalls[0].Names = without(dockerAllowed, "rmdir")
+	r := runChild(t, cfg, "mkdir "+dir+"/a", "rmdir "+dir+"/a", "swapoff /nonexistent")
+	expectLines(t, r.out, "mkdir "+dir+"/a: 0 errno 0", "rmdir "+dir+"/a: -1 errno 38", "swapoff /nonexistent: -1 errno 2")
+}
+
+func without(list []string, drop string) []string {
+	var out []string
+	for _, s := range list {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestKernelDefaultAction(t *testing.T) {
+	// Docker's default profile, but failing what it does not allow with EOPNOTSUPP rather
+	// than EPERM, to tell the default action from the kernel's own refusals.
+	cfg := dockerProfile()
+	cfg.DefaultErrnoRet = u(uint(unix.EOPNOTSUPP))
+	r := runChild(t, cfg,
+		"getpid",
+		"swapoff /nonexistent",   // not allowed: the default
+		"clone3 0 0",             // its own rule: ENOSYS
+		"personality 0xffffffff", // allowed by argument
+		"personality 1",          // not among the allowed personas: the default
+		"socket 40 1 0",          // AF_VSOCK: its own EPERM rule, no longer the default
+		"socket 1 1 0",
+	)
+	expectLines(t, r.out,
+		fmt.Sprintf("getpid: %d errno 0", r.state.Pid()),
+		"swapoff /nonexistent: -1 errno 95",
+		"clone3 0 0: -1 errno 38",
+		"personality 0xffffffff: 0 errno 0",
+		"personality 1: -1 errno 95",
+		"socket 40 1 0: -1 errno 1",
+		"socket 1 1 0: 0 errno 0")
+	if !r.state.Success() {
+		t.Errorf("child: %v %s", r.state, r.stderr)
+	}
+}
+
+func TestKernelArchitectures(t *testing.T) {
+	// An x32 syscall (nr | __X32_SYSCALL_BIT under AUDIT_ARCH_X86_64) reaches the filter
+	// whether or not the kernel has x32 built in.
+	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_TSYNC"},
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"getppid"}, Action: specs.ActErrno, ErrnoRet: u(42)}}}
+	// x32 not in the filter: the bad-architecture action kills the thread.
+	r := runChild(t, cfg, "thread x32_getpid", "getppid")
+	expectLines(t, r.out, "x32_getpid: thread gone", "getppid: -1 errno 42")
+	// x32 in the filter: its syscalls follow the rules by their x32 numbers.
+	cfg.Architectures = []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}
+	r = runChild(t, cfg, "thread x32_getppid", "getppid")
+	expectLines(t, r.out, "x32_getppid: thread returned -1 errno 42", "getppid: -1 errno 42")
+	r = runChild(t, cfg, "thread x32_getpid")
+	if strings.Contains(r.out, "thread gone") {
+		t.Errorf("x32 getpid killed with x32 in the filter:\n%s", r.out)
+	}
+}
+
+// struct seccomp_notif and struct seccomp_notif_resp (linux/seccomp.h).
+type seccompNotif struct {
+	id    uint64
+	pid   uint32
+	flags uint32
+	nr    int32
+	arch  uint32
+	ip    uint64
+	args  [6]uint64
+}
+
+type seccompNotifResp struct {
+	id    uint64
+	val   int64
+	error int32
+	flags uint32
+}
+
+// agent plays a seccomp agent on listenerPath: it receives the process state and the
+// listener, lets the first notified syscall continue and fails the second with EXDEV.
+func agent(l *net.UnixListener) (specs.ContainerProcessState, []seccompNotif, error) {
+	var st specs.ContainerProcessState
+	l.SetDeadline(time.Now().Add(20 * time.Second))
+	conn, err := l.AcceptUnix()
+	if err != nil {
+		return st, nil, err
+	}
+	defer conn.Close()
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return st, nil, err
+	}
+	rest, err := io.ReadAll(conn) // the sender closes the connection after one state
+	if err != nil {
+		return st, nil, err
+	}
+	if err := json.Unmarshal(append(buf[:n], rest...), &st); err != nil {
+		return st, nil, fmt.Errorf("process state: %w", err)
+	}
+	scms, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(scms) != 1 {
+		return st, nil, fmt.Errorf("control messages: %v %v", scms, err)
+	}
+	fds, err := unix.ParseUnixRights(&scms[0])
+	if err != nil || len(fds) != 1 {
+		return st, nil, fmt.Errorf("SCM_RIGHTS: %v %v", fds, err)
+	}
+	fd := fds[0]
+	defer unix.Close(fd)
+	var seen []seccompNotif
+	for i := 0; i < 2; i++ {
+		var req seccompNotif
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&req))); e != 0 {
+			return st, seen, fmt.Errorf("SECCOMP_IOCTL_NOTIF_RECV: %w", e)
+		}
+		seen = append(seen, req)
+		resp := seccompNotifResp{id: req.id}
+		if i == 0 {
+			resp.flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+		} else {
+			resp.error = -int32(unix.EXDEV)
+		}
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&resp))); e != 0 {
+			return st, seen, fmt.Errorf("SECCOMP_IOCTL_NOTIF_SEND: %w", e)
+		}
+	}
+	return st, seen, nil
+}
+
+func TestKernelNotify(t *testing.T) {
+	for _, flags := range [][]specs.LinuxSeccompFlag{nil, {"SECCOMP_FILTER_FLAG_TSYNC", specs.LinuxSeccompFlagWaitKillableRecv}} {
+		t.Run(fmt.Sprint(flags), func(t *testing.T) {
+			dir := t.TempDir()
+			sock := dir + "/agent.sock"
+			l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: sock, ListenerMetadata: "meta=1", Flags: flags,
+				Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
+			type res struct {
+				st   specs.ContainerProcessState
+				reqs []seccompNotif
+				err  error
+			}
+			done := make(chan res, 1)
+			go func() {
+				st, reqs, err := agent(l)
+				done <- res{st, reqs, err}
+			}()
+			r := runChild(t, cfg, "listener "+sock, "mkdir "+dir+"/a", "mkdir "+dir+"/b", "getpid")
+			a := <-done
+			if a.err != nil {
+				t.Fatal("agent: ", a.err)
+			}
+			pid := r.state.Pid()
+			expectLines(t, r.out, "installed notifyFd=true", "listener: sent",
+				"mkdir "+dir+"/a: 0 errno 0", "mkdir "+dir+"/b: -1 errno 18", fmt.Sprintf("getpid: %d errno 0", pid))
+			if _, err := os.Stat(dir + "/a"); err != nil {
+				t.Errorf("the continued mkdir did not run: %v", err)
+			}
+			if _, err := os.Stat(dir + "/b"); !os.IsNotExist(err) {
+				t.Errorf("the refused mkdir ran: %v", err)
+			}
+			st := a.st
+			if st.Version != specs.Version || len(st.Fds) != 1 || st.Fds[0] != "seccompFd" || st.Pid != pid || st.Metadata != "meta=1" ||
+				st.State.ID != "ctr" || st.State.Pid != pid || st.State.Status != specs.StateCreating || st.State.Bundle != "/bundle" {
+				t.Errorf("process state %+v", st)
+			}
+			for _, q := range a.reqs {
+				if q.pid != uint32(pid) || q.nr != unix.SYS_MKDIR || q.arch != unix.AUDIT_ARCH_X86_64 {
+					t.Errorf("notification %+v, want mkdir by %d", q, pid)
+				}
+			}
+		})
 	}
 }
