@@ -20,13 +20,15 @@ func createFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-pivot", Usage: "move-mount and chroot instead of pivot_root (for ramfs roots)"},
 		&cli.BoolFlag{Name: "no-new-keyring", Usage: "keep the caller's session keyring"},
 		&cli.IntFlag{Name: "preserve-fds", Usage: "pass this many descriptors (from fd 3) to the container"},
+		&cli.StringFlag{Name: "image", Usage: "run an OCI image (LAYOUT[:TAG]) on an overlay of its stored layers; args after the id replace its Cmd"},
+		platformFlag,
 	}
 }
 
 var createCommand = &cli.Command{
 	Name:      "create",
 	Usage:     "create a container; its program waits until `start`",
-	ArgsUsage: "<container-id>",
+	ArgsUsage: "<container-id> [command... (with --image)]",
 	Flags:     createFlags(),
 	Action: func(c *cli.Context) error {
 		l, err := createContainer(c, true)
@@ -40,6 +42,9 @@ var createCommand = &cli.Command{
 
 // createContainer is the shared body of create and run.
 func createContainer(c *cli.Context, detach bool) (*libcontainer.Launched, error) {
+	if c.String("image") != "" {
+		return createFromImage(c, detach)
+	}
 	id, err := oneID(c)
 	if err != nil {
 		return nil, err

@@ -61,7 +61,7 @@ func newApp() *cli.App {
 		Before: setupGlobals,
 		Commands: []*cli.Command{
 			specCommand, createCommand, startCommand, runCommand, stateCommand, killCommand,
-			deleteCommand, listCommand,
+			deleteCommand, listCommand, imageCommand,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors, once
 	}

@@ -12,7 +12,7 @@ import (
 var runCommand = &cli.Command{
 	Name:      "run",
 	Usage:     "create and start a container, and wait for it unless --detach",
-	ArgsUsage: "<container-id>",
+	ArgsUsage: "<container-id> [command... (with --image)]",
 	Flags: append(createFlags(),
 		&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "return once the container runs"},
 		&cli.BoolFlag{Name: "keep", Usage: "keep the container's state after it exits"},

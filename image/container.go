@@ -1,0 +1,247 @@
+package image
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// ContainerDir is where container id's image bundle lives.
+func ContainerDir(root, id string) string {
+	return filepath.Join(StoreDir(root), "containers", id)
+}
+
+// PrepareOpts are the inputs of Prepare.
+type PrepareOpts struct {
+	Root     string
+	ID       string
+	Image    *Image
+	Args     []string // replace the image's Cmd when set (Entrypoint is kept, as docker run does)
+	Progress Progress
+	// Applied receives how many layers had to be applied (0: all were in the store).
+	Applied *int
+}
+
+// Prepare makes container id's bundle from an image: the layers in the store (applied if
+// missing), an overlay of them with the container's own upper and work directories as
+// rootfs, and config.json converted from the image config. It returns the bundle directory.
+// On failure nothing is left; on success ReleaseBundle undoes it.
+func Prepare(o PrepareOpts) (bundle string, err error) {
+	s, err := OpenStore(o.Root)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	if err := s.lockShared(); err != nil {
+		return "", err
+	}
+	defer s.unlock()
+	dir := ContainerDir(o.Root, o.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if !errors.Is(err, os.ErrExist) || !abandoned(o.Root, o.ID) {
+			return "", fmt.Errorf("container %q: its image rootfs exists already (%s)", o.ID, dir)
+		}
+		if err := ReleaseBundle(o.Root, o.ID); err != nil {
+			return "", err
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return "", err
+		}
+	}
+	defer func() {
+		if err != nil {
+			_ = ReleaseBundle(o.Root, o.ID)
+		}
+	}()
+	// Held by this berth until it exits: a dir whose lock is free and that has no container
+	// state was left by a create that died.
+	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if err := flock(lf, unix.LOCK_EX); err != nil {
+		return "", err
+	}
+	keepLocked = append(keepLocked, lf)
+	im := o.Image
+	if err := writeJSONAtomic(filepath.Join(dir, "image.json"), containerUse{Ref: im.Ref, Manifest: im.Manifest.Digest, DiffIDs: im.DiffIDs}); err != nil {
+		return "", err
+	}
+	n, err := s.AddLayers(im, o.Progress)
+	if o.Applied != nil {
+		*o.Applied = n
+	}
+	if err != nil {
+		return "", err
+	}
+	explain.Stepf("image.Prepare", "%d of %d layers applied into %s, the rest were stored", n, len(im.DiffIDs), filepath.Join(s.Dir, "layers"))
+	if err := s.writeRecord(im); err != nil {
+		return "", err
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	upper := filepath.Join(dir, "upper")
+	work := filepath.Join(dir, "work")
+	for _, d := range []string{rootfs, upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	// The merged root shows the upper directory's attributes: give it the top layer's.
+	if len(im.DiffIDs) > 0 {
+		var st unix.Stat_t
+		if err := unix.Stat(s.LayerDir(im.DiffIDs[len(im.DiffIDs)-1]), &st); err == nil {
+			_ = unix.Chmod(upper, st.Mode&0o7777)
+			_ = unix.Chown(upper, int(st.Uid), int(st.Gid))
+		}
+	}
+	var lowers []string
+	for i := len(im.DiffIDs) - 1; i >= 0; i-- { // overlay's first lowerdir is the top
+		lowers = append(lowers, s.LayerDir(im.DiffIDs[i]))
+	}
+	if len(lowers) == 0 {
+		empty := filepath.Join(dir, "empty")
+		if err := os.Mkdir(empty, 0o755); err != nil {
+			return "", err
+		}
+		lowers = []string{empty}
+	}
+	if err := mountOverlay(rootfs, lowers, upper, work); err != nil {
+		return "", err
+	}
+	spec, err := RuntimeSpec(im, rootfs, o.Args)
+	if err != nil {
+		return "", err
+	}
+	data, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// keepLocked holds the container directories' locks until this berth exits.
+var keepLocked []*os.File
+
+// ReleaseBundle undoes Prepare for container id: it unmounts the overlay and removes the upper
+// and work directories. The layer store is untouched. Releasing twice is harmless.
+func ReleaseBundle(root, id string) error {
+	dir := ContainerDir(root, id)
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	for {
+		err := unix.Unmount(rootfs, unix.UMOUNT_NOFOLLOW)
+		if err == unix.EINVAL || err == unix.ENOENT {
+			break // not (or no longer) a mount point
+		}
+		if err == unix.EBUSY {
+			explain.Stepf("image.ReleaseBundle", "umount -l %s (busy)", rootfs)
+			err = unix.Unmount(rootfs, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		}
+		if err != nil {
+			return fmt.Errorf("unmounting %s: %w", rootfs, err)
+		}
+		explain.Stepf("image.ReleaseBundle", "umount %s", rootfs)
+	}
+	explain.Stepf("image.ReleaseBundle", "rm -r %s (upper and work)", dir)
+	return os.RemoveAll(dir)
+}
+
+// mountOverlay mounts lowers (top first) with upper and work on target. mount(2) takes its
+// options in one page, which ~40 layers with long paths overflow: then the layers are added
+// one by one through the new mount API (fsconfig lowerdir+).
+func mountOverlay(target string, lowers []string, upper, work string) error {
+	special := func(p string) bool { return strings.ContainsAny(p, ":,") }
+	data := "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work
+	fits := len(data) < os.Getpagesize()-1 && !special(upper) && !special(work)
+	for _, l := range lowers {
+		fits = fits && !special(l)
+	}
+	if fits && os.Getenv("BERTH_OVERLAY_FSCONFIG") == "" {
+		explain.Stepf("image.mountOverlay", "mount -t overlay overlay -o %s %s", data, target)
+		if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
+			return overlayError(err)
+		}
+		return nil
+	}
+	explain.Stepf("image.mountOverlay", "fsopen overlay, lowerdir+ x%d, upperdir=%s, workdir=%s; move_mount to %s", len(lowers), upper, work, target)
+	fs, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return overlayError(err)
+	}
+	defer unix.Close(fs)
+	set := func(key, val string) error {
+		if err := unix.FsconfigSetString(fs, key, val); err != nil {
+			if len(val) >= 256 {
+				// fsconfig strings stop at 256 bytes: pass the directory itself.
+				fd, oerr := unix.Open(val, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				if oerr == nil {
+					defer unix.Close(fd)
+					if err = unix.FsconfigSetFd(fs, key, fd); err == nil {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("overlay %s=%s: %w%s", key, val, err, fsLog(fs))
+		}
+		return nil
+	}
+	if err := set("source", "overlay"); err != nil {
+		return err
+	}
+	for _, l := range lowers {
+		if err := set("lowerdir+", l); err != nil {
+			return err
+		}
+	}
+	if err := set("upperdir", upper); err != nil {
+		return err
+	}
+	if err := set("workdir", work); err != nil {
+		return err
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return overlayError(fmt.Errorf("%w%s", err, fsLog(fs)))
+	}
+	mfd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return overlayError(err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return overlayError(err)
+	}
+	return nil
+}
+
+// fsLog reads the messages the kernel left on an fs context.
+func fsLog(fd int) string {
+	var out []string
+	buf := make([]byte, 1024)
+	for i := 0; i < 16; i++ {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		out = append(out, string(buf[:n]))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(out, "; ") + ")"
+}
+
+func overlayError(err error) error {
+	return fmt.Errorf("mounting the overlay rootfs: %w (berth run --image needs overlayfs, with the store under --root on a filesystem it accepts as upper: ext4, xfs, tmpfs...; or make a plain bundle with `berth image unpack`)", err)
+}

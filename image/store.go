@@ -1,0 +1,515 @@
+package image
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// Store is the shared layer store under berth's root:
+//
+//	<root>/.images/lock                  flock: shared while layers are added or used, exclusive for rm/prune
+//	<root>/.images/layers/<diffID-hex>/  one applied layer (overlayfs whiteouts), never modified
+//	<root>/.images/layers/.tmp-*         a layer being applied (renamed into place when verified)
+//	<root>/.images/locks/<diffID-hex>    flock held while that layer is applied
+//	<root>/.images/images/<hex>.json     a record per image stored (by manifest digest)
+//	<root>/.images/containers/<id>/      a container's bundle: config.json, rootfs (overlay), upper, work
+type Store struct {
+	Dir  string
+	lock *os.File
+}
+
+// StoreDir is where the store of berth root lives.
+func StoreDir(root string) string { return filepath.Join(root, ".images") }
+
+// OpenStore opens (creating) the store under berth's root.
+func OpenStore(root string) (*Store, error) {
+	dir := StoreDir(root)
+	for _, d := range []string{"layers", "locks", "images", "containers"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("image store: %w", err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	return &Store{Dir: dir, lock: f}, nil
+}
+
+// Close releases the store (and its lock).
+func (s *Store) Close() error { return s.lock.Close() }
+
+func (s *Store) lockShared() error    { return flock(s.lock, unix.LOCK_SH) }
+func (s *Store) lockExclusive() error { return flock(s.lock, unix.LOCK_EX) }
+func (s *Store) unlock()              { _ = flock(s.lock, unix.LOCK_UN) }
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// layerKey is a layer's directory name: the diffID's hex (prefixed by the algorithm unless
+// sha256).
+func layerKey(d digest.Digest) string {
+	if d.Algorithm() == digest.SHA256 {
+		return d.Encoded()
+	}
+	return d.Algorithm().String() + "-" + d.Encoded()
+}
+
+// LayerDir is where layer diffID is (or would be) stored.
+func (s *Store) LayerDir(d digest.Digest) string {
+	return filepath.Join(s.Dir, "layers", layerKey(d))
+}
+
+func (s *Store) hasLayer(d digest.Digest) bool {
+	_, err := os.Lstat(s.LayerDir(d))
+	return err == nil
+}
+
+// Progress receives reports while layers are applied; nil means quiet.
+type Progress func(layer string, done, total int64, finished bool)
+
+// AddLayers applies every layer of im that the store lacks, distinct layers in parallel, and
+// returns how many it applied (0 when all were there: nothing is unpacked twice). The caller
+// holds the store lock shared.
+func (s *Store) AddLayers(im *Image, progress Progress) (int, error) {
+	type job struct {
+		i   int
+		key string
+	}
+	var jobs []job
+	seen := map[string]bool{}
+	for i, d := range im.DiffIDs {
+		k := layerKey(d)
+		if seen[k] || s.hasLayer(d) {
+			continue
+		}
+		seen[k] = true
+		jobs = append(jobs, job{i, k})
+	}
+	if len(jobs) == 0 {
+		return 0, nil
+	}
+	// Biggest first: the longest layer starts at once and the small ones fill in around it.
+	sort.SliceStable(jobs, func(a, b int) bool { return im.Layers[jobs[a].i].Size > im.Layers[jobs[b].i].Size })
+	workers := runtime.NumCPU()
+	if workers < 2 {
+		workers = 2
+	}
+	if workers > len(jobs) {
+		workers = len(jobs)
+	}
+	var (
+		mu      sync.Mutex
+		applied int
+		errs    []error
+		next    = make(chan job)
+		wg      sync.WaitGroup
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				did, err := s.addLayer(im, j.i, progress)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else if did {
+					applied++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	return applied, errors.Join(errs...)
+}
+
+// addLayer applies layer i under its lock, into a temporary directory renamed into place once
+// the blob's digest and the diffID are verified. Another berth that got there first wins.
+func (s *Store) addLayer(im *Image, i int, progress Progress) (bool, error) {
+	d := im.DiffIDs[i]
+	key := layerKey(d)
+	lf, err := os.OpenFile(filepath.Join(s.Dir, "locks", key), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return false, err
+	}
+	defer lf.Close()
+	if err := flock(lf, unix.LOCK_EX); err != nil {
+		return false, err
+	}
+	if s.hasLayer(d) {
+		return false, nil
+	}
+	layers := filepath.Join(s.Dir, "layers")
+	// Whatever an interrupted apply of this layer left is never trusted: remove it.
+	if old, _ := filepath.Glob(filepath.Join(layers, ".tmp-"+key+"-*")); len(old) > 0 {
+		for _, o := range old {
+			_ = os.RemoveAll(o)
+		}
+	}
+	tmp, err := os.MkdirTemp(layers, ".tmp-"+key+"-")
+	if err != nil {
+		return false, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, 0o755); err != nil {
+		return false, err
+	}
+	blob, err := im.OpenLayer(i)
+	if err != nil {
+		return false, err
+	}
+	defer blob.Close()
+	desc := im.Layers[i]
+	var cr *countingReader
+	var stop chan struct{}
+	var r io.Reader = blob
+	if progress != nil {
+		cr = &countingReader{r: blob}
+		r = cr
+		stop = make(chan struct{})
+		go func() {
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					progress(desc.Digest.String(), cr.count(), desc.Size, false)
+				}
+			}
+		}()
+	}
+	err = applyLayer(r, desc.Digest.String(), d, fd, overlayMode, nil, nil)
+	if stop != nil {
+		close(stop)
+		progress(desc.Digest.String(), cr.count(), desc.Size, true)
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, s.LayerDir(d)); err != nil {
+		return false, err
+	}
+	ok = true
+	return true, nil
+}
+
+// Record is what the store keeps about an image it holds layers for.
+type Record struct {
+	Manifest digest.Digest   `json:"manifest"`
+	Config   digest.Digest   `json:"config"`
+	Refs     []string        `json:"refs"` // LAYOUT[:TAG] it was used as, absolute
+	DiffIDs  []digest.Digest `json:"diffIDs"`
+	Size     int64           `json:"size"` // compressed layer bytes
+	Created  string          `json:"created,omitempty"`
+	Stored   time.Time       `json:"stored"`
+}
+
+func (s *Store) recordPath(m digest.Digest) string {
+	return filepath.Join(s.Dir, "images", m.Encoded()+".json")
+}
+
+// Add stores im: its layers and its record. It returns how many layers it applied.
+func (s *Store) Add(im *Image, progress Progress) (int, error) {
+	if err := s.lockShared(); err != nil {
+		return 0, err
+	}
+	defer s.unlock()
+	n, err := s.AddLayers(im, progress)
+	if err != nil {
+		return n, err
+	}
+	return n, s.writeRecord(im)
+}
+
+func (s *Store) writeRecord(im *Image) error {
+	ref := im.Layout
+	if im.Tag != "" {
+		ref += ":" + im.Tag
+	}
+	rec := Record{Manifest: im.Manifest.Digest, Config: im.ConfigDigest, DiffIDs: im.DiffIDs, Stored: time.Now().UTC()}
+	for _, l := range im.Layers {
+		if l.Size > 0 {
+			rec.Size += l.Size
+		}
+	}
+	if im.Config.Created != nil {
+		rec.Created = im.Config.Created.UTC().Format(time.RFC3339)
+	}
+	if old, err := s.readRecord(s.recordPath(im.Manifest.Digest)); err == nil {
+		rec.Refs = old.Refs
+		rec.Stored = old.Stored
+	}
+	found := false
+	for _, r := range rec.Refs {
+		found = found || r == ref
+	}
+	if !found {
+		rec.Refs = append(rec.Refs, ref)
+	}
+	return writeJSONAtomic(s.recordPath(im.Manifest.Digest), rec)
+}
+
+func (s *Store) readRecord(p string) (*Record, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return &r, nil
+}
+
+func writeJSONAtomic(p string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := p + ".tmp" + fmt.Sprint(os.Getpid())
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// Records lists the images stored.
+func (s *Store) Records() ([]*Record, error) {
+	ps, err := filepath.Glob(filepath.Join(s.Dir, "images", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Record
+	for _, p := range ps {
+		if r, err := s.readRecord(p); err == nil {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Stored.Before(out[j].Stored) })
+	return out, nil
+}
+
+// containerUse is what a container made from an image keeps in its directory.
+type containerUse struct {
+	Ref      string          `json:"ref"`
+	Manifest digest.Digest   `json:"manifest"`
+	DiffIDs  []digest.Digest `json:"diffIDs"`
+}
+
+// ContainerUses maps each container made from an image to the manifest it uses.
+func (s *Store) ContainerUses() (map[string]containerUse, error) {
+	ents, err := os.ReadDir(filepath.Join(s.Dir, "containers"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]containerUse{}
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(s.Dir, "containers", e.Name(), "image.json"))
+		if err != nil {
+			continue // left by a create killed before it wrote this (it is made under the store lock)
+		}
+		var u containerUse
+		if json.Unmarshal(data, &u) == nil {
+			out[e.Name()] = u
+		}
+	}
+	return out, nil
+}
+
+// Remove deletes the records matching what (a ref as given to ls, a layout path, or a
+// manifest digest or its prefix) and then prunes the layers nothing uses any more. It refuses
+// while a container uses the image.
+func (s *Store) Remove(what string) ([]string, error) {
+	if err := s.lockExclusive(); err != nil {
+		return nil, err
+	}
+	defer s.unlock()
+	recs, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	uses, err := s.ContainerUses()
+	if err != nil {
+		return nil, err
+	}
+	var match []*Record
+	for _, r := range recs {
+		if matchRecord(r, what) {
+			match = append(match, r)
+		}
+	}
+	if len(match) == 0 {
+		return nil, fmt.Errorf("no stored image matches %q (see berth image ls)", what)
+	}
+	if len(match) > 1 {
+		return nil, fmt.Errorf("%q matches %d images: name one by its digest", what, len(match))
+	}
+	r := match[0]
+	for id, u := range uses {
+		if u.Manifest == r.Manifest {
+			return nil, fmt.Errorf("image %s is used by container %s: delete it first", r.Manifest, id)
+		}
+	}
+	if err := os.Remove(s.recordPath(r.Manifest)); err != nil {
+		return nil, err
+	}
+	removed, err := s.pruneLocked()
+	return append([]string{r.Manifest.String()}, removed...), err
+}
+
+func matchRecord(r *Record, what string) bool {
+	if w := strings.TrimPrefix(what, "sha256:"); len(w) >= 6 && strings.HasPrefix(r.Manifest.Encoded(), w) {
+		return true
+	}
+	abs := what
+	if l, tag, err := SplitRef(what); err == nil {
+		if a, err := filepath.Abs(l); err == nil {
+			abs = a
+			if tag != "" {
+				abs += ":" + tag
+			}
+		}
+	}
+	for _, ref := range r.Refs {
+		if ref == what || ref == abs {
+			return true
+		}
+	}
+	return false
+}
+
+// Prune removes the layers no stored image and no container uses, whatever interrupted
+// applies left, and the directories of containers whose create died before it finished.
+func (s *Store) Prune(root string) ([]string, error) {
+	if err := s.lockExclusive(); err != nil {
+		return nil, err
+	}
+	defer s.unlock()
+	s.releaseAbandoned(root)
+	return s.pruneLocked()
+}
+
+func (s *Store) pruneLocked() ([]string, error) {
+	used := map[string]bool{}
+	recs, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		for _, d := range r.DiffIDs {
+			used[layerKey(d)] = true
+		}
+	}
+	uses, err := s.ContainerUses()
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range uses {
+		for _, d := range u.DiffIDs {
+			used[layerKey(d)] = true
+		}
+	}
+	layers := filepath.Join(s.Dir, "layers")
+	ents, err := os.ReadDir(layers)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		n := e.Name()
+		if used[n] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(layers, n)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !strings.HasPrefix(n, ".tmp-") {
+			removed = append(removed, n)
+		}
+	}
+	// No apply runs (the store is locked exclusively): no one holds or waits on these.
+	locks, _ := os.ReadDir(filepath.Join(s.Dir, "locks"))
+	for _, l := range locks {
+		if !used[l.Name()] {
+			_ = os.Remove(filepath.Join(s.Dir, "locks", l.Name()))
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// releaseAbandoned releases container directories whose create died before the container
+// existed (no state directory, and no berth holding its lock).
+func (s *Store) releaseAbandoned(root string) {
+	ents, _ := os.ReadDir(filepath.Join(s.Dir, "containers"))
+	for _, e := range ents {
+		if abandoned(root, e.Name()) {
+			_ = ReleaseBundle(root, e.Name())
+		}
+	}
+}
+
+func abandoned(root, id string) bool {
+	if _, err := os.Lstat(filepath.Join(root, id)); err == nil {
+		return false
+	}
+	f, err := os.OpenFile(filepath.Join(StoreDir(root), "containers", id, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
+}
+
+// DiskUsage sums the bytes of the layer directories for diffIDs.
+func (s *Store) DiskUsage(ds []digest.Digest) int64 {
+	var n int64
+	for _, d := range ds {
+		_ = filepath.WalkDir(s.LayerDir(d), func(_ string, e os.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if fi, err := e.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+	}
+	return n
+}
