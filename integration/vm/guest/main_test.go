@@ -66,6 +66,10 @@ func makeRootfs(dir string) error {
 			}
 		}
 	}
+	// Mount point for the block device the device tests bind in.
+	if err := os.WriteFile(filepath.Join(dir, "ram0"), nil, 0o644); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
 }
 
