@@ -95,6 +95,20 @@ func expect(cfg *specs.LinuxSeccomp, a arch, nr uint32, args [6]uint64) uint32 {
 		}
 		panic(c.Op)
 	}
+	matches := func(sc specs.LinuxSyscall) bool {
+		for _, n := range sc.Names {
+			if m, ok := syscallNumber(n, a); ok && m == nr {
+				return true
+			}
+		}
+		return false
+	}
+	// An unconditional action overrides conditional rules; the first one stays.
+	for _, sc := range cfg.Syscalls {
+		if act, _ := actionValue(sc.Action, sc.ErrnoRet); act != def && len(sc.Args) == 0 && matches(sc) {
+			return act
+		}
+	}
 	var uncond *uint32
 	for _, sc := range cfg.Syscalls {
 		act, _ := actionValue(sc.Action, sc.ErrnoRet)
@@ -116,6 +130,9 @@ func expect(cfg *specs.LinuxSeccomp, a arch, nr uint32, args [6]uint64) uint32 {
 			}
 			continue
 		}
+		if uncond != nil {
+			continue
+		}
 		seen := map[uint]bool{}
 		repeated := false
 		for _, c := range sc.Args {
@@ -132,9 +149,6 @@ func expect(cfg *specs.LinuxSeccomp, a arch, nr uint32, args [6]uint64) uint32 {
 		if ok {
 			return act
 		}
-	}
-	if uncond != nil {
-		return *uncond
 	}
 	return def
 }
@@ -285,8 +299,6 @@ func TestValidateNamesTheField(t *testing.T) {
 		{specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 6, Op: specs.OpEqualTo}}}}}, "linux.seccomp.syscalls[0].args[0].index: 6 is out of range"},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Op: "SCMP_CMP_LIKE"}}}}}, `linux.seccomp.syscalls[0].args[0].op: unknown operator "SCMP_CMP_LIKE"`},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActNotify}}}, "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"},
-		{specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write"}, Action: specs.ActAllow}, {Names: []string{"write"}, Action: specs.ActLog}}},
-			`linux.seccomp.syscalls[1]: "write" already has action SCMP_ACT_ALLOW from linux.seccomp.syscalls[0]`},
 	} {
 		err := Validate(&c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -414,4 +426,31 @@ func countSteps(prog []unix.SockFilter, data []byte) int {
 		}
 	}
 	return steps
+}
+
+// TestPrecedence pins the rules libseccomp 2.5 (so runc) applies when several entries name
+// one syscall, checked against libseccomp's own output while choosing this compiler.
+func TestPrecedence(t *testing.T) {
+	cond := specs.LinuxSyscall{Names: []string{"getpgid"}, Action: specs.ActErrno, ErrnoRet: u(20), Args: []specs.LinuxSeccompArg{{Index: 0, Value: 8, Op: specs.OpLessThan}}}
+	log := specs.LinuxSyscall{Names: []string{"getpgid"}, Action: specs.ActLog}
+	trap := specs.LinuxSyscall{Names: []string{"getpgid"}, Action: specs.ActTrap}
+	allow := specs.LinuxSyscall{Names: []string{"getpgid"}, Action: specs.ActAllow}
+	for _, c := range []struct {
+		name  string
+		rules []specs.LinuxSyscall
+		want  uint32
+	}{
+		{"unconditional overrides conditional", []specs.LinuxSyscall{cond, log}, retLog},
+		{"in either order", []specs.LinuxSyscall{log, cond}, retLog},
+		{"the first unconditional stays", []specs.LinuxSyscall{trap, log}, retTrap},
+		{"a rule equal to the default is skipped", []specs.LinuxSyscall{allow, cond}, retErrno | 20},
+	} {
+		f, err := Compile(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: c.rules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := run(t, f.prog, seccompData(unix.AUDIT_ARCH_X86_64, unix.SYS_GETPGID, [6]uint64{})); got != c.want {
+			t.Errorf("%s: %#x, want %#x", c.name, got, c.want)
+		}
+	}
 }

@@ -147,8 +147,11 @@ type rule struct {
 	conds []specs.LinuxSeccompArg
 }
 
-// sysRules is everything a syscall number is filtered by: conditional rules checked in
-// order, then the unconditional action if any, then the default action.
+// sysRules is everything a syscall number is filtered by. As libseccomp builds it (and so
+// runc): an unconditional action, if any, applies to every call and the conditional rules
+// are dropped; of several unconditional actions the first stays. Otherwise the conditional
+// rules are checked in the order of the profile, the first that matches decides, and the
+// default action applies when none does.
 type sysRules struct {
 	conds     []rule
 	uncond    uint32
@@ -210,9 +213,6 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 		}
 	}
 	notify := false
-	// uncondBy[i] is 1 + the index of the entry giving syscallTable[i] its unconditional
-	// action, 0 if none yet.
-	uncondBy := make([]int32, len(syscallTable))
 	for i, sc := range cfg.Syscalls {
 		f := fmt.Sprintf("%s.syscalls[%d]", field, i)
 		act, err := actionValue(sc.Action, sc.ErrnoRet)
@@ -269,17 +269,6 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 			if ei < 0 {
 				continue // like runc: a syscall this kernel/arch lacks is ignored
 			}
-			if len(alts) == 0 {
-				if prev := int(uncondBy[ei]) - 1; prev >= 0 {
-					pa, _ := actionValue(cfg.Syscalls[prev].Action, cfg.Syscalls[prev].ErrnoRet)
-					if pa != act {
-						return nil, fmt.Errorf("%s: %q already has action %s from %s.syscalls[%d]; a syscall has one unconditional action",
-							f, name, cfg.Syscalls[prev].Action, field, prev)
-					}
-					continue
-				}
-				uncondBy[ei] = int32(i + 1)
-			}
 			e := &syscallTable[ei]
 			for a := range table {
 				if table[a] == nil {
@@ -291,9 +280,10 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 				}
 				r := &table[a][nr&^x32SyscallBit]
 				r.used = true
-				if len(alts) == 0 {
+				switch {
+				case len(alts) == 0 && !r.hasUncond:
 					r.uncond, r.hasUncond = act, true
-				} else {
+				case len(alts) > 0:
 					r.conds = append(r.conds, alts...)
 				}
 			}
@@ -403,7 +393,7 @@ func (a *asm) tree(m []sysRules, lo, hi uint32, def uint32, arg32 bool) {
 		if nr > cur {
 			add(leaf{start: cur, end: nr - 1, ret: def})
 		}
-		if len(r.conds) == 0 {
+		if r.hasUncond {
 			add(leaf{start: nr, end: nr, ret: r.uncond})
 		} else {
 			add(leaf{start: nr, end: nr, rules: r})
@@ -441,11 +431,7 @@ func (a *asm) leaf(l *leaf, def uint32, arg32 bool) {
 		a.ret(r.act)
 		a.mark(fail)
 	}
-	if l.rules.hasUncond {
-		a.ret(l.rules.uncond)
-	} else {
-		a.ret(def)
-	}
+	a.ret(def)
 }
 
 // cond emits one argument comparison: it falls through when it holds and jumps to fail when
