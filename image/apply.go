@@ -214,9 +214,9 @@ func (a *applier) parent(dir string) (*dirFd, error) {
 	if err == unix.ENOENT {
 		// Create what is missing, one component at a time.
 		pdir, base := path.Split(dir)
-		p, err := a.parent(pdir)
-		if err != nil {
-			return nil, err
+		p, perr := a.parent(pdir)
+		if perr != nil {
+			return nil, perr
 		}
 		if err := unix.Mkdirat(p.fd, base, 0o755); err != nil && err != unix.EEXIST {
 			return nil, fmt.Errorf("mkdir %s: %w", dir, err)
@@ -353,7 +353,7 @@ func (a *applier) entry(tr *tar.Reader, h *tar.Header) error {
 	perm := uint32(h.Mode) & 0o7777
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
-		return a.file(tr, h, p, base, perm)
+		return a.file(tr, h, p, base, rel, perm)
 	case tar.TypeDir:
 		existed := false
 		err := unix.Mkdirat(p.fd, base, perm)
@@ -422,9 +422,14 @@ func (a *applier) create(dirfd int, base, rel string, mk func() error) error {
 func (a *applier) remove(dirfd int, name, rel string) error {
 	err := unix.Unlinkat(dirfd, name, 0)
 	if err == unix.EISDIR || err == unix.EPERM {
-		// Open directory fds below it go stale: forget them all.
-		a.dropDirs()
 		err = removeAllAt(dirfd, name)
+		// Open directory fds below it went stale: forget them.
+		for k, d := range a.dirs {
+			if k == rel || strings.HasPrefix(k, rel+"/") {
+				unix.Close(d.fd)
+				delete(a.dirs, k)
+			}
+		}
 	}
 	if err == unix.ENOENT {
 		return nil
@@ -463,11 +468,11 @@ func removeAllAt(dirfd int, name string) error {
 	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
 }
 
-func (a *applier) file(tr *tar.Reader, h *tar.Header, p *dirFd, base string, perm uint32) error {
+func (a *applier) file(tr *tar.Reader, h *tar.Header, p *dirFd, base, rel string, perm uint32) error {
 	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(p.fd, base, flags, perm)
 	if err == unix.EEXIST {
-		if err = a.remove(p.fd, base, ""); err == nil {
+		if err = a.remove(p.fd, base, rel); err == nil {
 			fd, err = unix.Openat(p.fd, base, flags, perm)
 		}
 	}
@@ -668,10 +673,7 @@ func (a *applier) whiteout(dir, base string) error {
 			if _, ok := a.seen[path.Join(prefix, n)]; ok {
 				continue
 			}
-			if err := a.remove(p.fd, n, ""); err != nil {
-				return err
-			}
-			if p, err = a.parent(dir); err != nil {
+			if err := a.remove(p.fd, n, path.Join(prefix, n)); err != nil {
 				return err
 			}
 		}
