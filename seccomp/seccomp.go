@@ -270,6 +270,11 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 				continue // like runc: a syscall this kernel/arch lacks is ignored
 			}
 			e := &syscallTable[ei]
+			if mx, ok := x86Multiplexed[name]; ok && table[archX86] != nil {
+				r := &table[archX86][mx.mux]
+				r.used = true
+				r.conds = append(r.conds, rule{act, []specs.LinuxSeccompArg{{Index: 0, Value: uint64(mx.call), Op: specs.OpEqualTo}}})
+			}
 			for a := range table {
 				if table[a] == nil {
 					continue
