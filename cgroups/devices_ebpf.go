@@ -109,8 +109,9 @@ func deviceFilter(rules []deviceRule) asm.Instructions {
 		asm.Mov.Reg(asm.R6, asm.R3),              // R6 = requested bits not yet decided
 	}
 	label := func(i int) string { return "rule-" + strconv.Itoa(i) }
-	n := 0
-	for i := len(rules) - 1; i >= 0; i-- {
+	deny := label(len(rules)) // the end: nothing (else) matched
+	allows := false
+	for n, i := 0, len(rules)-1; i >= 0; n, i = n+1, i-1 {
 		r := rules[i]
 		next := label(n + 1)
 		var block asm.Instructions
@@ -124,6 +125,7 @@ func deviceFilter(rules []deviceRule) asm.Instructions {
 			block = append(block, asm.JNE.Imm(asm.R5, int32(r.minor), next))
 		}
 		if r.allow {
+			allows = true
 			block = append(block,
 				asm.And.Imm(asm.R6, ^r.access&accAll),
 				asm.JEq.Imm(asm.R6, 0, "allow"))
@@ -131,20 +133,23 @@ func deviceFilter(rules []deviceRule) asm.Instructions {
 			block = append(block,
 				asm.Mov.Reg(asm.R1, asm.R6),
 				asm.And.Imm(asm.R1, r.access),
-				asm.JNE.Imm(asm.R1, 0, "deny"))
+				asm.JNE.Imm(asm.R1, 0, deny))
 		}
 		block[0] = block[0].WithSymbol(label(n))
 		insts = append(insts, block...)
-		n++
 	}
-	return append(insts,
-		asm.Mov.Imm(asm.R0, 0).WithSymbol(label(n)), // no rule decided every bit: deny
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("deny"),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
+	insts = append(insts,
+		asm.Mov.Imm(asm.R0, 0).WithSymbol(deny),
 		asm.Return(),
 	)
+	if allows {
+		// The verifier refuses unreachable code: this block only exists when jumped to.
+		insts = append(insts,
+			asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
+			asm.Return(),
+		)
+	}
+	return insts
 }
 
 // setDevicesBPF replaces the device program of the group at dir with one made from rules. The

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
@@ -116,82 +117,295 @@ func inheritCpuset(dir string) error {
 	return nil
 }
 
-// Set writes the limits v1 can hold. Memory swap follows runc: memory.memsw is limit+swap.
+// Set writes linux.resources into the v1 hierarchies; a field whose controller the host does
+// not mount, or which v1 cannot hold, is an error naming it.
+//
+//	linux.resources field       cgroup v1 file
+//	---------------------       --------------
+//	memory.limit                memory.limit_in_bytes
+//	memory.reservation          memory.soft_limit_in_bytes
+//	memory.swap                 memory.memsw.limit_in_bytes (memory+swap, as the spec means it;
+//	                            written before the limit when the limit grows past the old one)
+//	memory.kernel               ignored with a warning (as runc: removed from the kernel)
+//	memory.kernelTCP            memory.kmem.tcp.limit_in_bytes
+//	memory.swappiness           memory.swappiness
+//	memory.disableOOMKiller     memory.oom_control = 1
+//	memory.useHierarchy         memory.use_hierarchy
+//	cpu.shares                  cpu.shares
+//	cpu.period, cpu.quota       cpu.cfs_period_us, cpu.cfs_quota_us
+//	cpu.burst                   cpu.cfs_burst_us
+//	cpu.realtimePeriod/Runtime  cpu.rt_period_us, cpu.rt_runtime_us
+//	cpu.idle                    cpu.idle
+//	cpu.cpus, cpu.mems          cpuset.cpus, cpuset.mems
+//	pids.limit                  pids.max (>0, else "max")
+//	blockIO.weight/leafWeight   blkio.weight/leaf_weight (blkio.bfq.weight under BFQ)
+//	blockIO.weightDevice        blkio.weight_device (blkio.bfq.weight_device) "MAJ:MIN W"
+//	blockIO.throttle*Device     blkio.throttle.{read,write}_{bps,iops}_device "MAJ:MIN N"
+//	hugepageLimits              hugetlb.<size>.limit_in_bytes
+//	network.classID             net_cls.classid
+//	network.priorities          net_prio.ifpriomap "<if> <prio>"
+//	rdma                        rdma.max
+//	devices                     devices.deny/devices.allow, replayed in order
+//	unified                     error: cgroup v2 only
 func (m *v1) Set(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
 	}
-	if mem := r.Memory; mem != nil {
-		d, ok := m.dirs["memory"]
-		if !ok && (mem.Limit != nil || mem.Reservation != nil || mem.Swap != nil) {
-			return errors.New("linux.resources.memory: no memory controller on this host")
-		}
-		if mem.Limit != nil {
-			if err := writeFile(d, "memory.limit_in_bytes", strconv.FormatInt(*mem.Limit, 10)); err != nil {
-				return fmt.Errorf("linux.resources.memory.limit: %w", err)
-			}
-		}
-		if mem.Reservation != nil {
-			if err := writeFile(d, "memory.soft_limit_in_bytes", strconv.FormatInt(*mem.Reservation, 10)); err != nil {
-				return fmt.Errorf("linux.resources.memory.reservation: %w", err)
-			}
-		}
-		if mem.Swap != nil {
-			if err := writeFile(d, "memory.memsw.limit_in_bytes", strconv.FormatInt(*mem.Swap, 10)); err != nil {
-				return fmt.Errorf("linux.resources.memory.swap: %w", err)
-			}
-		}
-		if mem.DisableOOMKiller != nil && *mem.DisableOOMKiller {
-			if err := writeFile(d, "memory.oom_control", "1"); err != nil {
-				return fmt.Errorf("linux.resources.memory.disableOOMKiller: %w", err)
-			}
-		}
+	if len(r.Unified) > 0 {
+		return errors.New("linux.resources.unified: cgroup v2 files cannot be set on a cgroup v1 host")
 	}
-	if cpu := r.CPU; cpu != nil {
-		d := m.dirs["cpu"]
-		if cpu.Shares != nil && *cpu.Shares != 0 {
-			if err := writeFile(d, "cpu.shares", strconv.FormatUint(*cpu.Shares, 10)); err != nil {
-				return fmt.Errorf("linux.resources.cpu.shares: %w", err)
-			}
-		}
-		if cpu.Period != nil && *cpu.Period != 0 {
-			if err := writeFile(d, "cpu.cfs_period_us", strconv.FormatUint(*cpu.Period, 10)); err != nil {
-				return fmt.Errorf("linux.resources.cpu.period: %w", err)
-			}
-		}
-		if cpu.Quota != nil && *cpu.Quota != 0 {
-			if err := writeFile(d, "cpu.cfs_quota_us", strconv.FormatInt(*cpu.Quota, 10)); err != nil {
-				return fmt.Errorf("linux.resources.cpu.quota: %w", err)
-			}
-		}
-		if cpu.Cpus != "" {
-			if err := writeFile(m.dirs["cpuset"], "cpuset.cpus", cpu.Cpus); err != nil {
-				return fmt.Errorf("linux.resources.cpu.cpus: %w", err)
-			}
-		}
-		if cpu.Mems != "" {
-			if err := writeFile(m.dirs["cpuset"], "cpuset.mems", cpu.Mems); err != nil {
-				return fmt.Errorf("linux.resources.cpu.mems: %w", err)
-			}
-		}
+	if err := m.setMemory(r.Memory); err != nil {
+		return err
 	}
-	if r.Pids != nil {
+	if err := m.setCPU(r.CPU); err != nil {
+		return err
+	}
+	if r.Pids != nil && r.Pids.Limit != nil {
 		v := "max"
-		if r.Pids.Limit != nil && *r.Pids.Limit > 0 {
+		if *r.Pids.Limit > 0 {
 			v = strconv.FormatInt(*r.Pids.Limit, 10)
 		}
-		if err := writeFile(m.dirs["pids"], "pids.max", v); err != nil {
-			return fmt.Errorf("linux.resources.pids.limit: %w", err)
+		if err := m.write("pids", "pids.max", v, "linux.resources.pids.limit"); err != nil {
+			return err
 		}
 	}
-	if r.BlockIO != nil && r.BlockIO.Weight != nil {
-		if err := writeFile(m.dirs["blkio"], "blkio.weight", strconv.Itoa(int(*r.BlockIO.Weight))); err != nil {
-			return fmt.Errorf("linux.resources.blockIO.weight: %w", err)
+	if err := m.setBlkio(r.BlockIO); err != nil {
+		return err
+	}
+	for i, h := range r.HugepageLimits {
+		field := fmt.Sprintf("linux.resources.hugepageLimits[%d]", i)
+		if h.Pagesize == "" || strings.ContainsAny(h.Pagesize, "/. \x00") {
+			return fmt.Errorf("%s.pageSize: %q is not a page size such as 2MB", field, h.Pagesize)
+		}
+		if err := m.write("hugetlb", "hugetlb."+h.Pagesize+".limit_in_bytes", strconv.FormatUint(h.Limit, 10), field); err != nil {
+			return err
+		}
+	}
+	if n := r.Network; n != nil {
+		if n.ClassID != nil {
+			if err := m.write("net_cls", "net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10), "linux.resources.network.classID"); err != nil {
+				return err
+			}
+		}
+		for i, p := range n.Priorities {
+			if err := m.write("net_prio", "net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority), fmt.Sprintf("linux.resources.network.priorities[%d]", i)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, dev := range sortedKeys(r.Rdma) {
+		l := r.Rdma[dev]
+		v := dev + " hca_handle=" + maxOr(l.HcaHandles) + " hca_object=" + maxOr(l.HcaObjects)
+		if err := m.write("rdma", "rdma.max", v, fmt.Sprintf("linux.resources.rdma[%q]", dev)); err != nil {
+			return err
 		}
 	}
 	if len(r.Devices) > 0 {
+		if _, err := parseDeviceRules(r.Devices); err != nil {
+			return err
+		}
 		if err := m.setDevices(r.Devices); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// write writes one file of a controller's group, naming field in any error.
+func (m *v1) write(controller, file, value, field string) error {
+	d, ok := m.dirs[controller]
+	if !ok {
+		return fmt.Errorf("%s: the host mounts no %s cgroup controller", field, controller)
+	}
+	if err := writeFile(d, file, value); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %s does not exist on this kernel: %w", field, file, err)
+		}
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	return nil
+}
+
+func (m *v1) setMemory(mem *specs.LinuxMemory) error {
+	if mem == nil {
+		return nil
+	}
+	if mem.Kernel != nil && *mem.Kernel != 0 {
+		logrus.Warn("linux.resources.memory.kernel: kernel memory limits are not supported by the kernel any more; ignored")
+	}
+	limit, swap := int64(0), int64(0)
+	if mem.Limit != nil {
+		limit = *mem.Limit
+	}
+	if mem.Swap != nil {
+		swap = *mem.Swap
+	}
+	if mem.CheckBeforeUpdate != nil && *mem.CheckBeforeUpdate && limit > 0 {
+		if d, ok := m.dirs["memory"]; ok {
+			if cur, err := readFile(d, "memory.usage_in_bytes"); err == nil && parseUint(cur) >= uint64(limit) {
+				return fmt.Errorf("linux.resources.memory.limit: %d is not above the group's current usage %s (checkBeforeUpdate)", limit, cur)
+			}
+		}
+	}
+	writeLimit := func() error {
+		if limit == 0 {
+			return nil
+		}
+		return m.write("memory", "memory.limit_in_bytes", strconv.FormatInt(limit, 10), "linux.resources.memory.limit")
+	}
+	writeSwap := func() error {
+		if swap == 0 {
+			return nil
+		}
+		return m.write("memory", "memory.memsw.limit_in_bytes", strconv.FormatInt(swap, 10), "linux.resources.memory.swap")
+	}
+	// memory.limit_in_bytes may never exceed memory.memsw.limit_in_bytes: when both grow,
+	// memsw goes first.
+	if err := writeLimit(); err != nil {
+		if swap == 0 || !errors.Is(err, unix.EINVAL) {
+			return err
+		}
+		if err := writeSwap(); err != nil {
+			return err
+		}
+		if err := writeLimit(); err != nil {
+			return err
+		}
+	} else if err := writeSwap(); err != nil {
+		return err
+	}
+	if mem.Reservation != nil && *mem.Reservation != 0 {
+		if err := m.write("memory", "memory.soft_limit_in_bytes", strconv.FormatInt(*mem.Reservation, 10), "linux.resources.memory.reservation"); err != nil {
+			return err
+		}
+	}
+	if mem.KernelTCP != nil && *mem.KernelTCP != 0 {
+		if err := m.write("memory", "memory.kmem.tcp.limit_in_bytes", strconv.FormatInt(*mem.KernelTCP, 10), "linux.resources.memory.kernelTCP"); err != nil {
+			return err
+		}
+	}
+	if mem.Swappiness != nil {
+		if *mem.Swappiness > 100 {
+			return fmt.Errorf("linux.resources.memory.swappiness: %d is above 100", *mem.Swappiness)
+		}
+		if err := m.write("memory", "memory.swappiness", strconv.FormatUint(*mem.Swappiness, 10), "linux.resources.memory.swappiness"); err != nil {
+			return err
+		}
+	}
+	if mem.DisableOOMKiller != nil && *mem.DisableOOMKiller {
+		if err := m.write("memory", "memory.oom_control", "1", "linux.resources.memory.disableOOMKiller"); err != nil {
+			return err
+		}
+	}
+	if mem.UseHierarchy != nil {
+		v := "0"
+		if *mem.UseHierarchy {
+			v = "1"
+		}
+		if cur, err := readFile(m.dirs["memory"], "memory.use_hierarchy"); err != nil || cur != v {
+			if err := m.write("memory", "memory.use_hierarchy", v, "linux.resources.memory.useHierarchy"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (m *v1) setCPU(cpu *specs.LinuxCPU) error {
+	if cpu == nil {
+		return nil
+	}
+	type w struct {
+		ctrl, file, value, field string
+	}
+	var ws []w
+	if cpu.Shares != nil && *cpu.Shares != 0 {
+		ws = append(ws, w{"cpu", "cpu.shares", strconv.FormatUint(*cpu.Shares, 10), "linux.resources.cpu.shares"})
+	}
+	if cpu.Period != nil && *cpu.Period != 0 {
+		ws = append(ws, w{"cpu", "cpu.cfs_period_us", strconv.FormatUint(*cpu.Period, 10), "linux.resources.cpu.period"})
+	}
+	if cpu.Quota != nil && *cpu.Quota != 0 {
+		ws = append(ws, w{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(*cpu.Quota, 10), "linux.resources.cpu.quota"})
+	}
+	if cpu.Burst != nil {
+		ws = append(ws, w{"cpu", "cpu.cfs_burst_us", strconv.FormatUint(*cpu.Burst, 10), "linux.resources.cpu.burst"})
+	}
+	// The period first: a runtime is checked against it.
+	if cpu.RealtimePeriod != nil && *cpu.RealtimePeriod != 0 {
+		ws = append(ws, w{"cpu", "cpu.rt_period_us", strconv.FormatUint(*cpu.RealtimePeriod, 10), "linux.resources.cpu.realtimePeriod"})
+	}
+	if cpu.RealtimeRuntime != nil && *cpu.RealtimeRuntime != 0 {
+		ws = append(ws, w{"cpu", "cpu.rt_runtime_us", strconv.FormatInt(*cpu.RealtimeRuntime, 10), "linux.resources.cpu.realtimeRuntime"})
+	}
+	if cpu.Idle != nil {
+		ws = append(ws, w{"cpu", "cpu.idle", strconv.FormatInt(*cpu.Idle, 10), "linux.resources.cpu.idle"})
+	}
+	if cpu.Cpus != "" {
+		ws = append(ws, w{"cpuset", "cpuset.cpus", cpu.Cpus, "linux.resources.cpu.cpus"})
+	}
+	if cpu.Mems != "" {
+		ws = append(ws, w{"cpuset", "cpuset.mems", cpu.Mems, "linux.resources.cpu.mems"})
+	}
+	for _, x := range ws {
+		if err := m.write(x.ctrl, x.file, x.value, x.field); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *v1) setBlkio(io *specs.LinuxBlockIO) error {
+	if io == nil {
+		return nil
+	}
+	// Under BFQ the weight files carry a "bfq." prefix.
+	prefix := "blkio."
+	if d, ok := m.dirs["blkio"]; ok {
+		if _, err := os.Stat(filepath.Join(d, "blkio.weight")); err != nil {
+			if _, err := os.Stat(filepath.Join(d, "blkio.bfq.weight")); err == nil {
+				prefix = "blkio.bfq."
+			}
+		}
+	}
+	if io.Weight != nil && *io.Weight != 0 {
+		if err := m.write("blkio", prefix+"weight", strconv.Itoa(int(*io.Weight)), "linux.resources.blockIO.weight"); err != nil {
+			return err
+		}
+	}
+	if io.LeafWeight != nil && *io.LeafWeight != 0 {
+		if err := m.write("blkio", "blkio.leaf_weight", strconv.Itoa(int(*io.LeafWeight)), "linux.resources.blockIO.leafWeight"); err != nil {
+			return err
+		}
+	}
+	for i, d := range io.WeightDevice {
+		field := fmt.Sprintf("linux.resources.blockIO.weightDevice[%d]", i)
+		if d.Weight != nil {
+			if err := m.write("blkio", prefix+"weight_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.Weight), field); err != nil {
+				return err
+			}
+		}
+		if d.LeafWeight != nil {
+			if err := m.write("blkio", "blkio.leaf_weight_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.LeafWeight), field); err != nil {
+				return err
+			}
+		}
+	}
+	throttles := []struct {
+		field, file string
+		devs        []specs.LinuxThrottleDevice
+	}{
+		{"throttleReadBpsDevice", "blkio.throttle.read_bps_device", io.ThrottleReadBpsDevice},
+		{"throttleWriteBpsDevice", "blkio.throttle.write_bps_device", io.ThrottleWriteBpsDevice},
+		{"throttleReadIOPSDevice", "blkio.throttle.read_iops_device", io.ThrottleReadIOPSDevice},
+		{"throttleWriteIOPSDevice", "blkio.throttle.write_iops_device", io.ThrottleWriteIOPSDevice},
+	}
+	for _, t := range throttles {
+		for i, d := range t.devs {
+			v := fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate)
+			if err := m.write("blkio", t.file, v, fmt.Sprintf("linux.resources.blockIO.%s[%d]", t.field, i)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
