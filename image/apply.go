@@ -78,9 +78,18 @@ type LayerStats struct {
 func applyLayer(r io.Reader, name string, diffID digest.Digest, rootFd int, mode applyMode, a *applier, count *countingReader) error {
 	tarStream, closeFn, err := decompress(r)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", name, err)
+		return blobError(r, fmt.Errorf("layer %s: %w", name, err))
 	}
-	defer closeFn()
+	defer func() {
+		if closeFn != nil {
+			closeFn()
+		}
+	}()
+	fail := func(err error) error {
+		closeFn()
+		closeFn = nil
+		return blobError(r, err)
+	}
 	dv, err := newVerifier(tarStream, "layer "+name+" (uncompressed, diffID "+diffID.String()+")", diffID, -1)
 	if err != nil {
 		return err
@@ -96,16 +105,28 @@ func applyLayer(r io.Reader, name string, diffID digest.Digest, rootFd int, mode
 	}
 	a.layer = name
 	if err := a.apply(tar.NewReader(in)); err != nil {
-		return err
+		return fail(err)
 	}
 	// The tar end may come before the stream's: read the rest so both digests are checked.
 	if _, err := io.Copy(io.Discard, in); err != nil {
-		return fmt.Errorf("layer %s: %w", name, err)
+		return fail(fmt.Errorf("layer %s: %w", name, err))
 	}
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return fmt.Errorf("layer %s: %w", name, err)
 	}
 	return nil
+}
+
+// blobError explains a failure to read a layer: when the blob itself is damaged, say that
+// (its digest or size) rather than what the decompressor or tar reader made of it.
+func blobError(blob io.Reader, err error) error {
+	if _, derr := io.Copy(io.Discard, blob); derr != nil {
+		var be *blobErr
+		if errors.As(derr, &be) {
+			return fmt.Errorf("%w (%v)", derr, err)
+		}
+	}
+	return err
 }
 
 // countingReader counts bytes for progress reports.

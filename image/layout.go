@@ -242,10 +242,16 @@ func pickTagged(idx *v1.Index, tag string) (v1.Descriptor, error) {
 			return d, nil
 		}
 	}
-	// A bare name given for a docker-archive's "name:tag".
-	for _, d := range idx.Manifests {
-		if d.Annotations[refName] == tag+":latest" {
-			return d, nil
+	// docker-archive names: "name" means name:latest, and Docker Hub's are stored in full.
+	var alts []string
+	for _, t := range []string{tag, tag + ":latest"} {
+		alts = append(alts, t, "docker.io/"+t, "docker.io/library/"+t)
+	}
+	for _, alt := range alts {
+		for _, d := range idx.Manifests {
+			if d.Annotations[refName] == alt {
+				return d, nil
+			}
 		}
 	}
 	return v1.Descriptor{}, fmt.Errorf("no image tagged %q (tags: %s)", tag, strings.Join(tags, ", "))
@@ -311,16 +317,16 @@ func (v *verifier) Read(p []byte) (int, error) {
 	v.n += int64(n)
 	v.h.Write(p[:n])
 	if v.size >= 0 && v.n > v.size {
-		v.err = fmt.Errorf("blob %s: larger than the %d bytes its descriptor says", v.name, v.size)
+		v.err = &blobErr{fmt.Sprintf("blob %s: larger than the %d bytes its descriptor says", v.name, v.size)}
 		return 0, v.err
 	}
 	if err == io.EOF {
 		if v.size >= 0 && v.n != v.size {
-			v.err = fmt.Errorf("blob %s: truncated: %d bytes, its descriptor says %d", v.name, v.n, v.size)
+			v.err = &blobErr{fmt.Sprintf("blob %s: truncated: %d bytes, its descriptor says %d", v.name, v.n, v.size)}
 			return n, v.err
 		}
 		if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
-			v.err = fmt.Errorf("blob %s: digest mismatch: its content hashes to %s", v.name, got)
+			v.err = &blobErr{fmt.Sprintf("blob %s: digest mismatch: its content hashes to %s", v.name, got)}
 			return n, v.err
 		}
 		v.err = io.EOF
@@ -330,6 +336,11 @@ func (v *verifier) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// blobErr is a blob that is not what its descriptor says.
+type blobErr struct{ msg string }
+
+func (e *blobErr) Error() string { return e.msg }
 
 type readCloser struct {
 	io.Reader

@@ -110,15 +110,20 @@ func (im *Image) feedLayer(i int, w *chunkPipe, progress Progress) error {
 	defer blob.Close()
 	tarStream, closeFn, err := decompress(blob)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", name, err)
+		return blobError(blob, fmt.Errorf("layer %s: %w", name, err))
 	}
-	defer closeFn()
 	dv, err := newVerifier(tarStream, "layer "+name+" (uncompressed, diffID "+im.DiffIDs[i].String()+")", im.DiffIDs[i], -1)
 	if err != nil {
+		closeFn()
 		return err
 	}
-	if _, err := w.ReadFrom(dv); err != nil {
-		return err
+	_, err = w.ReadFrom(dv)
+	closeFn()
+	if err != nil {
+		if err == errAborted {
+			return err
+		}
+		return blobError(blob, fmt.Errorf("layer %s: %w", name, err))
 	}
 	if _, err := io.Copy(io.Discard, blob); err != nil {
 		return fmt.Errorf("layer %s: %w", name, err)
