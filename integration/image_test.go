@@ -143,7 +143,7 @@ func buildImages() (string, error) {
 // entryInfo is what two trees must agree on.
 type entryInfo struct {
 	Type, Mode, Owner, Link, Hash, Xattrs, Dev, Mtime string
-	Links                                         uint64
+	Links                                             uint64
 }
 
 // snapshot describes every path under dir; hard links are reported by the other names of
