@@ -147,16 +147,37 @@ type rule struct {
 	conds []specs.LinuxSeccompArg
 }
 
-// sysRules is everything a syscall number is filtered by. As libseccomp builds it (and so
-// runc): an unconditional action, if any, applies to every call and the conditional rules
-// are dropped; of several unconditional actions the first stays. Otherwise the conditional
-// rules are checked in the order of the profile, the first that matches decides, and the
-// default action applies when none does.
-type sysRules struct {
-	conds     []rule
+// A slot is everything a syscall number of an architecture is filtered by. As libseccomp
+// builds it (and so runc): an unconditional action, if any, applies to every call and the
+// conditional rules are dropped; of several unconditional actions the first stays.
+// Otherwise the conditional rules are checked in the order of the profile, the first that
+// matches decides, and the default action applies when none does.
+type slot struct {
 	uncond    uint32
+	conds     int16 // 1 + index in ruleTable.conds, 0 for none
 	hasUncond bool
-	used      bool
+}
+
+// ruleTable holds the slots of each architecture's syscall numbers (without the x32 bit);
+// slots[arch] is nil for an architecture not in the filter.
+type ruleTable struct {
+	slots [3][]slot
+	conds [][]rule
+}
+
+func (t *ruleTable) addCond(a arch, nr uint32, r ...rule) {
+	sl := &t.slots[a][nr&^x32SyscallBit]
+	if sl.conds == 0 {
+		t.conds = append(t.conds, nil)
+		sl.conds = int16(len(t.conds))
+	}
+	t.conds[sl.conds-1] = append(t.conds[sl.conds-1], r...)
+}
+
+func (t *ruleTable) setUncond(a arch, nr uint32, act uint32) {
+	if sl := &t.slots[a][nr&^x32SyscallBit]; !sl.hasUncond {
+		sl.uncond, sl.hasUncond = act, true
+	}
 }
 
 func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
@@ -203,12 +224,11 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 		return nil, fmt.Errorf("%s.listenerMetadata: set without listenerPath", field)
 	}
 
-	// table[arch][nr without the x32 bit]; nil for architectures not in the filter.
-	var table [3][]sysRules
+	var table ruleTable
 	if emit {
-		for a := range table {
+		for a := range table.slots {
 			if archs[a] {
-				table[a] = make([]sysRules, syscallMax+1)
+				table.slots[a] = make([]slot, syscallMax+1)
 			}
 		}
 	}
@@ -270,26 +290,21 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 				continue // like runc: a syscall this kernel/arch lacks is ignored
 			}
 			e := &syscallTable[ei]
-			if mx, ok := x86Multiplexed[name]; ok && table[archX86] != nil {
-				r := &table[archX86][mx.mux]
-				r.used = true
-				r.conds = append(r.conds, rule{act, []specs.LinuxSeccompArg{{Index: 0, Value: uint64(mx.call), Op: specs.OpEqualTo}}})
+			if mx, ok := x86Multiplexed[name]; ok && table.slots[archX86] != nil {
+				table.addCond(archX86, mx.mux, rule{act, []specs.LinuxSeccompArg{{Index: 0, Value: uint64(mx.call), Op: specs.OpEqualTo}}})
 			}
-			for a := range table {
-				if table[a] == nil {
+			for a := range table.slots {
+				if table.slots[a] == nil {
 					continue
 				}
 				nr, ok := e.number(arch(a))
 				if !ok {
 					continue // not on this architecture
 				}
-				r := &table[a][nr&^x32SyscallBit]
-				r.used = true
-				switch {
-				case len(alts) == 0 && !r.hasUncond:
-					r.uncond, r.hasUncond = act, true
-				case len(alts) > 0:
-					r.conds = append(r.conds, alts...)
+				if len(alts) == 0 {
+					table.setUncond(arch(a), nr, act)
+				} else {
+					table.addCond(arch(a), nr, alts...)
 				}
 			}
 		}
@@ -325,7 +340,7 @@ const (
 // generate emits: a dispatch on seccomp_data.arch, then per architecture a binary search
 // on the syscall number over ranges of numbers sharing one outcome, whose leaves return an
 // action or check argument conditions.
-func generate(native arch, archs [3]bool, table *[3][]sysRules, def uint32) ([]unix.SockFilter, error) {
+func generate(native arch, archs [3]bool, table *ruleTable, def uint32) ([]unix.SockFilter, error) {
 	a := asm{ins: make([]ainsn, 0, 1024), labels: make([]int, 0, 512)}
 	a.ld(offArch)
 	x64 := archs[archX86_64] || archs[archX32]
@@ -350,13 +365,13 @@ func generate(native arch, archs [3]bool, table *[3][]sysRules, def uint32) ([]u
 		// x32 syscalls carry __X32_SYSCALL_BIT under the same AUDIT_ARCH_X86_64.
 		a.jmp(opJge, x32SyscallBit, lX32, next)
 		if archs[archX86_64] {
-			a.tree(table[archX86_64], 0, x32SyscallBit-1, def, false)
+			a.tree(table, archX86_64, 0, x32SyscallBit-1, def, false)
 		} else {
 			a.ret(badArchAction)
 		}
 		a.mark(lX32)
 		if archs[archX32] {
-			a.tree(table[archX32], x32SyscallBit, 0xffffffff, def, true)
+			a.tree(table, archX32, x32SyscallBit, 0xffffffff, def, true)
 		} else {
 			a.ret(badArchAction)
 		}
@@ -364,7 +379,7 @@ func generate(native arch, archs [3]bool, table *[3][]sysRules, def uint32) ([]u
 	if archs[archX86] {
 		a.mark(lX86)
 		a.ld(offNr)
-		a.tree(table[archX86], 0, 0xffffffff, def, true)
+		a.tree(table, archX86, 0, 0xffffffff, def, true)
 	}
 	return a.assemble()
 }
@@ -374,24 +389,24 @@ func generate(native arch, archs [3]bool, table *[3][]sysRules, def uint32) ([]u
 type leaf struct {
 	start, end uint32
 	ret        uint32
-	rules      *sysRules
+	conds      []rule
 }
 
-// tree emits the search over syscall numbers lo..hi (the number is in A). m is indexed by
-// number without the x32 bit, which lo carries for x32.
-func (a *asm) tree(m []sysRules, lo, hi uint32, def uint32, arg32 bool) {
+// tree emits the search over the syscall numbers lo..hi of ar (the number is in A); lo
+// carries the x32 bit for x32.
+func (a *asm) tree(t *ruleTable, ar arch, lo, hi uint32, def uint32, arg32 bool) {
 	leaves := make([]leaf, 0, 256)
 	add := func(l leaf) {
-		if n := len(leaves); n > 0 && l.rules == nil && leaves[n-1].rules == nil && leaves[n-1].ret == l.ret {
+		if n := len(leaves); n > 0 && l.conds == nil && leaves[n-1].conds == nil && leaves[n-1].ret == l.ret {
 			leaves[n-1].end = l.end
 			return
 		}
 		leaves = append(leaves, l)
 	}
 	cur := lo
-	for i := range m {
-		r := &m[i]
-		if !r.used {
+	for i := range t.slots[ar] {
+		r := &t.slots[ar][i]
+		if !r.hasUncond && r.conds == 0 {
 			continue
 		}
 		nr := lo | uint32(i)
@@ -401,7 +416,7 @@ func (a *asm) tree(m []sysRules, lo, hi uint32, def uint32, arg32 bool) {
 		if r.hasUncond {
 			add(leaf{start: nr, end: nr, ret: r.uncond})
 		} else {
-			add(leaf{start: nr, end: nr, rules: r})
+			add(leaf{start: nr, end: nr, conds: t.conds[r.conds-1]})
 		}
 		cur = nr + 1
 	}
@@ -424,11 +439,11 @@ func (a *asm) search(leaves []leaf, def uint32, arg32 bool) {
 }
 
 func (a *asm) leaf(l *leaf, def uint32, arg32 bool) {
-	if l.rules == nil {
+	if l.conds == nil {
 		a.ret(l.ret)
 		return
 	}
-	for _, r := range l.rules.conds {
+	for _, r := range l.conds {
 		fail := a.label()
 		for _, c := range r.conds {
 			a.cond(c, fail, arg32)
