@@ -3,6 +3,7 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -105,9 +106,11 @@ func removeDir(dir string) error {
 
 // Stats are a group's usage counters, shaped like the "data" of runc's `events --stats`.
 type Stats struct {
-	CPU    CPUStats    `json:"cpu"`
-	Memory MemoryStats `json:"memory"`
-	Pids   PidsStats   `json:"pids"`
+	CPU     CPUStats                `json:"cpu"`
+	Memory  MemoryStats             `json:"memory"`
+	Pids    PidsStats               `json:"pids"`
+	Blkio   BlkioStats              `json:"blkio"`
+	Hugetlb map[string]HugetlbStats `json:"hugetlb,omitempty"`
 }
 
 type CPUStats struct {
@@ -133,6 +136,7 @@ type MemoryEntry struct {
 type MemoryStats struct {
 	Cache uint64            `json:"cache,omitempty"`
 	Usage MemoryEntry       `json:"usage,omitempty"`
+	Swap  MemoryEntry       `json:"swap,omitempty"`
 	Raw   map[string]uint64 `json:"raw,omitempty"`
 }
 
@@ -141,7 +145,67 @@ type PidsStats struct {
 	Limit   uint64 `json:"limit,omitempty"`
 }
 
+// BlkioEntry is one device's counter; Op is "Read" or "Write".
+type BlkioEntry struct {
+	Major uint64 `json:"major,omitempty"`
+	Minor uint64 `json:"minor,omitempty"`
+	Op    string `json:"op,omitempty"`
+	Value uint64 `json:"value,omitempty"`
+}
+
+type BlkioStats struct {
+	IoServiceBytesRecursive []BlkioEntry `json:"ioServiceBytesRecursive,omitempty"`
+	IoServicedRecursive     []BlkioEntry `json:"ioServicedRecursive,omitempty"`
+}
+
+type HugetlbStats struct {
+	Usage   uint64 `json:"usage,omitempty"`
+	Max     uint64 `json:"max,omitempty"`
+	Failcnt uint64 `json:"failcnt"`
+}
+
+// readKeyed parses a flat keyed file ("key value" per line: memory.stat, cpu.stat, ...).
+func readKeyed(dir, file string) map[string]uint64 {
+	out := map[string]uint64{}
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			out[f[0]] = parseUint(f[1])
+		}
+	}
+	return out
+}
+
+// hugePageSizes lists the sizes the kernel has, as cgroup file names spell them ("2MB").
+func hugePageSizes() []string {
+	ents, _ := os.ReadDir("/sys/kernel/mm/hugepages")
+	var out []string
+	for _, e := range ents {
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(e.Name(), "hugepages-"), "kB"), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case kb >= 1<<20:
+			out = append(out, strconv.FormatUint(kb>>20, 10)+"GB")
+		case kb >= 1<<10:
+			out = append(out, strconv.FormatUint(kb>>10, 10)+"MB")
+		default:
+			out = append(out, strconv.FormatUint(kb, 10)+"KB")
+		}
+	}
+	return out
+}
+
+// parseUint reads a counter; "max" reads as the largest value.
 func parseUint(s string) uint64 {
-	n, _ := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	s = strings.TrimSpace(s)
+	if s == "max" {
+		return math.MaxUint64
+	}
+	n, _ := strconv.ParseUint(s, 10, 64)
 	return n
 }

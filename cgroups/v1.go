@@ -533,11 +533,19 @@ func (m *v1) KillAll() error {
 func (m *v1) Stats() (*Stats, error) {
 	s := &Stats{}
 	if d, ok := m.dirs["memory"]; ok {
+		if _, err := os.Stat(d); err != nil {
+			return nil, err
+		}
 		u, _ := readFile(d, "memory.usage_in_bytes")
 		l, _ := readFile(d, "memory.limit_in_bytes")
 		mx, _ := readFile(d, "memory.max_usage_in_bytes")
 		fc, _ := readFile(d, "memory.failcnt")
 		s.Memory.Usage = MemoryEntry{Usage: parseUint(u), Limit: parseUint(l), Max: parseUint(mx), Failcnt: parseUint(fc)}
+		su, _ := readFile(d, "memory.memsw.usage_in_bytes")
+		sl, _ := readFile(d, "memory.memsw.limit_in_bytes")
+		s.Memory.Swap = MemoryEntry{Usage: parseUint(su), Limit: parseUint(sl)}
+		s.Memory.Raw = readKeyed(d, "memory.stat")
+		s.Memory.Cache = s.Memory.Raw["cache"]
 	}
 	if d, ok := m.dirs["pids"]; ok {
 		c, _ := readFile(d, "pids.current")
@@ -546,9 +554,56 @@ func (m *v1) Stats() (*Stats, error) {
 	}
 	if d, ok := m.dirs["cpuacct"]; ok {
 		t, _ := readFile(d, "cpuacct.usage")
-		s.CPU.Usage.Total = parseUint(t)
+		u, _ := readFile(d, "cpuacct.usage_user")
+		k, _ := readFile(d, "cpuacct.usage_sys")
+		s.CPU.Usage.Total, s.CPU.Usage.User, s.CPU.Usage.Kernel = parseUint(t), parseUint(u), parseUint(k)
+	}
+	if d, ok := m.dirs["cpu"]; ok {
+		st := readKeyed(d, "cpu.stat")
+		s.CPU.Throttling.Periods = st["nr_periods"]
+		s.CPU.Throttling.ThrottledPeriods = st["nr_throttled"]
+		s.CPU.Throttling.ThrottledTime = st["throttled_time"]
+	}
+	if d, ok := m.dirs["blkio"]; ok {
+		s.Blkio.IoServiceBytesRecursive = readBlkio(d, "blkio.throttle.io_service_bytes_recursive")
+		s.Blkio.IoServicedRecursive = readBlkio(d, "blkio.throttle.io_serviced_recursive")
+	}
+	if d, ok := m.dirs["hugetlb"]; ok {
+		for _, size := range hugePageSizes() {
+			u, err := readFile(d, "hugetlb."+size+".usage_in_bytes")
+			if err != nil {
+				continue
+			}
+			mx, _ := readFile(d, "hugetlb."+size+".max_usage_in_bytes")
+			fc, _ := readFile(d, "hugetlb."+size+".failcnt")
+			if s.Hugetlb == nil {
+				s.Hugetlb = map[string]HugetlbStats{}
+			}
+			s.Hugetlb[size] = HugetlbStats{Usage: parseUint(u), Max: parseUint(mx), Failcnt: parseUint(fc)}
+		}
 	}
 	return s, nil
+}
+
+// readBlkio parses "MAJ:MIN Op N" lines, keeping Read and Write.
+func readBlkio(dir, file string) []BlkioEntry {
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return nil
+	}
+	var out []BlkioEntry
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 || (f[1] != "Read" && f[1] != "Write") {
+			continue
+		}
+		var major, minor uint64
+		if _, err := fmt.Sscanf(f[0], "%d:%d", &major, &minor); err != nil {
+			continue
+		}
+		out = append(out, BlkioEntry{Major: major, Minor: minor, Op: f[1], Value: parseUint(f[2])})
+	}
+	return out
 }
 
 func (m *v1) Destroy() error {

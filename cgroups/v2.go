@@ -511,13 +511,74 @@ func (m *v2) KillAll() error {
 }
 
 func (m *v2) Stats() (*Stats, error) {
+	if _, err := os.Stat(m.dir); err != nil {
+		return nil, err
+	}
 	s := &Stats{}
+	cpu := readKeyed(m.dir, "cpu.stat")
+	s.CPU.Usage.Total = cpu["usage_usec"] * 1000
+	s.CPU.Usage.User = cpu["user_usec"] * 1000
+	s.CPU.Usage.Kernel = cpu["system_usec"] * 1000
+	s.CPU.Throttling.Periods = cpu["nr_periods"]
+	s.CPU.Throttling.ThrottledPeriods = cpu["nr_throttled"]
+	s.CPU.Throttling.ThrottledTime = cpu["throttled_usec"] * 1000
+
+	s.Memory.Raw = readKeyed(m.dir, "memory.stat")
+	s.Memory.Cache = s.Memory.Raw["file"]
 	cur, _ := readFile(m.dir, "memory.current")
 	mx, _ := readFile(m.dir, "memory.max")
-	s.Memory.Usage = MemoryEntry{Usage: parseUint(cur), Limit: parseUint(mx)}
+	peak, _ := readFile(m.dir, "memory.peak")
+	s.Memory.Usage = MemoryEntry{Usage: parseUint(cur), Limit: parseUint(mx), Max: parseUint(peak),
+		Failcnt: readKeyed(m.dir, "memory.events")["max"]}
+	sc, _ := readFile(m.dir, "memory.swap.current")
+	sm, _ := readFile(m.dir, "memory.swap.max")
+	s.Memory.Swap = MemoryEntry{Usage: parseUint(sc), Limit: parseUint(sm)}
+
 	pc, _ := readFile(m.dir, "pids.current")
 	pm, _ := readFile(m.dir, "pids.max")
 	s.Pids = PidsStats{Current: parseUint(pc), Limit: parseUint(pm)}
+
+	// io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N ..."
+	if data, err := os.ReadFile(filepath.Join(m.dir, "io.stat")); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			var major, minor uint64
+			if _, err := fmt.Sscanf(f[0], "%d:%d", &major, &minor); err != nil {
+				continue
+			}
+			for _, kv := range f[1:] {
+				k, v, _ := strings.Cut(kv, "=")
+				e := BlkioEntry{Major: major, Minor: minor, Value: parseUint(v)}
+				switch k {
+				case "rbytes", "rios":
+					e.Op = "Read"
+				case "wbytes", "wios":
+					e.Op = "Write"
+				default:
+					continue
+				}
+				if strings.HasSuffix(k, "bytes") {
+					s.Blkio.IoServiceBytesRecursive = append(s.Blkio.IoServiceBytesRecursive, e)
+				} else {
+					s.Blkio.IoServicedRecursive = append(s.Blkio.IoServicedRecursive, e)
+				}
+			}
+		}
+	}
+	for _, size := range hugePageSizes() {
+		c, err := readFile(m.dir, "hugetlb."+size+".current")
+		if err != nil {
+			continue
+		}
+		l, _ := readFile(m.dir, "hugetlb."+size+".max")
+		if s.Hugetlb == nil {
+			s.Hugetlb = map[string]HugetlbStats{}
+		}
+		s.Hugetlb[size] = HugetlbStats{Usage: parseUint(c), Max: parseUint(l), Failcnt: readKeyed(m.dir, "hugetlb."+size+".events")["max"]}
+	}
 	return s, nil
 }
 

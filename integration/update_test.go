@@ -111,6 +111,14 @@ func TestUpdateV1(t *testing.T) {
 		t.Errorf("after -r FILE: cpu.shares %s", got)
 	}
 
+	m, err := cgroups.New("/berth-test-upd/upd-1", "upd-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := m.Stats(); err != nil || st.Memory.Usage.Limit != 100663296 || st.Pids.Limit != 20 || st.Pids.Current == 0 {
+		t.Errorf("stats: %+v %v", st, err)
+	}
+
 	res := storedResources(t, e, "upd-1")
 	switch {
 	case res.Memory == nil || res.Memory.Limit == nil || *res.Memory.Limit != 100663296:

@@ -114,6 +114,9 @@ func TestCgroupV2InVM(t *testing.T) {
 			if r.output != "" {
 				t.Log("\n" + r.output)
 			}
+			if r.took != "" {
+				t.Logf("took %s in the VM", r.took)
+			}
 			switch r.result {
 			case "FAIL":
 				t.Fail()
@@ -143,7 +146,7 @@ func TestCgroupV2InVM(t *testing.T) {
 }
 
 type guestResult struct {
-	name, result, output string
+	name, result, output, took string
 }
 
 // parseGoTestV splits `go test -v` output into top-level tests (the guest runs them one at a
@@ -152,7 +155,7 @@ func parseGoTestV(s string) []guestResult {
 	var out []guestResult
 	cur := -1
 	runRe := regexp.MustCompile(`^=== (RUN|CONT|PAUSE|NAME)\s+(\S+)`)
-	endRe := regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+)`)
+	endRe := regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(([^)]*)\)`)
 	for _, l := range strings.Split(s, "\n") {
 		if m := runRe.FindStringSubmatch(l); m != nil {
 			name := m[2]
@@ -171,7 +174,7 @@ func parseGoTestV(s string) []guestResult {
 		if m := endRe.FindStringSubmatch(l); m != nil && !strings.Contains(m[2], "/") {
 			for i := range out {
 				if out[i].name == m[2] {
-					out[i].result = m[1]
+					out[i].result, out[i].took = m[1], m[3]
 				}
 			}
 			continue
