@@ -293,6 +293,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{specs.LinuxSeccomp{}, "linux.seccomp.defaultAction: is required"},
 		{specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_NOPE"}, `linux.seccomp.defaultAction: unknown action "SCMP_ACT_NOPE"`},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, DefaultErrnoRet: u(3)}, "linux.seccomp.defaultErrnoRet: SCMP_ACT_ALLOW takes no errno"},
+		{specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_NOPE", DefaultErrnoRet: u(3)}, `linux.seccomp.defaultAction: unknown action "SCMP_ACT_NOPE"`},
+		{specs.LinuxSeccomp{DefaultAction: specs.ActTrace, DefaultErrnoRet: u(1 << 16)}, "linux.seccomp.defaultErrnoRet: 65536 does not fit"},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActNotify, ListenerPath: "/x"}, "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default"},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{"SCMP_ARCH_X86_64", "SCMP_ARCH_Z80"}}, `linux.seccomp.architectures[1]: unknown architecture "SCMP_ARCH_Z80"`},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_NEW_LISTENER"}}, `linux.seccomp.flags[0]: unknown flag`},

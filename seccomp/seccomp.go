@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -58,39 +59,48 @@ var flagValues = map[specs.LinuxSeccompFlag]uint{
 	specs.LinuxSeccompFlagWaitKillableRecv: unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
 }
 
+// errnoError is an actionValue error about errnoRet rather than the action.
+type errnoError struct{ error }
+
 // actionValue is the seccomp return value for a spec action. errnoRet may be nil (EPERM).
 func actionValue(a specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
-	data := uint32(unix.EPERM)
-	if errnoRet != nil {
-		if a != specs.ActErrno && a != specs.ActTrace {
-			return 0, fmt.Errorf("%s takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)", a)
-		}
-		if *errnoRet > 0xffff {
-			return 0, fmt.Errorf("%d does not fit the 16 bits seccomp returns", *errnoRet)
-		}
-		data = uint32(*errnoRet)
-	}
+	var v uint32
 	switch a {
 	case specs.ActKill, specs.ActKillThread:
-		return retKillThread, nil
+		v = retKillThread
 	case specs.ActKillProcess:
-		return retKillProcess, nil
+		v = retKillProcess
 	case specs.ActTrap:
-		return retTrap, nil
+		v = retTrap
 	case specs.ActErrno:
-		return retErrno | data, nil
+		v = retErrno
 	case specs.ActTrace:
-		return retTrace | data, nil
+		v = retTrace
 	case specs.ActAllow:
-		return retAllow, nil
+		v = retAllow
 	case specs.ActLog:
-		return retLog, nil
+		v = retLog
 	case specs.ActNotify:
-		return retUserNotif, nil
+		v = retUserNotif
 	case "":
-		return 0, fmt.Errorf("is required")
+		return 0, errors.New("is required")
+	default:
+		return 0, fmt.Errorf("unknown action %q", a)
 	}
-	return 0, fmt.Errorf("unknown action %q", a)
+	if a != specs.ActErrno && a != specs.ActTrace {
+		if errnoRet != nil {
+			return 0, errnoError{fmt.Errorf("%s takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)", a)}
+		}
+		return v, nil
+	}
+	data := uint(unix.EPERM)
+	if errnoRet != nil {
+		data = *errnoRet
+	}
+	if data > 0xffff {
+		return 0, errnoError{fmt.Errorf("%d does not fit the 16 bits seccomp returns", data)}
+	}
+	return v | uint32(data), nil
 }
 
 var knownOps = map[specs.LinuxSeccompOperator]bool{
@@ -187,7 +197,7 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 	const field = "linux.seccomp"
 	def, err := actionValue(cfg.DefaultAction, cfg.DefaultErrnoRet)
 	if err != nil {
-		if cfg.DefaultErrnoRet != nil && cfg.DefaultAction != "" {
+		if errors.As(err, new(errnoError)) {
 			return nil, fmt.Errorf("%s.defaultErrnoRet: %w", field, err)
 		}
 		return nil, fmt.Errorf("%s.defaultAction: %w", field, err)
@@ -237,7 +247,7 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 		f := fmt.Sprintf("%s.syscalls[%d]", field, i)
 		act, err := actionValue(sc.Action, sc.ErrnoRet)
 		if err != nil {
-			if sc.ErrnoRet != nil && sc.Action != "" {
+			if errors.As(err, new(errnoError)) {
 				return nil, fmt.Errorf("%s.errnoRet: %w", f, err)
 			}
 			return nil, fmt.Errorf("%s.action: %w", f, err)
