@@ -205,7 +205,12 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
-	proc, err := cloneInit(ns, &os.ProcAttr{Env: env, Files: files, Sys: attr})
+	exe, err := sealedExe(c.dir)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer exe.Close()
+	proc, err := cloneInit(ns, exe, &os.ProcAttr{Env: env, Files: files, Sys: attr})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -265,7 +270,7 @@ func forkedInitPid(first *os.Process, pipe *initPipe) (int, error) {
 // namespaces a thread may join (namespaces.Handles.EnterThread), so it can never serve other
 // goroutines again; and the init's Pdeathsig fires when the thread that cloned it exits, so
 // it must outlive the init's hand-over. It therefore parks for the rest of the process.
-func cloneInit(ns *namespaces.Handles, attr *os.ProcAttr) (*os.Process, error) {
+func cloneInit(ns *namespaces.Handles, exe *os.File, attr *os.ProcAttr) (*os.Process, error) {
 	type result struct {
 		p   *os.Process
 		err error
@@ -277,7 +282,9 @@ func cloneInit(ns *namespaces.Handles, attr *os.ProcAttr) (*os.Process, error) {
 			done <- result{nil, err}
 			select {} // the thread is tainted: never unlock it
 		}
-		p, err := os.StartProcess("/proc/self/exe", []string{"berth", "init"}, attr)
+		// The O_PATH descriptor is close-on-exec, yet still open when the child's execve
+		// resolves this path.
+		p, err := os.StartProcess(fmt.Sprintf("/proc/self/fd/%d", exe.Fd()), []string{"berth", "init"}, attr)
 		if err != nil {
 			err = fmt.Errorf("starting init process: %w", err)
 		}

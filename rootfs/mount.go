@@ -56,7 +56,28 @@ func mountEntry(root *os.File, c *Config, m *specs.Mount) error {
 	if err := unix.Mount(m.Source, fdPath(dest), m.Type, o.flags, data); err != nil {
 		return fmt.Errorf("mount -t %s: %w", m.Type, err)
 	}
+	if err := setRecursiveAttrs(root, m.Destination, o.rec); err != nil {
+		return err
+	}
 	return setPropagation(root, m.Destination, o.propagation)
+}
+
+// setRecursiveAttrs applies the "r"-prefixed options to the mount at dest and all below it.
+func setRecursiveAttrs(root *os.File, dest string, r recAttr) error {
+	if r.set == 0 && r.clr == 0 {
+		return nil
+	}
+	h, err := pathrs.OpenatInRoot(root, dest)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	explain.Stepf("rootfs.setRecursiveAttrs", "mount_setattr %s AT_RECURSIVE set=%#x clear=%#x", dest, r.set, r.clr)
+	attr := unix.MountAttr{Attr_set: r.set, Attr_clr: r.clr}
+	if err := unix.MountSetattr(int(h.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("recursive mount options: mount_setattr: %w", err)
+	}
+	return nil
 }
 
 // mountBind bind-mounts a host file or directory. Read-only and the other per-mount flags
@@ -84,6 +105,9 @@ func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 		if err := remountBind(root, m.Destination, extra); err != nil {
 			return err
 		}
+	}
+	if err := setRecursiveAttrs(root, m.Destination, o.rec); err != nil {
+		return err
 	}
 	return setPropagation(root, m.Destination, o.propagation)
 }

@@ -13,6 +13,7 @@ type mountOpts struct {
 	clear       uintptr // flags an option turns off (rw, dev, exec, ...)
 	propagation []uintptr
 	data        []string // filesystem-specific options, passed as data
+	rec         recAttr  // recursive options, applied after the mount
 }
 
 type flagOpt struct {
@@ -37,6 +38,24 @@ var mountFlags = map[string]flagOpt{
 	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
 	"silent": {false, unix.MS_SILENT}, "strictatime": {false, unix.MS_STRICTATIME},
 	"suid": {true, unix.MS_NOSUID}, "sync": {false, unix.MS_SYNCHRONOUS},
+	"nosymfollow": {false, unix.MS_NOSYMFOLLOW}, "symfollow": {true, unix.MS_NOSYMFOLLOW},
+}
+
+// recAttr is a recursive option ("rro", "rnosuid", ...): mount_setattr(2) with AT_RECURSIVE
+// applies it to the mount and every mount below it, which mount(2) flags cannot do.
+type recAttr struct{ set, clr uint64 }
+
+var recursiveAttrs = map[string]recAttr{
+	"rro": {unix.MOUNT_ATTR_RDONLY, 0}, "rrw": {0, unix.MOUNT_ATTR_RDONLY},
+	"rnosuid": {unix.MOUNT_ATTR_NOSUID, 0}, "rsuid": {0, unix.MOUNT_ATTR_NOSUID},
+	"rnodev": {unix.MOUNT_ATTR_NODEV, 0}, "rdev": {0, unix.MOUNT_ATTR_NODEV},
+	"rnoexec": {unix.MOUNT_ATTR_NOEXEC, 0}, "rexec": {0, unix.MOUNT_ATTR_NOEXEC},
+	"rnodiratime": {unix.MOUNT_ATTR_NODIRATIME, 0}, "rdiratime": {0, unix.MOUNT_ATTR_NODIRATIME},
+	"rnosymfollow": {unix.MOUNT_ATTR_NOSYMFOLLOW, 0}, "rsymfollow": {0, unix.MOUNT_ATTR_NOSYMFOLLOW},
+	// The atime modes are one field: clearing _ATIME and setting one mode replaces it.
+	"rrelatime":    {unix.MOUNT_ATTR_RELATIME, unix.MOUNT_ATTR__ATIME},
+	"rnoatime":     {unix.MOUNT_ATTR_NOATIME, unix.MOUNT_ATTR__ATIME},
+	"rstrictatime": {unix.MOUNT_ATTR_STRICTATIME, unix.MOUNT_ATTR__ATIME},
 }
 
 var propagationFlags = map[string]uintptr{
@@ -61,6 +80,11 @@ func parseOptions(options []string) mountOpts {
 		}
 		if p, ok := propagationFlags[opt]; ok {
 			o.propagation = append(o.propagation, p)
+			continue
+		}
+		if r, ok := recursiveAttrs[opt]; ok {
+			o.rec.set = o.rec.set&^r.clr | r.set
+			o.rec.clr = o.rec.clr&^r.set | r.clr
 			continue
 		}
 		o.data = append(o.data, opt)
@@ -90,7 +114,7 @@ func flagNames(flags uintptr) string {
 		{unix.MS_REC, "rec"}, {unix.MS_SILENT, "silent"}, {unix.MS_UNBINDABLE, "unbindable"},
 		{unix.MS_PRIVATE, "private"}, {unix.MS_SLAVE, "slave"}, {unix.MS_SHARED, "shared"},
 		{unix.MS_RELATIME, "relatime"}, {unix.MS_STRICTATIME, "strictatime"},
-		{unix.MS_LAZYTIME, "lazytime"},
+		{unix.MS_LAZYTIME, "lazytime"}, {unix.MS_NOSYMFOLLOW, "nosymfollow"},
 	}
 	var out []string
 	for _, n := range names {
