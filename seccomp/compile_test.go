@@ -72,6 +72,9 @@ func expect(cfg *specs.LinuxSeccomp, a arch, nr uint32, args [6]uint64) uint32 {
 	}
 	def, _ := actionValue(cfg.DefaultAction, cfg.DefaultErrnoRet)
 	is32 := a != archX86_64
+	if runcStub(cfg, a, nr) {
+		return retErrno | 38
+	}
 	holds := func(c specs.LinuxSeccompArg) bool {
 		x, v, v2 := args[c.Index], c.Value, c.ValueTwo
 		if is32 {
@@ -158,6 +161,24 @@ func expect(cfg *specs.LinuxSeccomp, a arch, nr uint32, args [6]uint64) uint32 {
 		}
 	}
 	return def
+}
+
+// runcStub reports whether runc's -ENOSYS stub answers nr, following runc's generatePatch
+// and findLastSyscalls.
+func runcStub(cfg *specs.LinuxSeccomp, a arch, nr uint32) bool {
+	if cfg.DefaultAction == specs.ActAllow || cfg.DefaultAction == specs.ActLog || cfg.DefaultAction == specs.ActTrace ||
+		cfg.DefaultErrnoRet != nil && *cfg.DefaultErrnoRet == 38 {
+		return false
+	}
+	var last uint32
+	for _, sc := range cfg.Syscalls {
+		for _, n := range sc.Names {
+			if m, ok := syscallNumber(n, a); ok && m > last {
+				last = m
+			}
+		}
+	}
+	return last != 0 && nr > last
 }
 
 var auditArch = map[arch]uint32{archX86_64: unix.AUDIT_ARCH_X86_64, archX86: unix.AUDIT_ARCH_I386, archX32: unix.AUDIT_ARCH_X86_64}

@@ -65,6 +65,10 @@
 //     and the first that matches decides. Only there does this compiler knowingly differ
 //     from libseccomp: when two conditional rules with different actions both match one
 //     call, libseccomp's choice follows its internal rule tree rather than profile order.
+//   - runc's -ENOSYS stub: unless the default action is ALLOW, LOG or TRACE or already
+//     ERRNO(ENOSYS), a syscall numbered above the highest one the profile names (on that
+//     architecture, whatever the action) fails with ENOSYS instead of the default action, so
+//     that libc falls back from calls newer than the profile (clone3 → clone).
 //   - Flags: SECCOMP_FILTER_FLAG_TSYNC, LOG, SPEC_ALLOW, WAIT_KILLABLE_RECV. NEW_LISTENER is
 //     added when an action is NOTIFY (and TSYNC_ESRCH with TSYNC, which the kernel requires
 //     then); WAIT_KILLABLE_RECV is dropped without a listener (the kernel refuses it).
@@ -93,9 +97,6 @@
 //
 // # Not done
 //
-//   - runc's "ENOSYS patch" (returning ENOSYS rather than the default action for syscalls
-//     newer than any the profile names, so that libc falls back from e.g. clone3) is not
-//     implemented; profiles name clone3 themselves nowadays.
 //   - Conditional rules with different actions that overlap: profile order (see above).
 //   - No syscall tables for hosts other than amd64 and 386.
 package seccomp

@@ -43,7 +43,7 @@ var testSyscalls = map[string]uintptr{
 	"getpid": unix.SYS_GETPID, "mkdir": unix.SYS_MKDIR, "rmdir": unix.SYS_RMDIR, "lseek": unix.SYS_LSEEK,
 	"socket": unix.SYS_SOCKET, "personality": unix.SYS_PERSONALITY, "umask": unix.SYS_UMASK,
 	"syncfs": unix.SYS_SYNCFS, "swapoff": unix.SYS_SWAPOFF, "clone3": unix.SYS_CLONE3,
-	"getppid": unix.SYS_GETPPID, "getpgid": unix.SYS_GETPGID,
+	"getppid": unix.SYS_GETPPID, "file_getattr": unix.SYS_FILE_GETATTR, "getpgid": unix.SYS_GETPGID,
 	"x32_getpid": x32SyscallBit | unix.SYS_GETPID, "x32_getppid": x32SyscallBit | unix.SYS_GETPPID,
 }
 
@@ -332,6 +332,7 @@ func TestKernelDefaultAction(t *testing.T) {
 		"personality 1",          // not among the allowed personas: the default
 		"socket 40 1 0",          // AF_VSOCK: its own EPERM rule, no longer the default
 		"socket 1 1 0",
+		"file_getattr -1 /x 0 0 0", // newer than any syscall the profile names: ENOSYS (runc's stub)
 	)
 	expectLines(t, r.out,
 		fmt.Sprintf("getpid: %d errno 0", r.state.Pid()),
@@ -340,7 +341,8 @@ func TestKernelDefaultAction(t *testing.T) {
 		"personality 0xffffffff: 0 errno 0",
 		"personality 1: -1 errno 95",
 		"socket 40 1 0: -1 errno 1",
-		"socket 1 1 0: 0 errno 0")
+		"socket 1 1 0: 0 errno 0",
+		"file_getattr -1 /x 0 0 0: -1 errno 38")
 	if !r.state.Success() {
 		t.Errorf("child: %v %s", r.state, r.stderr)
 	}

@@ -173,6 +173,9 @@ type slot struct {
 type ruleTable struct {
 	slots [3][]slot
 	conds [][]rule
+	// last is the highest syscall number the profile names on each architecture (any
+	// action), 0 for none: runc's -ENOSYS stub answers every number above it.
+	last [3]uint32
 }
 
 func (t *ruleTable) addCond(a arch, nr uint32, r ...rule) {
@@ -277,10 +280,9 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 				return nil, fmt.Errorf("%s.action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, where the runtime sends the listener fd", f)
 			}
 		}
-		if act == def {
-			// Same as the default: a no-op that runc skips too (libseccomp refuses it).
-			continue
-		}
+		// An entry with the default action is a no-op that runc skips too (libseccomp refuses
+		// it); its names still count for the -ENOSYS stub.
+		skip := act == def
 		notify = notify || act == retUserNotif
 		// Like runc: conditions on distinct arguments are AND'd in one rule; if an argument
 		// index repeats, every condition becomes a rule of its own, and they are OR'd.
@@ -300,7 +302,7 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 				continue // like runc: a syscall this kernel/arch lacks is ignored
 			}
 			e := &syscallTable[ei]
-			if mx, ok := x86Multiplexed[name]; ok && table.slots[archX86] != nil {
+			if mx, ok := x86Multiplexed[name]; ok && table.slots[archX86] != nil && !skip {
 				table.addCond(archX86, mx.mux, rule{act, []specs.LinuxSeccompArg{{Index: 0, Value: uint64(mx.call), Op: specs.OpEqualTo}}})
 			}
 			for a := range table.slots {
@@ -310,6 +312,10 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 				nr, ok := e.number(arch(a))
 				if !ok {
 					continue // not on this architecture
+				}
+				table.last[a] = max(table.last[a], nr)
+				if skip {
+					continue
 				}
 				if len(alts) == 0 {
 					table.setUncond(arch(a), nr, act)
@@ -332,6 +338,15 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 	} else {
 		// Meaningful only with a listener; the kernel refuses it without one.
 		flags &^= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+	}
+	// runc's -ENOSYS stub: unless the default action lets syscalls through (or already
+	// fails them with ENOSYS), a syscall numbered above every syscall the profile names
+	// fails with ENOSYS rather than the default action. It is newer than the profile, and
+	// ENOSYS makes libc fall back to an older call (clone3 → clone) where EPERM would not.
+	enosys := !(cfg.DefaultAction == specs.ActAllow || cfg.DefaultAction == specs.ActLog || cfg.DefaultAction == specs.ActTrace ||
+		cfg.DefaultErrnoRet != nil && *cfg.DefaultErrnoRet == uint(unix.ENOSYS))
+	if !enosys {
+		table.last = [3]uint32{}
 	}
 	prog, err := generate(native, archs, &table, def)
 	if err != nil {
@@ -430,8 +445,17 @@ func (a *asm) tree(t *ruleTable, ar arch, lo, hi uint32, def uint32, arg32 bool)
 		}
 		cur = nr + 1
 	}
-	// hi is far above any syscall number, so a range of the default action ends the tree.
-	add(leaf{start: cur, end: hi, ret: def})
+	// hi is far above any syscall number, so a range of the default action ends the tree,
+	// or of ENOSYS above the last syscall the profile names (runc's stub).
+	if last := t.last[ar]; last != 0 {
+		if cur <= last {
+			add(leaf{start: cur, end: last, ret: def})
+			cur = last + 1
+		}
+		add(leaf{start: cur, end: hi, ret: retErrno | uint32(unix.ENOSYS)})
+	} else {
+		add(leaf{start: cur, end: hi, ret: def})
+	}
 	a.search(leaves, def, arg32)
 }
 
