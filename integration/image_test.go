@@ -690,3 +690,148 @@ func TestImageArchivesAndZstd(t *testing.T) {
 		})
 	}
 }
+
+// writeBlob stores data in layout and returns its descriptor fields.
+func writeBlob(t *testing.T, layout string, data []byte) (string, int) {
+	t.Helper()
+	h := sha256.Sum256(data)
+	d := hex.EncodeToString(h[:])
+	if err := os.WriteFile(filepath.Join(layout, "blobs/sha256", d), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "sha256:" + d, len(data)
+}
+
+func readBlobJSON(t *testing.T, layout, digest string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(layout, "blobs/sha256", strings.TrimPrefix(digest, "sha256:")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestImageNestedIndexDockerTypes tags a nested index holding an arm64 image (OCI) and the
+// amd64 app image rewritten with Docker schema 2 media types.
+func TestImageNestedIndexDockerTypes(t *testing.T) {
+	layout := copyLayout(t)
+	var idx map[string]any
+	data, _ := os.ReadFile(filepath.Join(layout, "index.json"))
+	json.Unmarshal(data, &idx)
+	var appDigest string
+	for _, m := range idx["manifests"].([]any) {
+		m := m.(map[string]any)
+		if m["annotations"].(map[string]any)["org.opencontainers.image.ref.name"] == "app" {
+			appDigest = m["digest"].(string)
+		}
+	}
+	var man map[string]any
+	readBlobJSON(t, layout, appDigest, &man)
+	// amd64, Docker media types.
+	man["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json"
+	man["config"].(map[string]any)["mediaType"] = "application/vnd.docker.container.image.v1+json"
+	for _, l := range man["layers"].([]any) {
+		l.(map[string]any)["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	}
+	mdata, _ := json.Marshal(man)
+	dockerD, dockerN := writeBlob(t, layout, mdata)
+	// arm64: the same layers under a config that says arm64.
+	var cfg map[string]any
+	readBlobJSON(t, layout, man["config"].(map[string]any)["digest"].(string), &cfg)
+	cfg["architecture"] = "arm64"
+	cdata, _ := json.Marshal(cfg)
+	cd, cn := writeBlob(t, layout, cdata)
+	man["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+	man["config"] = map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn}
+	for _, l := range man["layers"].([]any) {
+		l.(map[string]any)["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+	}
+	mdata, _ = json.Marshal(man)
+	armD, armN := writeBlob(t, layout, mdata)
+	nested, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+		"manifests": []any{
+			map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": armD, "size": armN,
+				"platform": map[string]any{"os": "linux", "architecture": "arm64"}},
+			map[string]any{"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": dockerD, "size": dockerN,
+				"platform": map[string]any{"os": "linux", "architecture": "amd64"}},
+		}})
+	nd, nn := writeBlob(t, layout, nested)
+	idx["manifests"] = append(idx["manifests"].([]any), map[string]any{"mediaType": "application/vnd.oci.image.index.v1+json",
+		"digest": nd, "size": nn, "annotations": map[string]any{"org.opencontainers.image.ref.name": "multi"}})
+	data, _ = json.Marshal(idx)
+	os.WriteFile(filepath.Join(layout, "index.json"), data, 0o644)
+
+	e := newEnv(t)
+	if r := e.berth("run", "--image", layout+":multi", "img-multi"); r.code != 3 || r.stdout != "app\n" {
+		t.Errorf("run --image of the nested index: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	bundle := filepath.Join(t.TempDir(), "b")
+	e.mustBerth("image", "unpack", "--platform", "linux/arm64", layout+":multi", bundle)
+	var s specs.Spec
+	data, _ = os.ReadFile(filepath.Join(bundle, "config.json"))
+	json.Unmarshal(data, &s)
+	if s.Annotations["org.opencontainers.image.architecture"] != "arm64" {
+		t.Errorf("--platform linux/arm64 picked %q", s.Annotations["org.opencontainers.image.architecture"])
+	}
+	if r := e.berth("image", "unpack", "--platform", "linux/s390x", layout+":multi", filepath.Join(t.TempDir(), "c")); r.code == 0 || !strings.Contains(r.stderr, "linux/s390x") {
+		t.Errorf("an absent platform: exit %d, %q", r.code, r.stderr)
+	}
+	if r := e.berth("image", "load", layout+":nosuchtag"); r.code == 0 || !strings.Contains(r.stderr, "nosuchtag") || !strings.Contains(r.stderr, "multi") {
+		t.Errorf("an absent tag: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestImageConcurrentLoads: berths racing on one store apply each layer once between them,
+// and a half layer left by an interrupted apply is not trusted.
+func TestImageConcurrentLoads(t *testing.T) {
+	dir := testImages(t)
+	ref := filepath.Join(dir, "img") + ":app"
+	e := newEnv(t)
+	// Learn the diffIDs, then start again from an empty store with a stale half layer.
+	e.mustBerth("image", "load", ref)
+	var recs []struct{ DiffIDs []string }
+	json.Unmarshal([]byte(e.mustBerth("image", "ls", "--format", "json").stdout), &recs)
+	if len(recs) != 1 || len(recs[0].DiffIDs) != 6 {
+		t.Fatalf("image ls: %+v", recs)
+	}
+	os.RemoveAll(filepath.Join(e.root, ".images"))
+	key := strings.TrimPrefix(recs[0].DiffIDs[0], "sha256:")
+	stale := filepath.Join(e.root, ".images/layers/.tmp-"+key+"-1234")
+	os.MkdirAll(stale, 0o755)
+	os.WriteFile(filepath.Join(stale, "junk"), nil, 0o644)
+
+	const n = 4
+	var wg sync.WaitGroup
+	results := make([]result, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i] = e.berth("--debug", "image", "load", ref)
+		}(i)
+	}
+	wg.Wait()
+	total := 0
+	for _, r := range results {
+		if r.code != 0 {
+			t.Fatalf("concurrent load: exit %d: %s", r.code, r.stderr)
+		}
+		var applied int
+		if i := strings.Index(r.stderr, "image: "); i >= 0 {
+			fmt.Sscanf(r.stderr[i+len("image: "):], "%d", &applied)
+		}
+		total += applied
+	}
+	if total != 6 {
+		t.Errorf("%d concurrent loads applied %d layers between them, want 6", n, total)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Errorf("the stale half layer is still there")
+	}
+	if _, err := os.Stat(filepath.Join(e.root, ".images/layers", key, "bin/busybox")); err != nil {
+		t.Errorf("the layer was not applied properly: %v", err)
+	}
+	assertStoreClean(t, e.root)
+}
