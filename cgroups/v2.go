@@ -135,7 +135,7 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 		if *r.Pids.Limit > 0 {
 			v = strconv.FormatInt(*r.Pids.Limit, 10)
 		}
-		if err := writeFile(m.dir, "pids.max", v); err != nil {
+		if err := m.set("pids.max", v); err != nil {
 			return fmt.Errorf("linux.resources.pids.limit: %w", err)
 		}
 	}
@@ -148,14 +148,14 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 			return fmt.Errorf("%s.pageSize: %q is not a page size such as 2MB", field, h.Pagesize)
 		}
 		v := strconv.FormatUint(h.Limit, 10)
-		if err := writeFile(m.dir, "hugetlb."+h.Pagesize+".max", v); err != nil {
+		if err := m.set("hugetlb."+h.Pagesize+".max", v); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("%s: the kernel has no %s huge pages (or no hugetlb controller)", field, h.Pagesize)
 			}
 			return fmt.Errorf("%s: %w", field, err)
 		}
 		// The reservation limit too (kernel 5.7+), so that a mapping cannot reserve past it.
-		if err := writeFile(m.dir, "hugetlb."+h.Pagesize+".rsvd.max", v); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := m.set("hugetlb."+h.Pagesize+".rsvd.max", v); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s: %w", field, err)
 		}
 	}
@@ -165,7 +165,7 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 			return fmt.Errorf("linux.resources.rdma[%q]: not a device name", dev)
 		}
 		v := dev + " hca_handle=" + maxOr(l.HcaHandles) + " hca_object=" + maxOr(l.HcaObjects)
-		if err := writeFile(m.dir, "rdma.max", v); err != nil {
+		if err := m.set("rdma.max", v); err != nil {
 			return fmt.Errorf("linux.resources.rdma[%q]: %w", dev, err)
 		}
 	}
@@ -175,7 +175,7 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 		}
 	}
 	for _, k := range sortedKeys(r.Unified) {
-		if err := writeFile(m.dir, k, r.Unified[k]); err != nil {
+		if err := m.set(k, r.Unified[k]); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("linux.resources.unified[%q]: no such file in the group (controller %q not enabled, or unknown key)", k, strings.SplitN(k, ".", 2)[0])
 			}
@@ -276,7 +276,7 @@ func (m *v2) setMemory(mem *specs.LinuxMemory) error {
 		default:
 			v = strconv.FormatInt(swap-limit, 10)
 		}
-		if err := writeFile(m.dir, "memory.swap.max", v); err != nil {
+		if err := m.set("memory.swap.max", v); err != nil {
 			// No swap in the kernel: "no swap" and "any swap" both hold already.
 			if !(errors.Is(err, os.ErrNotExist) && (v == "max" || v == "0")) {
 				return fmt.Errorf("linux.resources.memory.swap: %w", err)
@@ -284,12 +284,12 @@ func (m *v2) setMemory(mem *specs.LinuxMemory) error {
 		}
 	}
 	if limit != 0 {
-		if err := writeFile(m.dir, "memory.max", limitValue(limit)); err != nil {
+		if err := m.set("memory.max", limitValue(limit)); err != nil {
 			return fmt.Errorf("linux.resources.memory.limit: %w", err)
 		}
 	}
 	if low != 0 {
-		if err := writeFile(m.dir, "memory.low", limitValue(low)); err != nil {
+		if err := m.set("memory.low", limitValue(low)); err != nil {
 			return fmt.Errorf("linux.resources.memory.reservation: %w", err)
 		}
 	}
@@ -301,13 +301,13 @@ func (m *v2) setCPU(cpu *specs.LinuxCPU) error {
 		return nil
 	}
 	if cpu.Idle != nil {
-		if err := writeFile(m.dir, "cpu.idle", strconv.FormatInt(*cpu.Idle, 10)); err != nil {
+		if err := m.set("cpu.idle", strconv.FormatInt(*cpu.Idle, 10)); err != nil {
 			return fmt.Errorf("linux.resources.cpu.idle: %w", err)
 		}
 	}
 	if cpu.Shares != nil && *cpu.Shares != 0 {
 		w := SharesToWeight(*cpu.Shares)
-		if err := writeFile(m.dir, "cpu.weight", strconv.FormatUint(w, 10)); err != nil {
+		if err := m.set("cpu.weight", strconv.FormatUint(w, 10)); err != nil {
 			return fmt.Errorf("linux.resources.cpu.shares: %w", err)
 		}
 	}
@@ -315,7 +315,7 @@ func (m *v2) setCPU(cpu *specs.LinuxCPU) error {
 	burst := ""
 	if cpu.Burst != nil {
 		burst = strconv.FormatUint(*cpu.Burst, 10)
-		err := writeFile(m.dir, "cpu.max.burst", burst)
+		err := m.set("cpu.max.burst", burst)
 		switch {
 		case err == nil:
 			burst = ""
@@ -333,22 +333,22 @@ func (m *v2) setCPU(cpu *specs.LinuxCPU) error {
 		if cpu.Period != nil && *cpu.Period != 0 {
 			period = *cpu.Period
 		}
-		if err := writeFile(m.dir, "cpu.max", quota+" "+strconv.FormatUint(period, 10)); err != nil {
+		if err := m.set("cpu.max", quota+" "+strconv.FormatUint(period, 10)); err != nil {
 			return fmt.Errorf("linux.resources.cpu.quota/period: %w", err)
 		}
 		if burst != "" {
-			if err := writeFile(m.dir, "cpu.max.burst", burst); err != nil {
+			if err := m.set("cpu.max.burst", burst); err != nil {
 				return fmt.Errorf("linux.resources.cpu.burst: %w", err)
 			}
 		}
 	}
 	if cpu.Cpus != "" {
-		if err := writeFile(m.dir, "cpuset.cpus", cpu.Cpus); err != nil {
+		if err := m.set("cpuset.cpus", cpu.Cpus); err != nil {
 			return fmt.Errorf("linux.resources.cpu.cpus: %w", err)
 		}
 	}
 	if cpu.Mems != "" {
-		if err := writeFile(m.dir, "cpuset.mems", cpu.Mems); err != nil {
+		if err := m.set("cpuset.mems", cpu.Mems); err != nil {
 			return fmt.Errorf("linux.resources.cpu.mems: %w", err)
 		}
 	}
@@ -389,7 +389,7 @@ func (m *v2) setIO(io *specs.LinuxBlockIO) error {
 		if bfq {
 			file, v = "io.bfq.weight", "default "+strconv.Itoa(int(*io.Weight))
 		}
-		if err := writeFile(m.dir, file, v); err != nil {
+		if err := m.set(file, v); err != nil {
 			return fmt.Errorf("linux.resources.blockIO.weight: %w", err)
 		}
 	}
@@ -401,7 +401,7 @@ func (m *v2) setIO(io *specs.LinuxBlockIO) error {
 		if bfq {
 			file, v = "io.bfq.weight", strconv.Itoa(int(*d.Weight))
 		}
-		if err := writeFile(m.dir, file, fmt.Sprintf("%d:%d %s", d.Major, d.Minor, v)); err != nil {
+		if err := m.set(file, fmt.Sprintf("%d:%d %s", d.Major, d.Minor, v)); err != nil {
 			return fmt.Errorf("linux.resources.blockIO.weightDevice[%d]: %w", i, err)
 		}
 	}
@@ -420,7 +420,7 @@ func (m *v2) setIO(io *specs.LinuxBlockIO) error {
 			if d.Rate != 0 {
 				rate = strconv.FormatUint(d.Rate, 10)
 			}
-			if err := writeFile(m.dir, "io.max", fmt.Sprintf("%d:%d %s=%s", d.Major, d.Minor, t.key, rate)); err != nil {
+			if err := m.set("io.max", fmt.Sprintf("%d:%d %s=%s", d.Major, d.Minor, t.key, rate)); err != nil {
 				return fmt.Errorf("linux.resources.blockIO.%s[%d]: %w", t.field, i, err)
 			}
 		}
@@ -442,6 +442,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// set writes one file of the group. A missing file of a controller means the controller is not
+// delegated to the group: the error says so.
+func (m *v2) set(file, value string) error {
+	err := writeFile(m.dir, file, value)
+	if errors.Is(err, os.ErrNotExist) {
+		ctrl, _, _ := strings.Cut(file, ".")
+		if _, serr := os.Stat(m.dir); serr == nil {
+			return fmt.Errorf("%w (is the %s controller enabled in %s/cgroup.subtree_control?)", err, ctrl, filepath.Dir(m.dir))
+		}
+	}
+	return err
 }
 
 func limitValue(v int64) string {
