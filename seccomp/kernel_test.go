@@ -77,6 +77,11 @@ func child() int {
 			}
 			unix.Close(fd)
 			fmt.Println("listener: sent")
+		case "exec":
+			// The way the init process ends: the filter stays across execve.
+			err := unix.Exec(f[1], f[1:], os.Environ())
+			fmt.Println("exec:", err)
+			return 3
 		case "thread":
 			// On a thread of its own, which a KILL_THREAD may end.
 			done := make(chan struct{})
@@ -484,5 +489,18 @@ func TestKernelNotify(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestKernelFilterSurvivesExec(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: u(uint(unix.EROFS))}}}
+	r := runChild(t, cfg, "exec /bin/mkdir "+dir+"/a")
+	if r.state.ExitCode() != 1 || !strings.Contains(r.stderr, "Read-only file system") {
+		t.Fatalf("mkdir after exec: %v, stderr %q", r.state, r.stderr)
+	}
+	if _, err := os.Stat(dir + "/a"); !os.IsNotExist(err) {
+		t.Errorf("mkdir ran: %v", err)
 	}
 }
