@@ -66,6 +66,31 @@ func decompress(r io.Reader) (io.Reader, func(), error) {
 	return br, func() {}, nil
 }
 
+// umask is 0 while any layer is applied, so entries are created with their exact modes without
+// a chmod each; it is process-wide, hence counted.
+var (
+	umaskMu    sync.Mutex
+	umaskUsers int
+	umaskSaved int
+)
+
+func umaskZero() (restore func()) {
+	umaskMu.Lock()
+	if umaskUsers == 0 {
+		umaskSaved = unix.Umask(0)
+	}
+	umaskUsers++
+	umaskMu.Unlock()
+	return func() {
+		umaskMu.Lock()
+		umaskUsers--
+		if umaskUsers == 0 {
+			unix.Umask(umaskSaved)
+		}
+		umaskMu.Unlock()
+	}
+}
+
 // LayerStats counts what applying a layer wrote.
 type LayerStats struct {
 	Entries int64
@@ -76,6 +101,7 @@ type LayerStats struct {
 // rootFd. The tar stream must hash to diffID; both checks happen before it returns nil, so the
 // caller may trust the directory only then.
 func applyLayer(r io.Reader, name string, diffID digest.Digest, rootFd int, mode applyMode, a *applier, count *countingReader) error {
+	defer umaskZero()()
 	tarStream, closeFn, err := decompress(r)
 	if err != nil {
 		return blobError(r, fmt.Errorf("layer %s: %w", name, err))

@@ -117,6 +117,9 @@ func TestApplyOverlayWhiteouts(t *testing.T) {
 		{h: tar.Header{Name: "x/y/.wh.z", Typeflag: tar.TypeReg}}, // parents made implicitly
 		{h: tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "/nowhere"}},
 		{h: tar.Header{Name: "h", Typeflag: tar.TypeLink, Linkname: "d/f"}},
+		{h: tar.Header{Name: "w/", Typeflag: tar.TypeDir, Mode: 0o777}},
+		{h: tar.Header{Name: "w/f", Typeflag: tar.TypeReg, Mode: 0o666}},
+		{h: tar.Header{Name: "w/p", Typeflag: tar.TypeFifo, Mode: 0o666}},
 	})
 	// gzip it: the sniffing path
 	var gz bytes.Buffer
@@ -143,6 +146,12 @@ func TestApplyOverlayWhiteouts(t *testing.T) {
 	unix.Lstat(filepath.Join(dir, "d"), &st)
 	if st.Mode&0o7777 != 0o750 || st.Uid != 7 || st.Gid != 8 {
 		t.Errorf("d: mode %o owner %d:%d", st.Mode&0o7777, st.Uid, st.Gid)
+	}
+	for _, p := range []string{"w", "w/f", "w/p"} {
+		unix.Lstat(filepath.Join(dir, p), &st)
+		if st.Mode&0o777 != 0o777 && st.Mode&0o777 != 0o666 {
+			t.Errorf("%s: mode %o: the umask got in", p, st.Mode&0o7777)
+		}
 	}
 	if l, _ := os.Readlink(filepath.Join(dir, "l")); l != "/nowhere" {
 		t.Errorf("symlink %q", l)

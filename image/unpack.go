@@ -42,8 +42,7 @@ func UnpackBundle(im *Image, dir string, progress Progress) (err error) {
 		return err
 	}
 	defer unix.Close(fd)
-	old := unix.Umask(0)
-	defer unix.Umask(old)
+	defer umaskZero()()
 
 	streams := make([]*chunkPipe, len(im.Layers))
 	for i := range streams {

@@ -102,6 +102,11 @@ func buildImages() (string, error) {
 		func() error {
 			return os.WriteFile(filepath.Join(app, "etc-group"), []byte("root:x:0:\nalice:x:1000:\nstaff:x:50:alice\n"), 0o644)
 		},
+		func() error { return os.Chmod(filepath.Join(app, "data/null"), 0o666) },
+		func() error { return os.MkdirAll(filepath.Join(app, "data/open"), 0o755) },
+		func() error { return os.Chmod(filepath.Join(app, "data/open"), 0o777|os.ModeSticky) },
+		func() error { return os.WriteFile(filepath.Join(app, "data/open/rw"), []byte("rw\n"), 0o644) },
+		func() error { return os.Chmod(filepath.Join(app, "data/open/rw"), 0o666) },
 		func() error { return os.MkdirAll(filepath.Join(dir, "opq"), 0o755) },
 		func() error { return os.WriteFile(filepath.Join(dir, "opq/new"), []byte("new\n"), 0o644) },
 		func() error { return os.MkdirAll(filepath.Join(dir, "other"), 0o755) },
