@@ -14,6 +14,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -194,31 +195,9 @@ func (s *Store) addLayer(im *Image, i int, progress Progress) (bool, error) {
 	}
 	defer blob.Close()
 	desc := im.Layers[i]
-	var cr *countingReader
-	var stop chan struct{}
-	var r io.Reader = blob
-	if progress != nil {
-		cr = &countingReader{r: blob}
-		r = cr
-		stop = make(chan struct{})
-		go func() {
-			t := time.NewTicker(200 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					progress(desc.Digest.String(), cr.count(), desc.Size, false)
-				}
-			}
-		}()
-	}
+	r, stop := watch(blob, desc, progress)
 	err = applyLayer(r, desc.Digest.String(), d, fd, overlayMode, nil, nil)
-	if stop != nil {
-		close(stop)
-		progress(desc.Digest.String(), cr.count(), desc.Size, true)
-	}
+	stop()
 	if err != nil {
 		return false, err
 	}
@@ -227,6 +206,31 @@ func (s *Store) addLayer(im *Image, i int, progress Progress) (bool, error) {
 	}
 	ok = true
 	return true, nil
+}
+
+// watch reports r's progress every 200ms until stop is called.
+func watch(r io.Reader, desc v1.Descriptor, progress Progress) (io.Reader, func()) {
+	if progress == nil {
+		return r, func() {}
+	}
+	cr := &countingReader{r: r}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				progress(desc.Digest.String(), cr.count(), desc.Size, true)
+				return
+			case <-t.C:
+				progress(desc.Digest.String(), cr.count(), desc.Size, false)
+			}
+		}
+	}()
+	return cr, func() { close(done); <-finished }
 }
 
 // Record is what the store keeps about an image it holds layers for.

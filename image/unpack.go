@@ -107,7 +107,9 @@ func (im *Image) feedLayer(i int, w *chunkPipe, progress Progress) error {
 		return err
 	}
 	defer blob.Close()
-	tarStream, closeFn, err := decompress(blob)
+	counted, stop := watch(blob, desc, progress)
+	defer stop()
+	tarStream, closeFn, err := decompress(counted)
 	if err != nil {
 		return blobError(blob, fmt.Errorf("layer %s: %w", name, err))
 	}
@@ -126,9 +128,6 @@ func (im *Image) feedLayer(i int, w *chunkPipe, progress Progress) error {
 	}
 	if _, err := io.Copy(io.Discard, blob); err != nil {
 		return fmt.Errorf("layer %s: %w", name, err)
-	}
-	if progress != nil {
-		progress(name, desc.Size, desc.Size, true)
 	}
 	return nil
 }
