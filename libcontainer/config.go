@@ -69,7 +69,17 @@ func ValidateSpec(spec *specs.Spec, bundle string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("root.path: %s: not a directory", rootfs)
 	}
-	p := spec.Process
+	if err := ValidateProcess(spec.Process); err != nil {
+		return err
+	}
+	if spec.Linux == nil {
+		return errors.New("linux: must be set (berth runs Linux containers)")
+	}
+	return validateLinux(spec)
+}
+
+// ValidateProcess checks a process description: config.json's, or one given to exec.
+func ValidateProcess(p *specs.Process) error {
 	if p == nil {
 		return errors.New("process: must be set")
 	}
@@ -100,10 +110,7 @@ func ValidateSpec(spec *specs.Spec, bundle string) error {
 	if p.OOMScoreAdj != nil && (*p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000) {
 		return fmt.Errorf("process.oomScoreAdj: %d: must be within [-1000, 1000]", *p.OOMScoreAdj)
 	}
-	if spec.Linux == nil {
-		return errors.New("linux: must be set (berth runs Linux containers)")
-	}
-	return validateLinux(spec)
+	return nil
 }
 
 // RootfsPath is root.path made absolute against the bundle.

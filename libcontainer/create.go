@@ -133,24 +133,8 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 // "berth init", with the init pipe, the exec fifo and the cgroup files as its descriptors.
 func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Manager) (int, *initPipe, error) {
 	spec := o.Spec
-	// The caller's descriptors beyond the preserved ones must not reach the container.
-	_ = unix.CloseRange(uint(3+o.PreserveFds), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, nil, err
-	}
-	parentEnd, childEnd := os.NewFile(uintptr(fds[0]), "initpipe"), os.NewFile(uintptr(fds[1]), "initpipe")
-	defer childEnd.Close()
-
-	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
-	for i := 0; i < o.PreserveFds; i++ {
-		files = append(files, os.NewFile(uintptr(3+i), "preserved"))
-	}
-	env := []string{envInitPipe + "=" + strconv.Itoa(len(files))}
-	files = append(files, childEnd)
-
-	fifoFd := -1
+	l := launch{dir: c.dir, plan: plan, cg: cg, preserveFds: o.PreserveFds, fifoFd: -1,
+		attr: &syscall.SysProcAttr{Cloneflags: plan.CloneFlags}}
 	if o.Detach {
 		fifo := filepath.Join(c.dir, fifoName)
 		// World-writable so that an init already switched to an unprivileged user can
@@ -166,63 +150,21 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 			return 0, nil, err
 		}
 		defer f.Close()
-		fifoFd = len(files)
-		files = append(files, f)
+		l.fifo = f
 	}
-	var cgFds []string
-	for _, p := range cg.JoinFiles() {
-		f, err := os.OpenFile(p, os.O_WRONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return 0, nil, fmt.Errorf("opening %s: %w", p, err)
-		}
-		defer f.Close()
-		explain.Stepf("libcontainer.startInit", "echo 0 > %s (written by init itself before Go starts: joins the cgroup)", p)
-		cgFds = append(cgFds, strconv.Itoa(len(files)))
-		files = append(files, f)
-	}
-	if len(cgFds) > 0 {
-		env = append(env, envCgroupFds+"="+strings.Join(cgFds, ","))
-	}
-	ns, err := plan.Open()
-	if err != nil {
-		return 0, nil, err
-	}
-	defer ns.Close()
-	env = append(env, ns.InitEnv(len(files))...)
-	files = append(files, ns.InitFiles()...)
-	// Until it is handed over, the init dies with us (a killed `create` leaves no process
-	// behind): its constructor sets PR_SET_PDEATHSIG itself. Go's Pdeathsig cannot be used:
-	// its check that the parent still lives kills a child cloned into an existing pid
-	// namespace, where getppid() is 0.
-	attr := &syscall.SysProcAttr{Cloneflags: plan.CloneFlags}
 	setgroups := true
 	if plan.CloneFlags&unix.CLONE_NEWUSER != 0 {
-		attr.UidMappings = idMappings(spec.Linux.UIDMappings)
-		attr.GidMappings = idMappings(spec.Linux.GIDMappings)
-		attr.GidMappingsEnableSetgroups = true
+		l.attr.UidMappings = idMappings(spec.Linux.UIDMappings)
+		l.attr.GidMappings = idMappings(spec.Linux.GIDMappings)
+		l.attr.GidMappingsEnableSetgroups = true
 		// Root in the new namespace before the exec of `berth init`: an exec by an
 		// unmapped (hence unprivileged) uid would drop every capability.
-		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		l.attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
-	exe, err := sealedExe(c.dir)
+	pid, pipe, err := l.start(func(pid int) { c.State.Pid = pid })
 	if err != nil {
 		return 0, nil, err
-	}
-	defer exe.Close()
-	proc, err := cloneInit(ns, exe, &os.ProcAttr{Env: env, Files: files, Sys: attr})
-	if err != nil {
-		return 0, nil, err
-	}
-	c.State.Pid = proc.Pid // so that cleanup can kill it
-	pipe := newInitPipe(parentEnd)
-	if plan.Forks() {
-		pid, err := forkedInitPid(proc, pipe)
-		if err != nil {
-			parentEnd.Close()
-			return 0, nil, err
-		}
-		c.State.Pid = pid
 	}
 	rcfg := rootfs.Config{
 		Rootfs: c.State.Rootfs, Bundle: o.Bundle, Mounts: spec.Mounts, NoPivot: o.NoPivot,
@@ -236,34 +178,100 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	}
 	err = pipe.send(initConfig{
 		Spec: spec, Rootfs: rcfg, Explain: explain.Enabled(), Detached: o.Detach,
-		FifoFd: fifoFd, PreserveFds: o.PreserveFds, Setgroups: setgroups, NoNewKeyring: o.NoNewKeyring,
+		FifoFd: l.fifoFd, PreserveFds: o.PreserveFds, Setgroups: setgroups, NoNewKeyring: o.NoNewKeyring,
 	})
 	if err != nil {
-		parentEnd.Close()
+		pipe.f.Close()
 		return 0, nil, fmt.Errorf("sending config to init: %w", err)
 	}
-	return c.State.Pid, pipe, nil
+	return pid, pipe, nil
 }
 
-// forkedInitPid reaps the process whose constructor forked the real init and reads that
-// init's pid from the pipe (namespaces.Plan.Forks).
-func forkedInitPid(first *os.Process, pipe *initPipe) (int, error) {
-	st, err := first.Wait()
+// launch is what starting a `berth init` process takes, for a container's init as for a
+// process exec'd into a running container.
+type launch struct {
+	dir         string // the container's state directory
+	plan        namespaces.Plan
+	cg          cgroups.Manager
+	preserveFds int
+	fifo        *os.File // the exec fifo (create --detach), or nil
+	fifoFd      int      // set by start: the fifo's descriptor number in the init, or -1
+	attr        *syscall.SysProcAttr
+}
+
+// start clones the process. Its descriptors: stdio, the preserved ones, the init pipe, the
+// fifo, the cgroup files it joins itself, and the namespaces its constructor enters.
+// started is told the first pid, so that cleanup can kill it even if start fails later.
+func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
+	// The caller's descriptors beyond the preserved ones must not reach the container.
+	_ = unix.CloseRange(uint(3+l.preserveFds), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	var m syncMsg
-	if err := pipe.recv(&m); err != nil {
-		return 0, fmt.Errorf("init process exited before it forked (%v)", st)
+	parentEnd, childEnd := os.NewFile(uintptr(fds[0]), "initpipe"), os.NewFile(uintptr(fds[1]), "initpipe")
+	defer childEnd.Close()
+
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	for i := 0; i < l.preserveFds; i++ {
+		files = append(files, os.NewFile(uintptr(3+i), "preserved"))
 	}
-	switch {
-	case m.Type == "error":
-		return 0, errors.New(m.Msg)
-	case m.Type != "pid" || m.Pid <= 0:
-		return 0, fmt.Errorf("unexpected message %q from init", m.Type)
+	env := []string{envInitPipe + "=" + strconv.Itoa(len(files))}
+	files = append(files, childEnd)
+	l.fifoFd = -1
+	if l.fifo != nil {
+		l.fifoFd = len(files)
+		files = append(files, l.fifo)
 	}
-	explain.Stepf("libcontainer.startInit", "the init is pid %d, forked into its new pid/time namespace", m.Pid)
-	return m.Pid, nil
+	var cgFds []string
+	for _, p := range l.cg.JoinFiles() {
+		f, err := os.OpenFile(p, os.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			parentEnd.Close()
+			return 0, nil, fmt.Errorf("opening %s: %w", p, err)
+		}
+		defer f.Close()
+		explain.Stepf("libcontainer.startInit", "echo 0 > %s (written by init itself before Go starts: joins the cgroup)", p)
+		cgFds = append(cgFds, strconv.Itoa(len(files)))
+		files = append(files, f)
+	}
+	if len(cgFds) > 0 {
+		env = append(env, envCgroupFds+"="+strings.Join(cgFds, ","))
+	}
+	ns, err := l.plan.Open()
+	if err != nil {
+		parentEnd.Close()
+		return 0, nil, err
+	}
+	defer ns.Close()
+	env = append(env, ns.InitEnv(len(files))...)
+	files = append(files, ns.InitFiles()...)
+	exe, err := sealedExe(l.dir)
+	if err != nil {
+		parentEnd.Close()
+		return 0, nil, err
+	}
+	defer exe.Close()
+	// Until it is handed over, the init dies with us (a killed `create` leaves no process
+	// behind): its constructor sets PR_SET_PDEATHSIG itself. Go's Pdeathsig cannot be used:
+	// its check that the parent still lives kills a child cloned into an existing pid
+	// namespace, where getppid() is 0.
+	proc, err := cloneInit(ns, exe, &os.ProcAttr{Env: env, Files: files, Sys: l.attr})
+	if err != nil {
+		parentEnd.Close()
+		return 0, nil, err
+	}
+	started(proc.Pid)
+	pipe := newInitPipe(parentEnd)
+	pid := proc.Pid
+	if l.plan.Forks() {
+		if pid, err = forkedInitPid(proc, pipe); err != nil {
+			parentEnd.Close()
+			return 0, nil, err
+		}
+		started(pid)
+	}
+	return pid, pipe, nil
 }
 
 // cloneInit starts the init from an OS thread of its own. That thread first joins the
@@ -332,4 +340,25 @@ func writePidFile(path string, pid int) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// forkedInitPid reaps the process whose constructor forked the real init and reads that
+// init's pid from the pipe (namespaces.Plan.Forks).
+func forkedInitPid(first *os.Process, pipe *initPipe) (int, error) {
+	st, err := first.Wait()
+	if err != nil {
+		return 0, err
+	}
+	var m syncMsg
+	if err := pipe.recv(&m); err != nil {
+		return 0, fmt.Errorf("init process exited before it forked (%v)", st)
+	}
+	switch {
+	case m.Type == "error":
+		return 0, errors.New(m.Msg)
+	case m.Type != "pid" || m.Pid <= 0:
+		return 0, fmt.Errorf("unexpected message %q from init", m.Type)
+	}
+	explain.Stepf("libcontainer.startInit", "the init is pid %d, forked into its new pid/time namespace", m.Pid)
+	return m.Pid, nil
 }

@@ -62,6 +62,9 @@ func runInit(pipe *initPipe) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return err
 	}
+	if cfg.Exec {
+		return runExec(pipe, &cfg)
+	}
 	spec := cfg.Spec
 	proc := spec.Process
 	unix.Umask(0) // device nodes and mount points get exactly the modes asked for
@@ -137,6 +140,45 @@ func runInit(pipe *initPipe) error {
 	if cfg.FifoFd >= 0 {
 		return waitForStart(exe, fdDir, cfg.FifoFd, cfg.PreserveFds, path, proc.Args, proc.Env)
 	}
+	return execUser(path, proc.Args, proc.Env, cfg.PreserveFds)
+}
+
+// runExec is `berth init` for `berth exec`: the C constructor has already joined the cgroup
+// and the user, mount and time namespaces, and the thread that cloned us the others; the
+// mount namespace's root (the container's, after its pivot_root) is our root and cwd.
+func runExec(pipe *initPipe, cfg *initConfig) error {
+	proc := cfg.Spec.Process
+	if err := setRlimits(proc.Rlimits); err != nil {
+		return err
+	}
+	path, err := lookPath(proc.Args[0], proc.Env)
+	if err != nil {
+		return err
+	}
+	if err := enterCwd(proc.Cwd); err != nil {
+		return err
+	}
+	if err := finalizeProcess(cfg); err != nil {
+		return err
+	}
+	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
+	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
+		return err
+	}
+	var m syncMsg
+	if err := pipe.recv(&m); err != nil || m.Type != "go" {
+		return fmt.Errorf("waiting for the go-ahead from berth: %v", err)
+	}
+	if cfg.Detached {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+			return err
+		}
+		if err := pipe.send(syncMsg{Type: "handedOver"}); err != nil {
+			return err
+		}
+	}
+	explain.SetSink(nil)
+	pipe.f.Close()
 	return execUser(path, proc.Args, proc.Env, cfg.PreserveFds)
 }
 

@@ -21,6 +21,9 @@ type initConfig struct {
 	PreserveFds  int           `json:"preserveFds,omitempty"`
 	Setgroups    bool          `json:"setgroups"`
 	NoNewKeyring bool          `json:"noNewKeyring,omitempty"`
+	// Exec: a process joining a running container; there is no rootfs to build.
+	Exec   bool `json:"exec,omitempty"`
+	UserNS bool `json:"userNS,omitempty"`
 }
 
 // Messages on the init pipe. The init's constructor, when it forks the real init, → parent:

@@ -62,7 +62,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			specCommand, createCommand, startCommand, runCommand, stateCommand, killCommand,
 			deleteCommand, listCommand, imageCommand,
-			updateCommand,
+			updateCommand, execCommand,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors, once
 	}

@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// exec joins every namespace and the cgroup of the container's init and runs as asked.
+func TestExecJoinsTheContainer(t *testing.T) {
+	for _, userns := range []bool{false, true} {
+		name := "plain"
+		if userns {
+			name = "userns"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, "sleep", "100")
+			if userns {
+				withUserNS(e.spec)
+			}
+			e.writeSpec()
+			e.mustBerth("run", "--detach", "--bundle", e.bundle, "ex-1")
+			pid := strconv.Itoa(e.state("ex-1").Pid)
+			r := e.berth("exec", "ex-1", "sh", "-c", nsLinks+"; cat /proc/self/cgroup; id -u; exit 7")
+			if r.code != 7 {
+				t.Fatalf("exec: exit %d, want the process's 7; stderr %q", r.code, r.stderr)
+			}
+			in := parseNsLinks(t, strings.Join(strings.Split(r.stdout, "\n")[:8], "\n"))
+			for _, name := range nsTypes {
+				if !userns && name == "user" || name == "time" {
+					continue // not in the config: the host's, like the init's
+				}
+				if want := hostNs(t, pid, name); in[name] != want {
+					t.Errorf("%s: exec'd process in %s, init in %s", name, in[name], want)
+				}
+			}
+			initCg, _ := os.ReadFile("/proc/" + pid + "/cgroup")
+			for _, l := range strings.Split(string(initCg), "\n") {
+				if strings.Contains(l, ":pids:") && !strings.Contains(r.stdout, l) {
+					t.Errorf("exec'd process not in the init's pids cgroup %q:\n%s", l, r.stdout)
+				}
+			}
+			if !strings.HasSuffix(strings.TrimSpace(r.stdout), "\n0") {
+				t.Errorf("want uid 0 inside: %q", r.stdout)
+			}
+			e.mustBerth("delete", "--force", "ex-1")
+		})
+	}
+}
+
+// runc's exec flags shape the process; --process replaces it whole.
+func TestExecFlagsAndProcessFile(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "ex-2")
+	r := e.mustBerth("exec", "--user", "1000:1001", "--additional-gids", "5", "--cwd", "/tmp", "--env", "FOO=bar",
+		"--cap", "CAP_SYS_ADMIN", "--no-new-privs", "ex-2", "sh", "-c", "id -u; id -g; id -G; pwd; echo $FOO; grep -E 'CapEff|NoNewPrivs' /proc/self/status")
+	lines := strings.Split(r.stdout, "\n")
+	if len(lines) < 7 || lines[0] != "1000" || lines[1] != "1001" || !strings.Contains(lines[2], "5") || lines[3] != "/tmp" || lines[4] != "bar" {
+		t.Fatalf("flags not applied: %q", r.stdout)
+	}
+	// Effective capabilities of a non-root user are empty unless ambient; no_new_privs is set.
+	if !strings.Contains(r.stdout, "NoNewPrivs:\t1") {
+		t.Errorf("no_new_privs not set: %q", r.stdout)
+	}
+	p := specs.Process{Args: []string{"sh", "-c", "echo from-file $X; pwd"}, Env: []string{"X=y", "PATH=/bin"}, Cwd: "/etc"}
+	data, _ := json.Marshal(p)
+	pf := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(pf, data, 0o644)
+	r = e.mustBerth("exec", "--process", pf, "ex-2")
+	if r.stdout != "from-file y\n/etc\n" {
+		t.Errorf("--process: %q", r.stdout)
+	}
+	// Detached with a pid file: the pid is a host pid of the process in the container.
+	pidf := filepath.Join(t.TempDir(), "pid")
+	e.mustBerth("exec", "--detach", "--pid-file", pidf, "ex-2", "sleep", "50")
+	b, _ := os.ReadFile(pidf)
+	n, err := strconv.Atoi(string(b))
+	if err != nil || !alive(n) {
+		t.Fatalf("pid file %q: not a live process", b)
+	}
+	cmdline, _ := os.ReadFile("/proc/" + string(b) + "/cmdline")
+	if !strings.HasPrefix(string(cmdline), "sleep\x0050") {
+		t.Errorf("pid file names %q, want the exec'd sleep", cmdline)
+	}
+	e.mustBerth("delete", "--force", "ex-2")
+	if alive(n) {
+		t.Errorf("delete --force left the exec'd process %d", n)
+	}
+}
+
+// Bad exec requests fail with a clear error and leave the container as it was.
+func TestExecRefusals(t *testing.T) {
+	e := newEnv(t, "true")
+	e.writeSpec()
+	e.mustBerth("run", "--detach", "--bundle", e.bundle, "ex-3")
+	e.waitStatus("ex-3", "stopped")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "ex-3", "true"}, "stopped"},
+		{[]string{"exec", "nosuch", "true"}, "does not exist"},
+		{[]string{"exec", "ex-3"}, "needs a command"},
+	} {
+		r := e.berth(c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	e2 := newEnv(t, "sleep", "100")
+	e2.writeSpec()
+	e2.mustBerth("run", "--detach", "--bundle", e2.bundle, "ex-4")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "ex-4", "/no/such/program"}, "no such file"},
+		{[]string{"exec", "--cwd", "relative", "ex-4", "true"}, "process.cwd"},
+		{[]string{"exec", "--user", "x", "ex-4", "true"}, "--user"},
+		{[]string{"exec", "--cap", "CAP_NOPE", "ex-4", "true"}, "CAP_NOPE"},
+	} {
+		r := e2.berth(c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	if st := e2.state("ex-4"); st.Status != "running" {
+		t.Errorf("container is %s after failed execs", st.Status)
+	}
+	e2.mustBerth("delete", "--force", "ex-4")
+}

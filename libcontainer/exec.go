@@ -1,0 +1,111 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/namespaces"
+)
+
+// ExecOpts are the inputs of `berth exec`.
+type ExecOpts struct {
+	Process       *specs.Process
+	Detach        bool // hand the process over and return once it runs
+	PidFile       string
+	ConsoleSocket string
+	PreserveFds   int
+}
+
+// Exec starts another process in a created or running container: a `berth init` that joins
+// the container's cgroup and every namespace of its init (namespaces.ForExec), sets up the
+// process as the init did (rlimits, user, capabilities, no_new_privs) and executes it. For a
+// foreground exec the caller waits with Launched.Wait.
+func (c *Container) Exec(o ExecOpts) (*Launched, error) {
+	switch st := c.status(); st {
+	case Created, Running:
+	default:
+		return nil, fmt.Errorf("cannot exec in a %s container", st)
+	}
+	if err := ValidateProcess(o.Process); err != nil {
+		return nil, err
+	}
+	if o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
+		return nil, errors.New("process.terminal: a detached exec with a terminal needs --console-socket")
+	}
+	if o.ConsoleSocket != "" || o.Process.Terminal {
+		return nil, errors.New("--tty/--console-socket: terminals are not supported yet")
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	plan := namespaces.ForExec(c.State.Config, c.State.Pid)
+	explain.Stepf("libcontainer.Exec", "join the namespaces of init %d [%s] and its cgroup %s", c.State.Pid, strings.Join(planNames(plan), " "), cg.Path())
+	l := launch{dir: c.dir, plan: plan, cg: cg, preserveFds: o.PreserveFds, attr: &syscall.SysProcAttr{}}
+	first := 0
+	pid, pipe, err := l.start(func(p int) { first = p })
+	if err != nil {
+		killIfStarted(first)
+		return nil, err
+	}
+	defer pipe.f.Close()
+	userNS := plan.Has(specs.UserNamespace)
+	if err := pipe.send(initConfig{
+		Spec: execSpec(c.State.Config, o.Process), Exec: true, Explain: explain.Enabled(),
+		Detached: o.Detach, FifoFd: -1, PreserveFds: o.PreserveFds, Setgroups: true,
+		NoNewKeyring: true, UserNS: userNS,
+	}); err != nil {
+		killIfStarted(pid)
+		return nil, fmt.Errorf("sending config to the exec process: %w", err)
+	}
+	if err := relayUntil(pipe, "ready"); err != nil {
+		killIfStarted(pid)
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			killIfStarted(pid)
+			return nil, fmt.Errorf("--pid-file: %w", err)
+		}
+	}
+	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
+		return nil, fmt.Errorf("exec process died: %w", err)
+	}
+	if o.Detach {
+		if err := relayUntil(pipe, "handedOver"); err != nil {
+			return nil, err
+		}
+	}
+	return &Launched{Container: c, Pid: pid}, nil
+}
+
+// execSpec is the container's config with the exec'd process in place of its own: the init
+// side reads sysctls and the like from the same type, and must find nothing to redo.
+func execSpec(base *specs.Spec, p *specs.Process) *specs.Spec {
+	s := &specs.Spec{Version: base.Version, Process: p, Linux: &specs.Linux{}}
+	if base.Linux != nil {
+		s.Linux.Seccomp = base.Linux.Seccomp
+	}
+	return s
+}
+
+func planNames(p namespaces.Plan) []string {
+	var out []string
+	for _, j := range p.Join {
+		out = append(out, string(j.Type))
+	}
+	return out
+}
+
+func killIfStarted(pid int) {
+	if pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(pid, &ws, 0, nil)
+	}
+}
