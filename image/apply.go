@@ -268,6 +268,7 @@ func (a *applier) parent(dir string) (*dirFd, error) {
 		if err := unix.Mkdirat(p.fd, base, 0o755); err != nil && err != unix.EEXIST {
 			return nil, fmt.Errorf("mkdir %s: %w", dir, err)
 		}
+		a.markSeen(dir) // this layer's, even if made implicitly: an opaque marker spares it
 		if p.gid != a.egid {
 			_ = unix.Fchownat(p.fd, base, a.euid, a.egid, unix.AT_SYMLINK_NOFOLLOW)
 		}

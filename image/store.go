@@ -356,7 +356,7 @@ func (s *Store) ContainerUses() (map[string]containerUse, error) {
 	return out, nil
 }
 
-// Remove deletes the records matching what (a ref as given to ls, a layout path, or a
+// Remove deletes the record matching what (a ref as given to ls, a layout path, or a
 // manifest digest or its prefix) and then prunes the layers nothing uses any more. It refuses
 // while a container uses the image.
 func (s *Store) Remove(what string) ([]string, error) {
@@ -394,7 +394,7 @@ func (s *Store) Remove(what string) ([]string, error) {
 		return nil, err
 	}
 	removed, err := s.pruneLocked()
-	return append([]string{r.Manifest.String()}, removed...), err
+	return append([]string{"image " + r.Manifest.String()}, removed...), err
 }
 
 func matchRecord(r *Record, what string) bool {
@@ -466,7 +466,10 @@ func (s *Store) pruneLocked() ([]string, error) {
 			continue
 		}
 		if !strings.HasPrefix(n, ".tmp-") {
-			removed = append(removed, n)
+			if !strings.Contains(n, "-") {
+				n = "sha256:" + n
+			}
+			removed = append(removed, "layer "+n)
 		}
 	}
 	// No apply runs (the store is locked exclusively): no one holds or waits on these.

@@ -180,7 +180,7 @@ var imageCommand = &cli.Command{
 				defer s.Close()
 				removed, err := s.Prune(root(c))
 				for _, r := range removed {
-					fmt.Println("sha256:" + r)
+					fmt.Println(r)
 				}
 				return err
 			},
