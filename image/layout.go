@@ -429,8 +429,18 @@ func openArchive(p string) (source, error) {
 	}
 	var magic [4]byte
 	if _, err := io.ReadFull(f, magic[:]); err == nil && (magic[0] == 0x1f && magic[1] == 0x8b || magic == [4]byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		// A compressed archive cannot be read in place: decompress it into an unnamed
+		// temporary file first.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return nil, err
+		}
+		tmp, err := decompressedCopy(f)
 		f.Close()
-		return nil, errors.New("compressed archives are not read in place: decompress it first (gunzip / unzstd)")
+		if err != nil {
+			return nil, fmt.Errorf("decompressing the archive: %w", err)
+		}
+		f = tmp
 	}
 	s := &archiveSource{f: f, entries: map[string]tarEntry{}}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -599,4 +609,23 @@ func (s *archiveSource) dockerIndex() error {
 		}
 	}
 	return nil
+}
+
+// decompressedCopy writes r, decompressed, to an unlinked file in the temporary directory.
+func decompressedCopy(r io.Reader) (*os.File, error) {
+	zr, closeFn, err := decompress(r)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	f, err := os.CreateTemp("", "berth-archive-")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	if _, err := io.Copy(f, zr); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

@@ -679,16 +679,23 @@ func TestImageArchivesAndZstd(t *testing.T) {
 		"zstd":           srcs["zstd"] + ":app",
 	}
 	want := snapshot(t, umociUnpack(t, img+":app"), true)
+	copies["oci-archive.gz"] = []string{"copy", "oci:" + img + ":app", "oci-archive:" + filepath.Join(tmp, "gz.tar") + ":app"}
+	refs["oci-archive.gz"] = filepath.Join(tmp, "gz.tar.gz") + ":app"
 	for name, args := range copies {
 		t.Run(name, func(t *testing.T) {
 			if err := sh("", "skopeo", args...); err != nil {
 				t.Fatal(err)
 			}
+			if strings.HasSuffix(name, ".gz") {
+				if err := sh("", "gzip", filepath.Join(tmp, "gz.tar")); err != nil {
+					t.Fatal(err)
+				}
+			}
 			e := newEnv(t)
 			bundle := filepath.Join(t.TempDir(), "b")
 			e.mustBerth("image", "unpack", refs[name], bundle)
 			compareTrees(t, snapshot(t, filepath.Join(bundle, "rootfs"), true), want, "unpack of "+name)
-			r := e.berth("run", "--image", refs[name], "img-"+name)
+			r := e.berth("run", "--image", refs[name], "img-"+strings.TrimSuffix(name, ".gz"))
 			if r.code != 3 || r.stdout != "app\n" {
 				t.Errorf("run --image %s: exit %d, stdout %q, stderr %q", name, r.code, r.stdout, r.stderr)
 			}
