@@ -145,3 +145,20 @@ echo $(r '</dev/zero') $(r '>/dev/null') $(r '>/dev/full')`
 		})
 	}
 }
+
+func TestCheck(t *testing.T) {
+	yes := true
+	if err := Check(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "q"}}}); err == nil {
+		t.Error("bad device rule passed Check")
+	}
+	if err := Check(&specs.LinuxResources{Unified: map[string]string{"memory.high": "1"}}); (err == nil) != (DetectMode() == Unified) {
+		t.Errorf("unified on mode %d: %v", DetectMode(), err)
+	}
+	oom := &specs.LinuxResources{Memory: &specs.LinuxMemory{DisableOOMKiller: &yes}}
+	if err := Check(oom); (err == nil) == (DetectMode() == Unified) {
+		t.Errorf("disableOOMKiller on mode %d: %v", DetectMode(), err)
+	}
+	if err := Check(nil); err != nil {
+		t.Error(err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/berth-project/berth/internal/explain"
 )
 
@@ -56,6 +58,27 @@ func New(path, id string) (Manager, error) {
 	}
 	return newV1(clean)
 }
+
+// Check refuses, without touching anything, what Set would refuse on this host's layout before
+// writing: fields cgroup v2 cannot express, unified keys on a v1 host, malformed device rules.
+// A caller that writes the limits late (once its init is ready) uses it to fail early.
+func Check(r *specs.LinuxResources) error {
+	if r == nil {
+		return nil
+	}
+	if _, err := parseDeviceRules(r.Devices); err != nil {
+		return err
+	}
+	if DetectMode() == Unified {
+		return checkV2(r)
+	}
+	if len(r.Unified) > 0 {
+		return errV1Unified
+	}
+	return nil
+}
+
+var errV1Unified = errors.New("linux.resources.unified: cgroup v2 files cannot be set on a cgroup v1 host")
 
 // writeFile writes one cgroup control file and reports it.
 func writeFile(dir, file, value string) error {

@@ -152,7 +152,7 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 		return nil
 	}
 	if len(r.Unified) > 0 {
-		return errors.New("linux.resources.unified: cgroup v2 files cannot be set on a cgroup v1 host")
+		return errV1Unified
 	}
 	if err := m.setMemory(r.Memory); err != nil {
 		return err

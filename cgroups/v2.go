@@ -198,9 +198,6 @@ func checkV2(r *specs.LinuxResources) error {
 		case mem.UseHierarchy != nil && !*mem.UseHierarchy:
 			return errors.New("linux.resources.memory.useHierarchy: cgroup v2 is always hierarchical (false cannot be honoured)")
 		}
-		if mem.Kernel != nil && *mem.Kernel != 0 {
-			logrus.Warn("linux.resources.memory.kernel: kernel memory limits are not supported by the kernel any more; ignored")
-		}
 	}
 	if cpu := r.CPU; cpu != nil {
 		if (cpu.RealtimeRuntime != nil && *cpu.RealtimeRuntime != 0) || (cpu.RealtimePeriod != nil && *cpu.RealtimePeriod != 0) {
@@ -253,6 +250,9 @@ func (m *v2) setMemory(mem *specs.LinuxMemory) error {
 			return 0
 		}
 		return *p
+	}
+	if mem.Kernel != nil && *mem.Kernel != 0 {
+		logrus.Warn("linux.resources.memory.kernel: kernel memory limits are not supported by the kernel any more; ignored")
 	}
 	limit, swap, low := get(mem.Limit), get(mem.Swap), get(mem.Reservation)
 	if mem.CheckBeforeUpdate != nil && *mem.CheckBeforeUpdate && limit > 0 {
