@@ -126,8 +126,8 @@ func TestOOMKill(t *testing.T) {
 }
 
 // Forks past pids.max fail. (The limit leaves room for the threads of berth's Go init, which
-// joins the group before its runtime starts and is counted until it execs: see the report in
-// README's cgroups section.)
+// joins the group before its runtime starts and is counted until it execs: see
+// TestKnownPidsMaxOne.)
 func TestPidsMax(t *testing.T) {
 	e := newEnv(t, "sh", "-c", "for i in $(seq 30); do sleep 100 & done; sleep 100")
 	path := "/cg2/cg2-pids"
