@@ -1,0 +1,60 @@
+package libcontainer
+
+import (
+	"errors"
+
+	"github.com/berth-project/berth/internal/explain"
+)
+
+// The errors runc prints for pause and resume in the wrong state; tools match their text.
+var (
+	ErrNotRunning = errors.New("container not running")
+	ErrNotPaused  = errors.New("container not paused")
+)
+
+// Pause freezes every process of a created or running container through its cgroup's freezer.
+// Anything else, a paused container included, is "container not running", as with runc.
+func (c *Container) Pause() error {
+	switch c.status() {
+	case Created, Running:
+	default:
+		return ErrNotRunning
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	explain.Stepf("libcontainer.Pause", "freeze cgroup %s", cg.Path())
+	return cg.Freeze()
+}
+
+// Resume thaws a paused container.
+func (c *Container) Resume() error {
+	switch c.status() {
+	case Paused:
+	case Created:
+		// status() looks for the exec fifo before the freezer, so a created container that
+		// was paused still reads as created: ask the freezer itself.
+		if !c.paused() {
+			return ErrNotPaused
+		}
+	default:
+		return ErrNotPaused
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	explain.Stepf("libcontainer.Resume", "thaw cgroup %s", cg.Path())
+	return cg.Thaw()
+}
+
+// Processes lists the host pids of every process in the container's cgroup (none once it
+// has stopped and its cgroup is empty).
+func (c *Container) Processes() ([]int, error) {
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	return cg.Pids()
+}
