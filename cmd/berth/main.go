@@ -63,6 +63,7 @@ func newApp() *cli.App {
 			specCommand, createCommand, startCommand, runCommand, stateCommand, killCommand,
 			deleteCommand, listCommand, imageCommand,
 			updateCommand, execCommand,
+			psCommand, pauseCommand, resumeCommand, eventsCommand, featuresCommand,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors, once
 	}
