@@ -189,9 +189,11 @@ type applier struct {
 	dirs  map[string]*dirFd // open parents
 	times []dirTime         // directory mtimes, set once their contents are written
 	// seen holds the paths this layer wrote (mergeMode): its whiteouts spare them.
-	seen    map[string]struct{}
-	Stats   LayerStats
-	written bool
+	seen      map[string]struct{}
+	touched   map[string][2]unix.Timespec // mergeMode: directories this layer wrote in, their times before
+	finishing bool
+	Stats     LayerStats
+	written   bool
 }
 
 type dirFd struct {
@@ -307,6 +309,16 @@ func (a *applier) cacheDir(dir string, fd int, borrowed bool) (*dirFd, error) {
 		}
 		fd = nfd
 	}
+	if a.mode == mergeMode && !a.finishing {
+		// Writing into a directory a lower layer made changes its mtime: note the one it
+		// had, for finish to put back (as umoci does) unless this layer sets its own.
+		if a.touched == nil {
+			a.touched = map[string][2]unix.Timespec{}
+		}
+		if _, ok := a.touched[dir]; !ok {
+			a.touched[dir] = [2]unix.Timespec{st.Atim, st.Mtim}
+		}
+	}
 	d := &dirFd{fd: fd, gid: a.egid}
 	if st.Mode&unix.S_ISGID != 0 {
 		d.gid = int(st.Gid)
@@ -334,6 +346,21 @@ func (a *applier) apply(tr *tar.Reader) error {
 
 // finish sets directory times last: writing into a directory changes its mtime.
 func (a *applier) finish() error {
+	if len(a.touched) > 0 {
+		explicit := make(map[string]bool, len(a.times))
+		for _, t := range a.times {
+			explicit[t.path] = true
+		}
+		for dir, ts := range a.touched {
+			if explicit[dir] {
+				continue
+			}
+			a.times = append([]dirTime{{dir, ts[1], ts[0]}}, a.times...)
+		}
+		a.touched = nil
+	}
+	a.finishing = true
+	defer func() { a.finishing = false }()
 	for i := len(a.times) - 1; i >= 0; i-- {
 		t := a.times[i]
 		var err error
@@ -352,6 +379,9 @@ func (a *applier) finish() error {
 	}
 	a.times = a.times[:0]
 	a.seen = nil
+	if a.mode == mergeMode {
+		a.dropDirs() // the next layer notes the times of what it touches afresh
+	}
 	return nil
 }
 
@@ -743,5 +773,13 @@ func (a *applier) whiteout(dir, base string) error {
 	if _, ok := a.seen[rel]; ok {
 		return nil
 	}
-	return a.remove(p.fd, name, rel)
+	// Deleting changes the directory's mtime: keep the one its layer gave it.
+	var st unix.Stat_t
+	if err := unix.Fstat(p.fd, &st); err != nil {
+		return err
+	}
+	if err := a.remove(p.fd, name, rel); err != nil {
+		return err
+	}
+	return futimens(p.fd, st.Atim, st.Mtim)
 }

@@ -179,9 +179,6 @@ func snapshot(t *testing.T, dir string, mtimes bool) map[string]entryInfo {
 			h := sha256.Sum256(data)
 			e.Hash = hex.EncodeToString(h[:])
 			inodes[st.Ino] = append(inodes[st.Ino], rel)
-			if mtimes {
-				e.Mtime = fmt.Sprint(st.Mtim.Sec)
-			}
 		case unix.S_IFLNK:
 			e.Type = "symlink"
 			e.Link, _ = os.Readlink(p)
@@ -192,6 +189,9 @@ func snapshot(t *testing.T, dir string, mtimes bool) map[string]entryInfo {
 			e.Dev = fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
 		default:
 			e.Type = fmt.Sprintf("%o", st.Mode&unix.S_IFMT)
+		}
+		if mtimes {
+			e.Mtime = fmt.Sprint(st.Mtim.Sec)
 		}
 		if e.Type != "symlink" {
 			var names []string
