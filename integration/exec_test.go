@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -84,7 +85,14 @@ func TestExecFlagsAndProcessFile(t *testing.T) {
 	if err != nil || !alive(n) {
 		t.Fatalf("pid file %q: not a live process", b)
 	}
-	cmdline, _ := os.ReadFile("/proc/" + string(b) + "/cmdline")
+	// Handed over just before its execve: give it a moment to become sleep.
+	var cmdline []byte
+	for i := 0; i < 200; i++ {
+		if cmdline, _ = os.ReadFile("/proc/" + string(b) + "/cmdline"); strings.HasPrefix(string(cmdline), "sleep") {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if !strings.HasPrefix(string(cmdline), "sleep\x0050") {
 		t.Errorf("pid file names %q, want the exec'd sleep", cmdline)
 	}

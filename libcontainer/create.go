@@ -103,11 +103,17 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 		return nil, err
 	}
 	defer pipe.f.Close()
-	if err := relayUntil(pipe, "ready"); err != nil {
+	ready, err := relayUntilMsg(pipe, "ready")
+	if err != nil {
 		return nil, err
 	}
 	c.State.Pid = pid
 	c.State.PidStart, _ = processStartTime(pid)
+	if ready.SeccompFd > 0 {
+		if err := sendSeccompListener(spec, c.specState(Creating, pid), ready.SeccompFd); err != nil {
+			return nil, err
+		}
+	}
 	c.State.Creating = false
 	c.State.CreatorPid = 0
 	if err := c.State.save(dir); err != nil {
@@ -314,20 +320,26 @@ func idMappings(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 // relayUntil passes the init's explain steps on until it sends want; an error message or the
 // init's death ends the wait with an error.
 func relayUntil(pipe *initPipe, want string) error {
+	_, err := relayUntilMsg(pipe, want)
+	return err
+}
+
+// relayUntilMsg is relayUntil that returns the awaited message.
+func relayUntilMsg(pipe *initPipe, want string) (syncMsg, error) {
 	for {
 		var m syncMsg
 		if err := pipe.recv(&m); err != nil {
-			return fmt.Errorf("init process exited before it was %s", want)
+			return m, fmt.Errorf("init process exited before it was %s", want)
 		}
 		switch m.Type {
 		case want:
-			return nil
+			return m, nil
 		case "step":
 			explain.Stepf(m.Step, "%s", m.Msg)
 		case "error":
-			return errors.New(m.Msg)
+			return m, errors.New(m.Msg)
 		default:
-			return fmt.Errorf("unexpected message %q from init", m.Type)
+			return m, fmt.Errorf("unexpected message %q from init", m.Type)
 		}
 	}
 }

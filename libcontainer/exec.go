@@ -63,9 +63,16 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		killIfStarted(pid)
 		return nil, fmt.Errorf("sending config to the exec process: %w", err)
 	}
-	if err := relayUntil(pipe, "ready"); err != nil {
+	ready, err := relayUntilMsg(pipe, "ready")
+	if err != nil {
 		killIfStarted(pid)
 		return nil, err
+	}
+	if ready.SeccompFd > 0 {
+		if err := sendSeccompListener(c.State.Config, c.specState(c.status(), pid), ready.SeccompFd); err != nil {
+			killIfStarted(pid)
+			return nil, err
+		}
 	}
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {

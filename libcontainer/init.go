@@ -62,8 +62,12 @@ func runInit(pipe *initPipe) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return err
 	}
+	sc, err := newSeccompStage(cfg.Spec)
+	if err != nil {
+		return err
+	}
 	if cfg.Exec {
-		return runExec(pipe, &cfg)
+		return runExec(pipe, &cfg, sc)
 	}
 	spec := cfg.Spec
 	proc := spec.Process
@@ -112,14 +116,20 @@ func runInit(pipe *initPipe) error {
 	if err := enterCwd(proc.Cwd); err != nil {
 		return err
 	}
+	if err := sc.beforeCaps(); err != nil {
+		return err
+	}
 	if err := finalizeProcess(&cfg); err != nil {
+		return err
+	}
+	if err := sc.beforeReady(); err != nil {
 		return err
 	}
 	if cfg.FifoFd >= 0 {
 		explain.Stepf("libcontainer.waitForStart", "execveat berth-wait: a small C stage blocks opening exec.fifo until `berth start`")
 	}
 	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
-	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
+	if err := pipe.send(syncMsg{Type: "ready", SeccompFd: sc.notifyFd}); err != nil {
 		return err
 	}
 	var m syncMsg
@@ -137,6 +147,9 @@ func runInit(pipe *initPipe) error {
 	}
 	explain.SetSink(nil)
 	pipe.f.Close()
+	if err := sc.last(); err != nil {
+		return err
+	}
 	if cfg.FifoFd >= 0 {
 		return waitForStart(exe, fdDir, cfg.FifoFd, cfg.PreserveFds, path, proc.Args, proc.Env)
 	}
@@ -146,7 +159,7 @@ func runInit(pipe *initPipe) error {
 // runExec is `berth init` for `berth exec`: the C constructor has already joined the cgroup
 // and the user, mount and time namespaces, and the thread that cloned us the others; the
 // mount namespace's root (the container's, after its pivot_root) is our root and cwd.
-func runExec(pipe *initPipe, cfg *initConfig) error {
+func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	proc := cfg.Spec.Process
 	if err := setRlimits(proc.Rlimits); err != nil {
 		return err
@@ -158,11 +171,17 @@ func runExec(pipe *initPipe, cfg *initConfig) error {
 	if err := enterCwd(proc.Cwd); err != nil {
 		return err
 	}
+	if err := sc.beforeCaps(); err != nil {
+		return err
+	}
 	if err := finalizeProcess(cfg); err != nil {
 		return err
 	}
+	if err := sc.beforeReady(); err != nil {
+		return err
+	}
 	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
-	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
+	if err := pipe.send(syncMsg{Type: "ready", SeccompFd: sc.notifyFd}); err != nil {
 		return err
 	}
 	var m syncMsg
@@ -179,6 +198,9 @@ func runExec(pipe *initPipe, cfg *initConfig) error {
 	}
 	explain.SetSink(nil)
 	pipe.f.Close()
+	if err := sc.last(); err != nil {
+		return err
+	}
 	return execUser(path, proc.Args, proc.Env, cfg.PreserveFds)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/rootfs"
+	"github.com/berth-project/berth/seccomp"
 )
 
 var rlimitByName = map[string]int{
@@ -28,6 +29,9 @@ var rlimitByName = map[string]int{
 
 func validateLinux(spec *specs.Spec) error {
 	if _, err := namespaces.New(spec); err != nil {
+		return err
+	}
+	if err := seccomp.Validate(spec.Linux.Seccomp); err != nil {
 		return err
 	}
 	if p := spec.Linux.RootfsPropagation; p != "" {

@@ -153,6 +153,14 @@ func (c *Container) OCI() OCIState {
 	return st
 }
 
+// specState is runtime-spec's state of the container with the given status and pid (what
+// hooks and seccomp agents receive).
+func (c *Container) specState(status string, pid int) specs.State {
+	s := c.State
+	return specs.State{Version: s.OCIVersion, ID: s.ID, Status: specs.ContainerState(status),
+		Pid: pid, Bundle: s.Bundle, Annotations: s.Annotations}
+}
+
 // Status is the container's current status.
 func (c *Container) Status() string { return c.status() }
 

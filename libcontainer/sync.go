@@ -35,6 +35,8 @@ type syncMsg struct {
 	Step string `json:"step,omitempty"`
 	Msg  string `json:"msg,omitempty"`
 	Pid  int    `json:"pid,omitempty"`
+	// SeccompFd, on "ready": the init's seccomp listener descriptor number, or -1/0.
+	SeccompFd int `json:"seccompFd,omitempty"`
 }
 
 // initPipe is one end of the socketpair between `berth create` and the init process.
