@@ -158,6 +158,24 @@ func resolve(src source, tag string, platform Platform) (*Image, error) {
 		if depth > 8 {
 			return nil, errors.New("indexes nested more than 8 deep")
 		}
+		if desc.MediaType == "" {
+			// Some writers leave it out of index.json: the blob says what it is.
+			var probe struct {
+				MediaType string            `json:"mediaType"`
+				Manifests []json.RawMessage `json:"manifests"`
+			}
+			if err := readJSON(src, desc, &probe); err != nil {
+				return nil, err
+			}
+			switch {
+			case probe.MediaType != "":
+				desc.MediaType = probe.MediaType
+			case probe.Manifests != nil:
+				desc.MediaType = v1.MediaTypeImageIndex
+			default:
+				desc.MediaType = v1.MediaTypeImageManifest
+			}
+		}
 		switch desc.MediaType {
 		case v1.MediaTypeImageManifest, DockerManifest:
 		case v1.MediaTypeImageIndex, DockerManifestList:

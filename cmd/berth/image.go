@@ -171,7 +171,7 @@ var imageCommand = &cli.Command{
 		},
 		{
 			Name:  "prune",
-			Usage: "remove layers no stored image or container uses, and leftovers of interrupted unpacks",
+			Usage: "remove layers no stored image or container uses, leftovers of interrupted unpacks, and the rootfs of creates that died",
 			Action: func(c *cli.Context) error {
 				s, err := image.OpenStore(root(c))
 				if err != nil {
