@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -844,6 +845,71 @@ func TestImageConcurrentLoads(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.root, ".images/layers", key, "bin/busybox")); err != nil {
 		t.Errorf("the layer was not applied properly: %v", err)
+	}
+	assertStoreClean(t, e.root)
+}
+
+// TestImageKilledLoad kills berth while it applies a big layer: what it leaves is never taken
+// for the layer, and the next load applies it whole.
+func TestImageKilledLoad(t *testing.T) {
+	layout := copyLayout(t)
+	big := filepath.Join(t.TempDir(), "big")
+	os.MkdirAll(big, 0o755)
+	// 96 MiB of incompressible bytes, deterministic, in 1 MiB files.
+	block := make([]byte, 1<<20)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := 0; i < 96; i++ {
+		for j := 0; j < len(block); j += 8 {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			for k := 0; k < 8; k++ {
+				block[j+k] = byte(x >> (8 * k))
+			}
+		}
+		os.WriteFile(filepath.Join(big, fmt.Sprintf("f%02d", i)), block, 0o644)
+	}
+	if err := sh("", "umoci", "insert", "--image", layout+":base", "--tag", "big", big, "/big"); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	ref := layout + ":big"
+	cmd := exec.Command(berthBin, "--root", e.root, "image", "load", ref)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once it has begun writing the big layer.
+	layers := filepath.Join(e.root, ".images/layers")
+	seen := false
+	for i := 0; i < 5000 && !seen; i++ {
+		tmps, _ := filepath.Glob(filepath.Join(layers, ".tmp-*", "big", "f0*"))
+		seen = len(tmps) > 0
+		time.Sleep(200 * time.Microsecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !seen {
+		t.Fatal("never saw the big layer being written")
+	}
+	ents, _ := os.ReadDir(layers)
+	var complete []string
+	for _, en := range ents {
+		if !strings.HasPrefix(en.Name(), ".tmp-") {
+			complete = append(complete, en.Name())
+		}
+	}
+	for _, c := range complete {
+		files, _ := filepath.Glob(filepath.Join(layers, c, "big", "f*"))
+		if len(files) != 0 && len(files) != 96 {
+			t.Fatalf("a half layer is in place as %s: %d of 96 files", c, len(files))
+		}
+		if len(files) == 96 {
+			t.Logf("the load finished before it was killed")
+		}
+	}
+	r := e.mustBerth("--debug", "image", "load", ref)
+	if files, _ := filepath.Glob(filepath.Join(layers, "*", "big", "f*")); len(files) != 96 {
+		t.Errorf("after the second load, %d of 96 files (%s)", len(files), r.stderr)
 	}
 	assertStoreClean(t, e.root)
 }
