@@ -43,7 +43,8 @@ type CreateOpts struct {
 // and the caller waits for it.
 type Launched struct {
 	*Container
-	Pid int
+	Pid   int
+	relay *relayConsole // a foreground terminal, relayed by Wait
 }
 
 // Create builds a container up to the point where only the exec of the user's program is
@@ -57,11 +58,8 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if spec.Process.Terminal && o.ConsoleSocket == "" {
-		return nil, errors.New("process.terminal: a terminal needs --console-socket (or set terminal to false)")
-	}
-	if o.ConsoleSocket != "" {
-		return nil, errors.New("--console-socket: terminals are not supported yet")
+	if err := checkTerminal(o.Detach, spec.Process.Terminal, o.ConsoleSocket); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(o.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
@@ -98,10 +96,11 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err := cg.Set(cgroupResources(spec)); err != nil {
 		return nil, err
 	}
-	pid, pipe, err := c.startInit(o, plan, cg)
+	pid, pipe, console, err := c.startInit(o, plan, cg)
 	if err != nil {
 		return nil, err
 	}
+	defer console.Close()
 	defer pipe.f.Close()
 	ready, err := relayUntilMsg(pipe, "ready")
 	if err != nil {
@@ -124,7 +123,18 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 			return nil, fmt.Errorf("--pid-file: %w", err)
 		}
 	}
+	var relay *relayConsole
+	if console != nil && console.local != nil {
+		master, err := console.receiveMaster()
+		if err != nil {
+			return nil, err
+		}
+		relay = startRelay(master)
+	}
 	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
+		if relay != nil {
+			relay.stop()
+		}
 		return nil, fmt.Errorf("init process died: %w", err)
 	}
 	if o.Detach {
@@ -132,28 +142,35 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 			return nil, err
 		}
 	}
-	return &Launched{Container: c, Pid: pid}, nil
+	return &Launched{Container: c, Pid: pid, relay: relay}, nil
 }
 
 // startInit clones the init process into its new namespaces: the berth binary again, as
 // "berth init", with the init pipe, the exec fifo and the cgroup files as its descriptors.
-func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Manager) (int, *initPipe, error) {
+func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Manager) (int, *initPipe, *consoleEnds, error) {
 	spec := o.Spec
 	l := launch{dir: c.dir, plan: plan, cg: cg, preserveFds: o.PreserveFds, fifoFd: -1,
 		attr: &syscall.SysProcAttr{Cloneflags: plan.CloneFlags}}
+	if spec.Process.Terminal {
+		ends, err := openConsoleSocket(o.ConsoleSocket)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		l.console = ends
+	}
 	if o.Detach {
 		fifo := filepath.Join(c.dir, fifoName)
 		// World-writable so that an init already switched to an unprivileged user can
 		// still open it; only init has a handle on this directory's file.
 		if err := unix.Mkfifo(fifo, 0o622); err != nil {
-			return 0, nil, fmt.Errorf("creating exec fifo: %w", err)
+			return 0, nil, nil, fmt.Errorf("creating exec fifo: %w", err)
 		}
 		if err := os.Chmod(fifo, 0o622); err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		f, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		defer f.Close()
 		l.fifo = f
@@ -170,7 +187,8 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
 	pid, pipe, err := l.start(func(pid int) { c.State.Pid = pid })
 	if err != nil {
-		return 0, nil, err
+		l.console.Close()
+		return 0, nil, nil, err
 	}
 	rcfg := rootfs.Config{
 		Rootfs: c.State.Rootfs, Bundle: o.Bundle, Mounts: spec.Mounts, NoPivot: o.NoPivot,
@@ -185,12 +203,14 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	err = pipe.send(initConfig{
 		Spec: spec, Rootfs: rcfg, Explain: explain.Enabled(), Detached: o.Detach,
 		FifoFd: l.fifoFd, PreserveFds: o.PreserveFds, Setgroups: setgroups, NoNewKeyring: o.NoNewKeyring,
+		ConsoleFd: l.consoleFd,
 	})
 	if err != nil {
 		pipe.f.Close()
-		return 0, nil, fmt.Errorf("sending config to init: %w", err)
+		l.console.Close()
+		return 0, nil, nil, fmt.Errorf("sending config to init: %w", err)
 	}
-	return pid, pipe, nil
+	return pid, pipe, l.console, nil
 }
 
 // launch is what starting a `berth init` process takes, for a container's init as for a
@@ -202,6 +222,8 @@ type launch struct {
 	preserveFds int
 	fifo        *os.File // the exec fifo (create --detach), or nil
 	fifoFd      int      // set by start: the fifo's descriptor number in the init, or -1
+	console     *consoleEnds
+	consoleFd   int // set by start: the console socket's number in the init, or -1
 	attr        *syscall.SysProcAttr
 }
 
@@ -224,10 +246,14 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 	}
 	env := []string{envInitPipe + "=" + strconv.Itoa(len(files))}
 	files = append(files, childEnd)
-	l.fifoFd = -1
+	l.fifoFd, l.consoleFd = -1, -1
 	if l.fifo != nil {
 		l.fifoFd = len(files)
 		files = append(files, l.fifo)
+	}
+	if l.console != nil {
+		l.consoleFd = len(files)
+		files = append(files, l.console.forInit)
 	}
 	var cgFds []string
 	for _, p := range l.cg.JoinFiles() {

@@ -1,7 +1,6 @@
 package libcontainer
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -34,11 +33,8 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	if err := ValidateProcess(o.Process); err != nil {
 		return nil, err
 	}
-	if o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
-		return nil, errors.New("process.terminal: a detached exec with a terminal needs --console-socket")
-	}
-	if o.ConsoleSocket != "" || o.Process.Terminal {
-		return nil, errors.New("--tty/--console-socket: terminals are not supported yet")
+	if err := checkTerminal(o.Detach, o.Process.Terminal, o.ConsoleSocket); err != nil {
+		return nil, err
 	}
 	cg, err := c.cgroup()
 	if err != nil {
@@ -47,6 +43,14 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	plan := namespaces.ForExec(c.State.Config, c.State.Pid)
 	explain.Stepf("libcontainer.Exec", "join the namespaces of init %d [%s] and its cgroup %s", c.State.Pid, strings.Join(planNames(plan), " "), cg.Path())
 	l := launch{dir: c.dir, plan: plan, cg: cg, preserveFds: o.PreserveFds, attr: &syscall.SysProcAttr{}}
+	if o.Process.Terminal {
+		ends, err := openConsoleSocket(o.ConsoleSocket)
+		if err != nil {
+			return nil, err
+		}
+		defer ends.Close()
+		l.console = ends
+	}
 	first := 0
 	pid, pipe, err := l.start(func(p int) { first = p })
 	if err != nil {
@@ -58,7 +62,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	if err := pipe.send(initConfig{
 		Spec: execSpec(c.State.Config, o.Process), Exec: true, Explain: explain.Enabled(),
 		Detached: o.Detach, FifoFd: -1, PreserveFds: o.PreserveFds, Setgroups: true,
-		NoNewKeyring: true, UserNS: userNS,
+		NoNewKeyring: true, UserNS: userNS, ConsoleFd: l.consoleFd,
 	}); err != nil {
 		killIfStarted(pid)
 		return nil, fmt.Errorf("sending config to the exec process: %w", err)
@@ -80,7 +84,19 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 			return nil, fmt.Errorf("--pid-file: %w", err)
 		}
 	}
+	var relay *relayConsole
+	if l.console != nil && l.console.local != nil {
+		master, err := l.console.receiveMaster()
+		if err != nil {
+			killIfStarted(pid)
+			return nil, err
+		}
+		relay = startRelay(master)
+	}
 	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
+		if relay != nil {
+			relay.stop()
+		}
 		return nil, fmt.Errorf("exec process died: %w", err)
 	}
 	if o.Detach {
@@ -88,7 +104,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 			return nil, err
 		}
 	}
-	return &Launched{Container: c, Pid: pid}, nil
+	return &Launched{Container: c, Pid: pid, relay: relay}, nil
 }
 
 // execSpec is the container's config with the exec'd process in place of its own: the init

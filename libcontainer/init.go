@@ -96,6 +96,15 @@ func runInit(pipe *initPipe) error {
 	if err := rootfs.Setup(&cfg.Rootfs); err != nil {
 		return err
 	}
+	if cfg.ConsoleFd >= 0 {
+		slave, err := setupConsole(cfg.ConsoleFd, proc.ConsoleSize, true)
+		if err != nil {
+			return err
+		}
+		if err := attachConsole(slave); err != nil {
+			return err
+		}
+	}
 	if err := setHostnames(spec.Hostname, spec.Domainname); err != nil {
 		return err
 	}
@@ -163,6 +172,15 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	proc := cfg.Spec.Process
 	if err := setRlimits(proc.Rlimits); err != nil {
 		return err
+	}
+	if cfg.ConsoleFd >= 0 {
+		slave, err := setupConsole(cfg.ConsoleFd, proc.ConsoleSize, false)
+		if err != nil {
+			return err
+		}
+		if err := attachConsole(slave); err != nil {
+			return err
+		}
 	}
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {

@@ -22,8 +22,10 @@ type initConfig struct {
 	Setgroups    bool          `json:"setgroups"`
 	NoNewKeyring bool          `json:"noNewKeyring,omitempty"`
 	// Exec: a process joining a running container; there is no rootfs to build.
-	Exec   bool `json:"exec,omitempty"`
-	UserNS bool `json:"userNS,omitempty"`
+	Exec bool `json:"exec,omitempty"`
+	// ConsoleFd is the socket the pty master is sent on (process.terminal), or -1.
+	ConsoleFd int  `json:"consoleFd"`
+	UserNS    bool `json:"userNS,omitempty"`
 }
 
 // Messages on the init pipe. The init's constructor, when it forks the real init, → parent:

@@ -25,6 +25,10 @@ func (l *Launched) Wait(sigs chan os.Signal) int {
 			sig := s.(unix.Signal)
 			// SIGCHLD is ours; SIGURG is the Go runtime's preemption; SIGWINCH belongs
 			// to the terminal.
+			if sig == unix.SIGWINCH && l.relay != nil {
+				l.relay.resize()
+				continue
+			}
 			if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGWINCH {
 				continue
 			}
@@ -42,6 +46,9 @@ func (l *Launched) Wait(sigs chan os.Signal) int {
 		}
 		if pid != l.Pid {
 			continue // an orphan reparented to us: reaped, nothing more
+		}
+		if l.relay != nil {
+			l.relay.stop()
 		}
 		return ExitStatus(ws)
 	}
