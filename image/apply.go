@@ -13,6 +13,7 @@ import (
 	"sync"
 	"unsafe"
 
+	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	digest "github.com/opencontainers/go-digest"
@@ -41,7 +42,10 @@ const (
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // decompress sniffs the stream's compression (gzip, zstd or none) and returns the tar stream.
-func decompress(r io.Reader) (io.Reader, func(), error) {
+// With ahead, gzip is inflated on a goroutine of its own, ahead of the reader (pgzip); without,
+// by the reader (klauspost's inflater, which costs less CPU): for callers that already read on
+// a goroutine of their own.
+func decompress(r io.Reader, ahead bool) (io.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	magic, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -49,9 +53,14 @@ func decompress(r io.Reader) (io.Reader, func(), error) {
 	}
 	switch {
 	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-		// pgzip inflates ahead of the tar reader, in blocks, on its own goroutine, and
-		// checks the CRC there too.
-		zr, err := pgzip.NewReaderN(br, 1<<20, 4)
+		if !ahead {
+			zr, err := kgzip.NewReader(br)
+			if err != nil {
+				return nil, nil, fmt.Errorf("gzip: %w", err)
+			}
+			return zr, func() { zr.Close() }, nil
+		}
+		zr, err := pgzip.NewReaderN(br, 1<<20, 2)
 		if err != nil {
 			return nil, nil, fmt.Errorf("gzip: %w", err)
 		}
@@ -102,7 +111,7 @@ type LayerStats struct {
 // caller may trust the directory only then.
 func applyLayer(r io.Reader, name string, diffID digest.Digest, rootFd int, mode applyMode, a *applier, count *countingReader) error {
 	defer umaskZero()()
-	tarStream, closeFn, err := decompress(r)
+	tarStream, closeFn, err := decompress(r, true)
 	if err != nil {
 		return blobError(r, fmt.Errorf("layer %s: %w", name, err))
 	}

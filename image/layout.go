@@ -631,7 +631,7 @@ func (s *archiveSource) dockerIndex() error {
 
 // decompressedCopy writes r, decompressed, to an unlinked file in the temporary directory.
 func decompressedCopy(r io.Reader) (*os.File, error) {
-	zr, closeFn, err := decompress(r)
+	zr, closeFn, err := decompress(r, false)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func (im *Image) feedLayer(i int, w *chunkPipe, progress Progress) error {
 	defer blob.Close()
 	counted, stop := watch(blob, desc, progress)
 	defer stop()
-	tarStream, closeFn, err := decompress(counted)
+	tarStream, closeFn, err := decompress(counted, false)
 	if err != nil {
 		return blobError(blob, fmt.Errorf("layer %s: %w", name, err))
 	}
