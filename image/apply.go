@@ -201,8 +201,11 @@ type applier struct {
 	seen      map[string]struct{}
 	touched   map[string][2]unix.Timespec // mergeMode: directories this layer wrote in, their times before
 	finishing bool
-	Stats     LayerStats
-	written   bool
+	// implicit holds the directories this layer has no entry for (overlayMode): made as
+	// parents of its entries, they must not mask a lower layer's attributes (see fixImplicit).
+	implicit map[string]bool
+	Stats    LayerStats
+	written  bool
 }
 
 type dirFd struct {
@@ -218,8 +221,12 @@ type dirTime struct {
 
 func newApplier(root int, mode applyMode) *applier {
 	b := bufPool.Get().(*[]byte)
-	return &applier{root: root, mode: mode, buf: *b, euid: os.Geteuid(), egid: os.Getegid(),
+	a := &applier{root: root, mode: mode, buf: *b, euid: os.Geteuid(), egid: os.Getegid(),
 		dirs: map[string]*dirFd{}}
+	if mode == overlayMode {
+		a.implicit = map[string]bool{"": true}
+	}
+	return a
 }
 
 func (a *applier) close() {
@@ -280,6 +287,9 @@ func (a *applier) parent(dir string) (*dirFd, error) {
 			return nil, fmt.Errorf("mkdir %s: %w", dir, err)
 		}
 		a.markSeen(dir) // this layer's, even if made implicitly: an opaque marker spares it
+		if a.implicit != nil {
+			a.implicit[dir] = true
+		}
 		if p.gid != a.egid {
 			_ = unix.Fchownat(p.fd, base, a.euid, a.egid, unix.AT_SYMLINK_NOFOLLOW)
 		}
@@ -426,6 +436,7 @@ func (a *applier) entry(tr *tar.Reader, h *tar.Header) error {
 		if h.Typeflag != tar.TypeDir {
 			return fmt.Errorf("the root of the layer must be a directory")
 		}
+		delete(a.implicit, "")
 		if err := a.rootAttrs(h); err != nil {
 			return err
 		}
@@ -452,6 +463,7 @@ func (a *applier) entry(tr *tar.Reader, h *tar.Header) error {
 				}
 			} else {
 				existed = true // made as a parent, or by a lower layer: set everything
+				delete(a.implicit, rel)
 			}
 		}
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -93,13 +94,8 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 			return "", err
 		}
 	}
-	// The merged root shows the upper directory's attributes: give it the top layer's.
-	if len(im.DiffIDs) > 0 {
-		var st unix.Stat_t
-		if err := unix.Stat(s.LayerDir(im.DiffIDs[len(im.DiffIDs)-1]), &st); err == nil {
-			_ = unix.Chmod(upper, st.Mode&0o7777)
-			_ = unix.Chown(upper, int(st.Uid), int(st.Gid))
-		}
+	if err := fixImplicit(s, im, upper); err != nil {
+		return "", err
 	}
 	var lowers []string
 	for i := len(im.DiffIDs) - 1; i >= 0; i-- { // overlay's first lowerdir is the top
@@ -244,4 +240,152 @@ func fsLog(fd int) string {
 
 func overlayError(err error) error {
 	return fmt.Errorf("mounting the overlay rootfs: %w (berth run --image needs overlayfs, with the store under --root on a filesystem it accepts as upper: ext4, xfs, tmpfs...; or make a plain bundle with `berth image unpack`)", err)
+}
+
+// fixImplicit gives the container's upper directory the directories whose merged attributes
+// overlayfs would otherwise take from a layer that only made them as parents of its entries
+// (0755, root, the time it was applied): they get the attributes of the nearest lower layer
+// that has an entry for them, which is what applying the layers in order gives (and what
+// `umoci unpack` shows). The root is always set so.
+func fixImplicit(s *Store, im *Image, upper string) error {
+	n := len(im.DiffIDs)
+	if n == 0 {
+		return nil
+	}
+	dirs := make([]string, n)
+	implicit := make([]map[string]bool, n)
+	paths := map[string]bool{"": true}
+	for i, d := range im.DiffIDs {
+		dirs[i] = s.LayerDir(d)
+		implicit[i] = map[string]bool{}
+		for _, p := range s.layerMeta(d).Implicit {
+			implicit[i][p] = true
+			paths[p] = true
+		}
+	}
+	// visible lists, top first, the layers where p is a directory the merged view sees.
+	visible := func(p string) []int {
+		var out []int
+		for i := n - 1; i >= 0; i-- {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(dirs[i], p), &st); err == nil {
+				if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+					break // a whiteout or a file: nothing below shows
+				}
+				out = append(out, i)
+				if opaque(filepath.Join(dirs[i], p)) {
+					break
+				}
+			}
+			if hidesBelow(dirs[i], p) {
+				break
+			}
+		}
+		return out
+	}
+	type fix struct {
+		path string
+		st   unix.Stat_t
+	}
+	var fixes []fix
+	need := map[string]bool{}
+	sorted := make([]string, 0, len(paths))
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	sort.Strings(sorted)
+	for _, p := range sorted {
+		vis := visible(p)
+		if len(vis) == 0 || !implicit[vis[0]][p] {
+			if p != "" || len(vis) == 0 {
+				continue
+			}
+		}
+		src := vis[0]
+		for _, i := range vis {
+			if !implicit[i][p] {
+				src = i
+				break
+			}
+		}
+		if src == vis[0] && p != "" {
+			continue // no layer has an entry for it: a made-up parent is all there is
+		}
+		need[p] = true
+	}
+	// Parents of what is fixed are made in upper too, with the attributes the merged view
+	// already shows for them.
+	for p := range need {
+		for q := filepath.Dir(p); q != "." && q != "/" && q != ""; q = filepath.Dir(q) {
+			need[q] = true
+		}
+	}
+	order := make([]string, 0, len(need)+1)
+	for p := range need {
+		order = append(order, p)
+	}
+	sort.Strings(order)
+	for _, p := range order {
+		vis := visible(p)
+		if len(vis) == 0 {
+			continue
+		}
+		src := vis[0]
+		for _, i := range vis {
+			if !implicit[i][p] {
+				src = i
+				break
+			}
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dirs[src], p), &st); err != nil {
+			return err
+		}
+		fixes = append(fixes, fix{p, st})
+	}
+	for _, f := range fixes {
+		dst := filepath.Join(upper, f.path)
+		if f.path != "" {
+			if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+		}
+		if err := unix.Lchown(dst, int(f.st.Uid), int(f.st.Gid)); err != nil {
+			return err
+		}
+		if err := unix.Chmod(dst, f.st.Mode&0o7777); err != nil {
+			return err
+		}
+	}
+	// Times last: making a child changes its parent's.
+	for _, f := range fixes {
+		ts := []unix.Timespec{f.st.Atim, f.st.Mtim}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(upper, f.path), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func opaque(p string) bool {
+	buf := make([]byte, 4)
+	n, err := unix.Lgetxattr(p, opaqueAttr, buf)
+	return err == nil && n == 1 && buf[0] == 'y'
+}
+
+// hidesBelow says whether layer dir hides p of the layers below it: an ancestor of p there is
+// opaque, or is not a directory (a whiteout).
+func hidesBelow(dir, p string) bool {
+	for q := filepath.Dir(p); q != "." && q != "/" && p != ""; q = filepath.Dir(q) {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, q), &st); err == nil {
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR || opaque(filepath.Join(dir, q)) {
+				return true
+			}
+		}
+		if q == "" {
+			break
+		}
+	}
+	return false
 }

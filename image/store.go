@@ -23,6 +23,7 @@ import (
 //	<root>/.images/lock                  flock: shared while layers are added or used, exclusive for rm/prune
 //	<root>/.images/layers/<diffID-hex>/  one applied layer (overlayfs whiteouts), never modified
 //	<root>/.images/layers/.tmp-*         a layer being applied (renamed into place when verified)
+//	<root>/.images/meta/<diffID-hex>.json the directories that layer made without an entry for them
 //	<root>/.images/locks/<diffID-hex>    flock held while that layer is applied
 //	<root>/.images/images/<hex>.json     a record per image stored (by manifest digest)
 //	<root>/.images/containers/<id>/      a container's bundle: config.json, rootfs (overlay), upper, work
@@ -37,7 +38,7 @@ func StoreDir(root string) string { return filepath.Join(root, ".images") }
 // OpenStore opens (creating) the store under berth's root.
 func OpenStore(root string) (*Store, error) {
 	dir := StoreDir(root)
-	for _, d := range []string{"layers", "locks", "images", "containers"} {
+	for _, d := range []string{"layers", "meta", "locks", "images", "containers"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("image store: %w", err)
 		}
@@ -82,6 +83,24 @@ func (s *Store) LayerDir(d digest.Digest) string {
 func (s *Store) hasLayer(d digest.Digest) bool {
 	_, err := os.Lstat(s.LayerDir(d))
 	return err == nil
+}
+
+// layerMeta is kept beside each layer in meta/<key>.json.
+type layerMeta struct {
+	// Implicit lists the directories the layer's tar had no entry for.
+	Implicit []string `json:"implicit"`
+}
+
+func (s *Store) metaPath(d digest.Digest) string {
+	return filepath.Join(s.Dir, "meta", layerKey(d)+".json")
+}
+
+func (s *Store) layerMeta(d digest.Digest) layerMeta {
+	var m layerMeta
+	if data, err := os.ReadFile(s.metaPath(d)); err == nil {
+		_ = json.Unmarshal(data, &m)
+	}
+	return m
 }
 
 // Progress receives reports while layers are applied; nil means quiet.
@@ -196,9 +215,20 @@ func (s *Store) addLayer(im *Image, i int, progress Progress) (bool, error) {
 	defer blob.Close()
 	desc := im.Layers[i]
 	r, stop := watch(blob, desc, progress)
-	err = applyLayer(r, desc.Digest.String(), d, fd, overlayMode, nil, nil)
+	a := newApplier(fd, overlayMode)
+	defer a.close()
+	err = applyLayer(r, desc.Digest.String(), d, fd, overlayMode, a, nil)
 	stop()
 	if err != nil {
+		return false, err
+	}
+	// Written before the layer is in place: a stored layer always has its list.
+	var implicit []string
+	for p := range a.implicit {
+		implicit = append(implicit, p)
+	}
+	sort.Strings(implicit)
+	if err := writeJSONAtomic(s.metaPath(d), layerMeta{Implicit: implicit}); err != nil {
 		return false, err
 	}
 	if err := os.Rename(tmp, s.LayerDir(d)); err != nil {
@@ -465,6 +495,7 @@ func (s *Store) pruneLocked() ([]string, error) {
 			errs = append(errs, err)
 			continue
 		}
+		_ = os.Remove(filepath.Join(s.Dir, "meta", n+".json"))
 		if !strings.HasPrefix(n, ".tmp-") {
 			if !strings.Contains(n, "-") {
 				n = "sha256:" + n

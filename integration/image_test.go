@@ -354,7 +354,7 @@ func TestImageRunAndDelete(t *testing.T) {
 		t.Fatalf("%s is not an overlay mount", rootfs1)
 	}
 	// The merged tree is umoci's (before anything writes to it).
-	compareTrees(t, snapshot(t, rootfs1, false), snapshot(t, umociUnpack(t, app), false), "the overlay rootfs of run --image")
+	compareTrees(t, snapshot(t, rootfs1, true), snapshot(t, umociUnpack(t, app), true), "the overlay rootfs of run --image")
 	if s := e.state("img-c1"); s.Status != "created" {
 		t.Fatalf("status %s", s.Status)
 	}
