@@ -66,7 +66,8 @@ func testImages(t *testing.T) string {
 }
 
 func buildImages() (string, error) {
-	dir, err := os.MkdirTemp("", "berth-img-")
+	// Beside the binary under test: TestMain removes that directory at the end.
+	dir, err := os.MkdirTemp(filepath.Dir(berthBin), "img-")
 	if err != nil {
 		return "", err
 	}
