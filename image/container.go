@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
@@ -114,6 +115,10 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	spec, err := RuntimeSpec(im, rootfs, o.Args)
 	if err != nil {
 		return "", err
+	}
+	// A WorkingDir the image lacks is made (in the upper), as docker does.
+	if err := makeCwd(rootfs, spec.Process.Cwd); err != nil {
+		return "", fmt.Errorf("image config WorkingDir %s: %w", spec.Process.Cwd, err)
 	}
 	data, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
@@ -388,4 +393,20 @@ func hidesBelow(dir, p string) bool {
 		}
 	}
 	return false
+}
+
+func makeCwd(rootfs, cwd string) error {
+	if cwd == "" || cwd == "/" {
+		return nil
+	}
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	h, err := pathrs.MkdirAllHandle(root, cwd, 0o755)
+	if err != nil {
+		return err
+	}
+	return h.Close()
 }

@@ -138,6 +138,7 @@ func buildImages() (string, error) {
 			"--config.workingdir", "/data", "--config.user", "alice", "--config.label", "com.example.l=v",
 			"--config.stopsignal", "SIGUSR1"},
 		{"umoci", "insert", "--image", img + ":base", "--tag", "other", dir + "/other", "/other"},
+		{"umoci", "config", "--image", img + ":base", "--tag", "wd", "--config.workingdir", "/new/wd"},
 	}
 	for _, c := range cmds {
 		if err := sh(dir, c[0], c[1:]...); err != nil {
@@ -339,6 +340,11 @@ func TestImageRunAndDelete(t *testing.T) {
 	r = e.berth("run", "--image", app, "img-run2", "--", "id -u; id -G; pwd; echo $FOO; cat file; ls /data/opq; test -e /data/gone || echo gone")
 	if r.code != 0 || r.stdout != "1000\n1000 50\n/data\nbar\nhello\nnew\ngone\n" {
 		t.Fatalf("run --image with args: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// A WorkingDir the image lacks is made.
+	r = e.berth("run", "--image", filepath.Join(dir, "img")+":wd", "img-wd", "pwd")
+	if r.code != 0 || r.stdout != "/new/wd\n" {
+		t.Errorf("run --image with a missing WorkingDir: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(e.root, ".images/containers")); len(ents) != 0 {
 		t.Errorf("run left container directories: %v", ents)
