@@ -125,17 +125,21 @@ func argvUsage(calls [][]string) map[string]map[string]bool {
 	}
 	for _, argv := range calls {
 		i := 0
+		var global []string
 		for ; i < len(argv) && strings.HasPrefix(argv[i], "-"); i++ {
-			add("(global)", flagName(argv[i]))
+			global = append(global, flagName(argv[i]))
 			if globalWithValue[argv[i]] {
 				i++
 			}
 		}
-		if i == len(argv) {
-			if len(argv) > 0 {
-				add(flagName(argv[len(argv)-1])+" (no subcommand)", "")
+		if i >= len(argv) {
+			if len(global) > 0 {
+				add(strings.Join(global, " ")+" (no subcommand)", "")
 			}
 			continue
+		}
+		for _, g := range global {
+			add("(global)", g)
 		}
 		cmd := argv[i]
 		add(cmd, "")
