@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -166,6 +167,13 @@ func logArgv(t *testing.T, who string, calls [][]string) map[string]map[string]b
 	use := argvUsage(calls)
 	t.Logf("berth subcommands and flags %s used (%d calls):\n%s", who, len(calls), formatUsage(use))
 	return use
+}
+
+// allSubtests says whether -run selects whole tests only (no "/"): then every subtest ran and
+// the subcommands they use must all have been seen.
+func allSubtests() bool {
+	f := flag.Lookup("test.run")
+	return f == nil || !strings.Contains(f.Value.String(), "/")
 }
 
 // formatUsage prints argvUsage one subcommand a line: "create: --bundle --pid-file".

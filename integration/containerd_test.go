@@ -399,9 +399,11 @@ func TestContainerd(t *testing.T) {
 	})
 
 	use := logArgv(t, "containerd's shim", readArgv(t, c.argv))
-	for _, cmd := range []string{"create", "start", "exec", "ps", "pause", "resume", "kill", "delete"} {
-		if use[cmd] == nil {
-			t.Errorf("the shim never called berth %s", cmd)
+	if allSubtests() {
+		for _, cmd := range []string{"create", "start", "exec", "ps", "pause", "resume", "kill", "delete"} {
+			if use[cmd] == nil {
+				t.Errorf("the shim never called berth %s", cmd)
+			}
 		}
 	}
 }

@@ -215,6 +215,46 @@ func TestPodman(t *testing.T) {
 		}
 	})
 
+	t.Run("tty-run", func(t *testing.T) {
+		p := p.with(t)
+		// -t: conmon passes create a --console-socket and relays the pty master it receives.
+		r := p.run("run", "--rm", "-t", "--network", "none", p.image, "sh", "-c", "tty; exit 3")
+		if r.code != 3 || !strings.Contains(r.stdout, "/dev/pts/") {
+			t.Errorf("podman run -t: want a pty and exit 3, got %s", r)
+		}
+	})
+
+	t.Run("preserve-fds", func(t *testing.T) {
+		p := p.with(t)
+		f, err := os.Create(filepath.Join(t.TempDir(), "preserved-fd-marker"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		// conmon passes create --preserve-fds 1: the caller's fd 3 reaches the container.
+		cmd := exec.Command("podman", append(append([]string{}, p.flags...), "run", "--rm", "--network", "none",
+			"--preserve-fds", "1", p.image, "readlink", "/proc/self/fd/3")...)
+		cmd.Env = append(os.Environ(), p.env...)
+		cmd.ExtraFiles = []*os.File{f}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "preserved-fd-marker") {
+			t.Errorf("podman run --preserve-fds 1: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("update", func(t *testing.T) {
+		p := p.with(t)
+		const name = "pod-update"
+		p.must("run", "-d", "--network", "none", "--name", name, p.image, "sleep", "1000")
+		defer p.run("rm", "--force", "--time", "0", name)
+		// podman writes a LinuxResources JSON file and calls update --resources=FILE.
+		p.must("update", "--memory", "32m", "--cpu-shares", "512", name)
+		r := p.must("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/cpu/cpu.shares")
+		if got := strings.Join(strings.Fields(r.stdout), " "); got != "33554432 512" {
+			t.Errorf("after podman update --memory 32m --cpu-shares 512: %q", got)
+		}
+	})
+
 	t.Run("memory-limit", func(t *testing.T) {
 		p := p.with(t)
 		r := p.run("run", "--rm", "--network", "none", "--memory", "64m", p.image,
@@ -243,9 +283,11 @@ func TestPodman(t *testing.T) {
 	})
 
 	use := logArgv(t, "podman and conmon", readArgv(t, p.argv))
-	for _, cmd := range []string{"create", "start", "exec", "pause", "resume", "kill", "delete"} {
-		if use[cmd] == nil {
-			t.Errorf("podman never called berth %s", cmd)
+	if allSubtests() {
+		for _, cmd := range []string{"create", "start", "exec", "pause", "resume", "update", "kill", "delete"} {
+			if use[cmd] == nil {
+				t.Errorf("podman never called berth %s", cmd)
+			}
 		}
 	}
 }
