@@ -412,10 +412,20 @@ func (m *v1) setBlkio(io *specs.LinuxBlockIO) error {
 }
 
 // setDevices replays linux.resources.devices into devices.allow/deny in order.
+//
+// Rules are runc's default deny: unless the first rule is a wildcard ("a", which resets the
+// group to all-denied or all-allowed), "devices.deny a" goes first, so that v1 allows exactly
+// what the device program allows on v2. (A group starts with its parent's list, usually
+// everything.)
 func (m *v1) setDevices(rules []specs.LinuxDeviceCgroup) error {
 	d, ok := m.dirs["devices"]
 	if !ok {
-		return nil
+		return errors.New("linux.resources.devices: the host mounts no devices cgroup controller")
+	}
+	if t := rules[0].Type; t != "" && t != "a" {
+		if err := writeFile(d, "devices.deny", "a"); err != nil {
+			return fmt.Errorf("linux.resources.devices: %w", err)
+		}
 	}
 	for i, r := range rules {
 		typ := r.Type

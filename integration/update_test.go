@@ -129,8 +129,27 @@ func TestUpdateV1(t *testing.T) {
 		t.Errorf("state.json pids: %+v", res.Pids)
 	case res.CPU == nil || *res.CPU.Shares != 256 || *res.CPU.Quota != 20000 || res.CPU.Cpus != "0":
 		t.Errorf("state.json cpu: %+v", res.CPU)
-	case len(res.Devices) != 1:
+	case len(res.Devices) != 1 || res.Devices[0].Allow:
 		t.Errorf("state.json devices changed: %+v", res.Devices)
+	}
+
+	// Device rules given replace the old ones (default deny, the default /dev nodes kept).
+	cmd = exec.Command(berthBin, "--root", e.root, "update", "-r", "-", "upd-1")
+	cmd.Stdin = strings.NewReader(`{"devices": [{"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]}`)
+	if r := e.berthCmd(cmd); r.code != 0 {
+		t.Fatalf("update devices: exit %d: %s", r.code, r.stderr)
+	}
+	list := v1File(t, "devices", "upd-1", "devices.list")
+	for _, want := range []string{"c 1:11 r", "c 1:3 rwm", "c 136:* rwm"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("devices.list lacks %q:\n%s", want, list)
+		}
+	}
+	if strings.Contains(list, "a *:* rwm") {
+		t.Errorf("devices.list allows everything:\n%s", list)
+	}
+	if res := storedResources(t, e, "upd-1"); len(res.Devices) != 1 || res.Devices[0].Minor == nil || *res.Devices[0].Minor != 11 {
+		t.Errorf("state.json devices: %+v", res.Devices)
 	}
 
 	// Kernel memory is obsolete: a warning, as runc.

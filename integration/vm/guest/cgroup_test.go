@@ -282,6 +282,25 @@ func TestUpdate(t *testing.T) {
 		res.CPU == nil || res.CPU.Quota == nil || *res.CPU.Quota != 20000 {
 		t.Errorf("state.json resources not updated: %+v", res)
 	}
+	// New device rules replace the group's program: a process in the group may read /dev/ram0
+	// only after the update.
+	tryRead := func() string {
+		out, _ := exec.Command("/bin/sh", "-c", "echo $$ > "+filepath.Join(cgroupRoot, path, "cgroup.procs")+
+			"; head -c 1 /dev/ram0 >/dev/null 2>&1 && echo ok || echo denied").Output()
+		return strings.TrimSpace(string(out))
+	}
+	if got := tryRead(); got != "denied" {
+		t.Errorf("/dev/ram0 before the update: %s", got)
+	}
+	cmd = exec.Command(berthBin, "--root", e.root, "update", "-r", "-", "cg2-update")
+	cmd.Stdin = strings.NewReader(`{"devices": [{"allow": true, "type": "b", "major": 1, "minor": 0, "access": "r"}]}`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("update devices: %v\n%s", err, out)
+	}
+	if got := tryRead(); got != "ok" {
+		t.Errorf("/dev/ram0 after the update: %s", got)
+	}
+
 	// Refused on v2, with the field named, and nothing changed.
 	r := e.berth("update", "--cpu-rt-runtime", "1000", "cg2-update")
 	if r.code == 0 || !strings.Contains(r.stderr, "realtime") {
