@@ -581,10 +581,13 @@ func (c *Container) Events(interval time.Duration, emit func(*Event) error, warn
 		if oom.fd >= 0 {
 			fds = append(fds, unix.PollFd{Fd: int32(oom.fd), Events: unix.POLLIN})
 		}
-		wait := time.Until(next)
-		if oom.fd < 0 && wait > 100*time.Millisecond {
-			wait = 100 * time.Millisecond // no notification: poll the counter
+		// The counter is also read at least every second (every 100ms without a
+		// notification fd), in case a notification is missed.
+		maxWait := time.Second
+		if oom.fd < 0 {
+			maxWait = 100 * time.Millisecond
 		}
+		wait := min(time.Until(next), maxWait)
 		if wait < 0 {
 			wait = 0
 		}
