@@ -105,8 +105,10 @@ func TestUpdateV1(t *testing.T) {
 		t.Errorf("after --resources: pids.max %s", got)
 	}
 	f := filepath.Join(t.TempDir(), "res.json")
-	os.WriteFile(f, []byte(`{"cpu": {"shares": 256}}`), 0o644)
-	e.mustBerth("update", "-r", f, "upd-1")
+	os.WriteFile(f, []byte(`{"cpu": {"shares": 256}, "futureField": 1}`), 0o644)
+	if r := e.mustBerth("update", "-r", f, "upd-1"); !strings.Contains(r.stderr, "futureField") {
+		t.Errorf("an unknown field is ignored without a warning: %q", r.stderr)
+	}
 	if got := v1File(t, "cpu", "upd-1", "cpu.shares"); got != "256" {
 		t.Errorf("after -r FILE: cpu.shares %s", got)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,10 +78,18 @@ func updateResources(c *cli.Context) (*specs.LinuxResources, error) {
 			defer file.Close()
 			f = file
 		}
-		dec := json.NewDecoder(f)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(r); err != nil {
+		data, err := io.ReadAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("--resources %s: %w", in, err)
+		}
+		if err := json.Unmarshal(data, r); err != nil {
 			return nil, fmt.Errorf("--resources %s: not a JSON linux.resources object: %w", in, err)
+		}
+		// Unknown fields are ignored, as runc does (callers may send newer specs), but said.
+		strict := json.NewDecoder(bytes.NewReader(data))
+		strict.DisallowUnknownFields()
+		if err := strict.Decode(&specs.LinuxResources{}); err != nil {
+			logrus.Warnf("--resources %s: %v: ignored", in, err)
 		}
 		return r, nil
 	}
