@@ -230,7 +230,7 @@ func (e *env) assertGone(id string) {
 	ps, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range ps {
 		data, _ := os.ReadFile(p)
-		if bytes.HasPrefix(data, []byte("berth\x00init")) {
+		if bytes.HasPrefix(data, []byte("berth\x00init\x00"+id+"\x00")) {
 			e.t.Errorf("an init process is left: %s", filepath.Dir(p))
 		}
 	}

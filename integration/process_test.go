@@ -186,19 +186,27 @@ func TestCreateKilledAtAnyMomentIsCleanedByDeleteForce(t *testing.T) {
 		// A create killed before it handed init over takes init with it; one killed later
 		// left a created container, which delete --force has killed.
 		deadline := time.Now().Add(2 * time.Second)
-		for time.Now().Before(deadline) && leftoverInit() {
+		for time.Now().Before(deadline) && leftoverInit(id) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		e.assertGone(id)
 	}
 }
 
-func leftoverInit() bool {
+// leftoverInit finds container id's init: "berth init ID", or the waiting stage in the
+// container's cgroup.
+func leftoverInit(id string) bool {
 	ps, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range ps {
 		data, _ := os.ReadFile(p)
-		if strings.HasPrefix(string(data), "berth\x00init") || strings.HasPrefix(string(data), "berth-wait\x00") {
+		if strings.HasPrefix(string(data), "berth\x00init\x00"+id+"\x00") {
 			return true
+		}
+		if strings.HasPrefix(string(data), "berth-wait\x00") {
+			cg, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cgroup"))
+			if strings.Contains(string(cg), "/berth/"+id+"\n") {
+				return true
+			}
 		}
 	}
 	return false

@@ -251,3 +251,18 @@ func TestMountTableMatchesConfig(t *testing.T) {
 func copyTree(src, dst string) error {
 	return exec.Command("cp", "-a", src+"/.", dst).Run()
 }
+
+// linux.rootfsPropagation "rshared" (containerd's CRI sets it for bidirectional mounts) and a
+// fifo in linux.devices: both must create, as with runc.
+func TestSharedRootfsPropagationAndFifoDevice(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "awk '$5==\"/\"' /proc/self/mountinfo; ls -l /dev/myfifo")
+	e.spec.Linux.RootfsPropagation = "rshared"
+	e.spec.Linux.Devices = append(e.spec.Linux.Devices, specs.LinuxDevice{Path: "/dev/myfifo", Type: "p"})
+	r := e.run("sec-shared")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "shared:") || !strings.Contains(r.stdout, "prw") {
+		t.Errorf("want a shared root and a fifo: %q", r.stdout)
+	}
+}

@@ -141,6 +141,8 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 		if err := relayUntil(pipe, "handedOver"); err != nil {
 			return nil, err
 		}
+	} else if spec.Hooks != nil {
+		warnHooks("poststart", spec.Hooks.Poststart, c.specState(Running, pid))
 	}
 	return &Launched{Container: c, Pid: pid, relay: relay}, nil
 }
@@ -200,10 +202,19 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	if spec.Root != nil {
 		rcfg.Readonly = spec.Root.Readonly
 	}
+	hookState := c.specState(Creating, pid)
+	if h := spec.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime) > 0 {
+		pipe.onHooks = func() error {
+			if err := runHooks("prestart", h.Prestart, hookState); err != nil {
+				return err
+			}
+			return runHooks("createRuntime", h.CreateRuntime, hookState)
+		}
+	}
 	err = pipe.send(initConfig{
 		Spec: spec, Rootfs: rcfg, Explain: explain.Enabled(), Detached: o.Detach,
 		FifoFd: l.fifoFd, PreserveFds: o.PreserveFds, Setgroups: setgroups, NoNewKeyring: o.NoNewKeyring,
-		ConsoleFd: l.consoleFd,
+		ConsoleFd: l.consoleFd, HookState: &hookState,
 	})
 	if err != nil {
 		pipe.f.Close()
@@ -288,7 +299,7 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 	// behind): its constructor sets PR_SET_PDEATHSIG itself. Go's Pdeathsig cannot be used:
 	// its check that the parent still lives kills a child cloned into an existing pid
 	// namespace, where getppid() is 0.
-	proc, err := cloneInit(ns, exe, &os.ProcAttr{Env: env, Files: files, Sys: l.attr})
+	proc, err := cloneInit(filepath.Base(l.dir), ns, exe, &os.ProcAttr{Env: env, Files: files, Sys: l.attr})
 	if err != nil {
 		parentEnd.Close()
 		return 0, nil, err
@@ -310,7 +321,7 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 // namespaces a thread may join (namespaces.Handles.EnterThread), so it can never serve other
 // goroutines again; and the init's Pdeathsig fires when the thread that cloned it exits, so
 // it must outlive the init's hand-over. It therefore parks for the rest of the process.
-func cloneInit(ns *namespaces.Handles, exe *os.File, attr *os.ProcAttr) (*os.Process, error) {
+func cloneInit(id string, ns *namespaces.Handles, exe *os.File, attr *os.ProcAttr) (*os.Process, error) {
 	type result struct {
 		p   *os.Process
 		err error
@@ -324,7 +335,7 @@ func cloneInit(ns *namespaces.Handles, exe *os.File, attr *os.ProcAttr) (*os.Pro
 		}
 		// The O_PATH descriptor is close-on-exec, yet still open when the child's execve
 		// resolves this path.
-		p, err := os.StartProcess(fmt.Sprintf("/proc/self/fd/%d", exe.Fd()), []string{"berth", "init"}, attr)
+		p, err := os.StartProcess(fmt.Sprintf("/proc/self/fd/%d", exe.Fd()), []string{"berth", "init", id}, attr)
 		if err != nil {
 			err = fmt.Errorf("starting init process: %w", err)
 		}
@@ -360,6 +371,16 @@ func relayUntilMsg(pipe *initPipe, want string) (syncMsg, error) {
 		switch m.Type {
 		case want:
 			return m, nil
+		case "hooks":
+			if pipe.onHooks == nil {
+				return m, errors.New("init asked for hooks berth does not have")
+			}
+			if err := pipe.onHooks(); err != nil {
+				return m, err
+			}
+			if err := pipe.send(syncMsg{Type: "resume"}); err != nil {
+				return m, err
+			}
 		case "step":
 			explain.Stepf(m.Step, "%s", m.Msg)
 		case "error":

@@ -35,8 +35,15 @@ func cgroupResources(spec *specs.Spec) *specs.LinuxResources {
 	}
 	rules = append(rules, allowedDevices()...)
 	for _, d := range spec.Linux.Devices {
+		typ := d.Type
+		switch typ {
+		case "p":
+			continue // a fifo is not a device: the device controller has no rule for it
+		case "u":
+			typ = "c" // unbuffered character device: a character device to the kernel
+		}
 		maj, min := d.Major, d.Minor
-		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &maj, Minor: &min, Access: "rwm"})
+		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &maj, Minor: &min, Access: "rwm"})
 	}
 	r.Devices = rules
 	return &r

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
@@ -93,6 +94,9 @@ func runInit(pipe *initPipe) error {
 			return err
 		}
 	}
+	if h := spec.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer) > 0 {
+		cfg.Rootfs.BeforePivot = func() error { return createHooks(pipe, &cfg) }
+	}
 	if err := rootfs.Setup(&cfg.Rootfs); err != nil {
 		return err
 	}
@@ -156,6 +160,16 @@ func runInit(pipe *initPipe) error {
 	}
 	explain.SetSink(nil)
 	pipe.f.Close()
+	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
+		// The hooks need Go after `start`: wait here rather than in the C stage, and let
+		// `start` return (and run poststart) only once they are done.
+		if err := waitForStartInGo(fdDir, cfg.FifoFd, func() error {
+			return runHooks("startContainer", h.StartContainer, hookState(&cfg, Running))
+		}); err != nil {
+			return err
+		}
+		cfg.FifoFd = -1
+	}
 	if err := sc.last(); err != nil {
 		return err
 	}
@@ -220,6 +234,54 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 		return err
 	}
 	return execUser(path, proc.Args, proc.Env, cfg.PreserveFds)
+}
+
+// createHooks is the init's half of the hooks before pivot_root: berth create runs prestart
+// and createRuntime in the runtime's namespaces while the init waits, then the init runs
+// createContainer here, in the container's namespaces (its mounts are made; the paths are
+// still resolved from the host's root, as with runc).
+func createHooks(pipe *initPipe, cfg *initConfig) error {
+	h := cfg.Spec.Hooks
+	if len(h.Prestart)+len(h.CreateRuntime) > 0 {
+		if err := pipe.send(syncMsg{Type: "hooks"}); err != nil {
+			return err
+		}
+		var m syncMsg
+		if err := pipe.recv(&m); err != nil || m.Type != "resume" {
+			return errHooks
+		}
+	}
+	return runHooks("createContainer", h.CreateContainer, hookState(cfg, Creating))
+}
+
+func hookState(cfg *initConfig, status string) specs.State {
+	var st specs.State
+	if cfg.HookState != nil {
+		st = *cfg.HookState
+	}
+	st.Status = specs.ContainerState(status)
+	return st
+}
+
+// waitForStartInGo blocks until `berth start` as the C stage would, for when Go must still
+// run afterwards (startContainer hooks).
+// Without a fifo (a foreground run) it just runs them.
+func waitForStartInGo(fdDir, fifoFd int, hooks func() error) error {
+	if fifoFd < 0 {
+		return hooks()
+	}
+	fd, err := unix.Openat(fdDir, strconv.Itoa(fifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening exec fifo: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := hooks(); err != nil {
+		return err
+	}
+	if _, err := unix.Write(fd, []byte("0")); err != nil {
+		return fmt.Errorf("writing exec fifo: %w", err)
+	}
+	return nil
 }
 
 // finalizeProcess drops to what the user's program may have: the bounding set, the user and

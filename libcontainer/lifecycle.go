@@ -48,7 +48,13 @@ func (c *Container) Start() error {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		_, _ = unix.Poll(pfd, 10)
 	}
-	return os.Remove(fifo)
+	if err := os.Remove(fifo); err != nil {
+		return err
+	}
+	if h := c.State.Config.Hooks; h != nil {
+		warnHooks("poststart", h.Poststart, c.specState(Running, c.State.Pid))
+	}
+	return nil
 }
 
 // Signal sends sig to the init process, or with all to every process of the container.
@@ -135,6 +141,9 @@ func (c *Container) destroy() error {
 		if err := ReleaseImage(filepath.Dir(c.dir), c.ID); err != nil {
 			errs = append(errs, fmt.Errorf("releasing image rootfs: %w", err))
 		}
+	}
+	if cfg := c.State.Config; cfg != nil && cfg.Hooks != nil && len(errs) == 0 {
+		warnHooks("poststop", cfg.Hooks.Poststop, c.specState(Stopped, 0))
 	}
 	if len(errs) == 0 {
 		explain.Stepf("libcontainer.destroy", "rm -r %s", c.dir)

@@ -34,6 +34,9 @@ func validateLinux(spec *specs.Spec) error {
 	if err := seccomp.Validate(spec.Linux.Seccomp); err != nil {
 		return err
 	}
+	if err := validateHooks(spec.Hooks); err != nil {
+		return err
+	}
 	if p := spec.Linux.RootfsPropagation; p != "" {
 		if _, err := rootfs.PropagationFlag(p); err != nil {
 			return err

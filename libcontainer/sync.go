@@ -23,6 +23,9 @@ type initConfig struct {
 	NoNewKeyring bool          `json:"noNewKeyring,omitempty"`
 	// Exec: a process joining a running container; there is no rootfs to build.
 	Exec bool `json:"exec,omitempty"`
+	// HookState is the container's state for the hooks the init runs (createContainer,
+	// startContainer); its status is set per hook.
+	HookState *specs.State `json:"hookState,omitempty"`
 	// ConsoleFd is the socket the pty master is sent on (process.terminal), or -1.
 	ConsoleFd int  `json:"consoleFd"`
 	UserNS    bool `json:"userNS,omitempty"`
@@ -43,10 +46,12 @@ type syncMsg struct {
 
 // initPipe is one end of the socketpair between `berth create` and the init process.
 type initPipe struct {
-	f   *os.File
-	mu  sync.Mutex
-	enc *json.Encoder
-	dec *json.Decoder
+	// onHooks runs berth's hooks when the init asks (parent side; see hooks.go).
+	onHooks func() error
+	f       *os.File
+	mu      sync.Mutex
+	enc     *json.Encoder
+	dec     *json.Decoder
 }
 
 func newInitPipe(f *os.File) *initPipe {

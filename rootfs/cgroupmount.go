@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/mountinfo"
 )
 
 // mountCgroup gives the container a view of its own cgroup. With a cgroup namespace (or a pure
@@ -115,36 +116,24 @@ func selfCgroupMounts() ([]cgroupHierarchy, error) {
 		}
 	}
 	f.Close()
-	mi, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.Read()
 	if err != nil {
 		return nil, err
 	}
-	defer mi.Close()
 	var out []cgroupHierarchy
-	s = bufio.NewScanner(mi)
-	for s.Scan() {
-		// Fields: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-		line := s.Text()
-		sep := strings.Index(line, " - ")
-		if sep < 0 {
-			continue
-		}
-		pre, post := strings.Fields(line[:sep]), strings.Fields(line[sep+3:])
-		if len(pre) < 5 || len(post) < 3 {
-			continue
-		}
-		fstype := post[0]
+	for _, m := range mounts {
+		fstype := m.FSType
 		if fstype != "cgroup" && fstype != "cgroup2" {
 			continue
 		}
-		mp := unescapeMountinfo(pre[4])
+		mp := m.Point
 		if !strings.HasPrefix(mp, "/sys/fs/cgroup") {
 			continue
 		}
 		key := ""
 		if fstype == "cgroup" {
 			var ctrls []string
-			for _, opt := range strings.Split(post[2], ",") {
+			for _, opt := range strings.Split(m.SuperOptions, ",") {
 				if opt == "rw" || opt == "ro" || strings.HasPrefix(opt, "release_agent=") || opt == "clone_children" || opt == "noprefix" {
 					continue
 				}
@@ -157,30 +146,11 @@ func selfCgroupMounts() ([]cgroupHierarchy, error) {
 			continue
 		}
 		// The mount's root may itself be a sub-group (nested containers).
-		rel, err := filepath.Rel(pre[3], p)
+		rel, err := filepath.Rel(m.Root, p)
 		if err != nil || strings.HasPrefix(rel, "..") {
 			continue
 		}
 		out = append(out, cgroupHierarchy{mountpoint: mp, fstype: fstype, path: rel})
 	}
 	return out, s.Err()
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -2,10 +2,13 @@ package rootfs
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/mountinfo"
 )
 
 // pivotRoot makes rootfs the root of the mount namespace and detaches the host's root, so that
@@ -24,6 +27,9 @@ func pivotRoot(rootfs string) error {
 	}
 	defer unix.Close(newroot)
 	if err := unix.Fchdir(newroot); err != nil {
+		return err
+	}
+	if err := parentMountPrivate(rootfs); err != nil {
 		return err
 	}
 	explain.Stepf("rootfs.pivotRoot", "pivot_root %s (the rootfs becomes /)", rootfs)
@@ -58,4 +64,28 @@ func moveRoot(rootfs string) error {
 		return fmt.Errorf("chroot: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+// parentMountPrivate makes the mount under the rootfs's own mount private if it is shared:
+// pivot_root refuses a new root whose parent mount is shared (EINVAL), which is what
+// linux.rootfsPropagation "shared"/"rshared" makes of every mount (runc does the same).
+// Only the container's copy of that mount changes.
+func parentMountPrivate(rootfs string) error {
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return err
+	}
+	parent, ok := mountinfo.Containing(mounts, filepath.Dir(rootfs))
+	if !ok {
+		return nil
+	}
+	for _, o := range parent.Optional {
+		if strings.HasPrefix(o, "shared:") {
+			explain.Stepf("rootfs.parentMountPrivate", "mount --make-private %s (pivot_root refuses a shared parent)", parent.Point)
+			if err := unix.Mount("", parent.Point, "", unix.MS_PRIVATE, ""); err != nil {
+				return fmt.Errorf("making %s private for pivot_root: %w", parent.Point, err)
+			}
+		}
+	}
+	return nil
 }

@@ -27,6 +27,9 @@ type Config struct {
 	// UserNS: the container has a user namespace, where mknod of devices is refused and
 	// device nodes are bind-mounted from the host instead (as runc does).
 	UserNS bool
+	// BeforePivot runs once every mount is made and before pivot_root: where runtime.md
+	// puts the createRuntime and createContainer hooks.
+	BeforePivot func() error `json:"-"`
 	// CgroupNS says the container has its own cgroup namespace, so a "cgroup" mount can be a
 	// real cgroup filesystem that shows only the container's group.
 	CgroupNS bool
@@ -61,6 +64,11 @@ func Setup(c *Config) error {
 		}
 	} else if err := createConfigDevices(root, c.Devices, c.UserNS); err != nil {
 		return err
+	}
+	if c.BeforePivot != nil {
+		if err := c.BeforePivot(); err != nil {
+			return err
+		}
 	}
 	if c.NoPivot {
 		err = moveRoot(c.Rootfs)

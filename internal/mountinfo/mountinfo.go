@@ -1,0 +1,86 @@
+// Package mountinfo reads /proc/self/mountinfo: the one parser berth's packages share.
+package mountinfo
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Mount is one line of mountinfo (proc(5)).
+type Mount struct {
+	ID, Parent   int
+	Root         string   // the path inside the filesystem that is mounted
+	Point        string   // where it is mounted
+	Options      string   // per-mount options
+	Optional     []string // propagation: shared:N, master:N, propagate_from:N, unbindable
+	FSType       string
+	Source       string
+	SuperOptions string
+}
+
+// Read parses /proc/self/mountinfo.
+func Read() ([]Mount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Mount
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		line := s.Text()
+		sep := strings.Index(line, " - ")
+		if sep < 0 {
+			continue
+		}
+		pre, post := strings.Fields(line[:sep]), strings.Fields(line[sep+3:])
+		if len(pre) < 6 || len(post) < 2 {
+			continue
+		}
+		m := Mount{Root: unescape(pre[3]), Point: unescape(pre[4]), Options: pre[5], Optional: pre[6:], FSType: post[0], Source: unescape(post[1])}
+		m.ID, _ = strconv.Atoi(pre[0])
+		m.Parent, _ = strconv.Atoi(pre[1])
+		if len(post) > 2 {
+			m.SuperOptions = post[2]
+		}
+		out = append(out, m)
+	}
+	return out, s.Err()
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space, ...).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Containing returns the mount that holds path: the last-mounted one with the longest
+// mount point that is path or one of its parents.
+func Containing(mounts []Mount, path string) (Mount, bool) {
+	best, found := Mount{}, false
+	for _, m := range mounts {
+		p := m.Point
+		if path == p || p == "/" || strings.HasPrefix(path, p+"/") {
+			if !found || len(p) >= len(best.Point) {
+				best, found = m, true
+			}
+		}
+	}
+	return best, found
+}
