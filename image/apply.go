@@ -754,7 +754,10 @@ func (a *applier) whiteout(dir, base string) error {
 	}
 	if base == whOpaque {
 		if a.mode == overlayMode {
-			return unix.Fsetxattr(p.fd, opaqueAttr, []byte("y"), 0)
+			if err := unix.Fsetxattr(p.fd, opaqueAttr, []byte("y"), 0); err != nil {
+				return fmt.Errorf("marking %s opaque: %w (the layer store under --root must be on a filesystem that holds whiteouts and trusted xattrs: ext4, xfs, btrfs, tmpfs; not overlayfs or NFS)", dir, err)
+			}
+			return nil
 		}
 		// Everything lower layers put in dir goes; what this layer wrote stays.
 		fd, err := unix.Openat(p.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -789,7 +792,10 @@ func (a *applier) whiteout(dir, base string) error {
 		if unix.Fstatat(p.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 			return nil
 		}
-		return unix.Mknodat(p.fd, name, unix.S_IFCHR, 0)
+		if err := unix.Mknodat(p.fd, name, unix.S_IFCHR, 0); err != nil {
+			return fmt.Errorf("making the overlayfs whiteout %s: %w (the layer store under --root must be on a filesystem that holds whiteouts and trusted xattrs: ext4, xfs, btrfs, tmpfs; not overlayfs or NFS)", rel, err)
+		}
+		return nil
 	}
 	if _, ok := a.seen[rel]; ok {
 		return nil
