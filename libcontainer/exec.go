@@ -33,6 +33,9 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	if err := ValidateProcess(o.Process); err != nil {
 		return nil, err
 	}
+	if err := validateAttrs(o.Process, nil); err != nil {
+		return nil, err
+	}
 	if err := checkTerminal(o.Detach, o.Process.Terminal, o.ConsoleSocket); err != nil {
 		return nil, err
 	}

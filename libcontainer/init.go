@@ -129,10 +129,19 @@ func runInit(pipe *initPipe) error {
 	if err := enterCwd(proc.Cwd); err != nil {
 		return err
 	}
+	if err := applyContainerAttrs(spec.Linux); err != nil {
+		return err
+	}
+	if err := applyProcessAttrs(proc); err != nil {
+		return err
+	}
 	if err := sc.beforeCaps(); err != nil {
 		return err
 	}
 	if err := finalizeProcess(&cfg); err != nil {
+		return err
+	}
+	if err := applyLSMLabels(proc); err != nil {
 		return err
 	}
 	if err := sc.beforeReady(); err != nil {
@@ -203,10 +212,16 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	if err := enterCwd(proc.Cwd); err != nil {
 		return err
 	}
+	if err := applyProcessAttrs(proc); err != nil {
+		return err
+	}
 	if err := sc.beforeCaps(); err != nil {
 		return err
 	}
 	if err := finalizeProcess(cfg); err != nil {
+		return err
+	}
+	if err := applyLSMLabels(proc); err != nil {
 		return err
 	}
 	if err := sc.beforeReady(); err != nil {

@@ -37,6 +37,9 @@ func validateLinux(spec *specs.Spec) error {
 	if err := validateHooks(spec.Hooks); err != nil {
 		return err
 	}
+	if err := validateAttrs(spec.Process, spec.Linux); err != nil {
+		return err
+	}
 	if p := spec.Linux.RootfsPropagation; p != "" {
 		if _, err := rootfs.PropagationFlag(p); err != nil {
 			return err
