@@ -16,23 +16,25 @@ import (
 // cannot be opened for writing: the host binary is out of reach (CVE-2019-5736), with no
 // copy of the binary made (runc 1.2 uses the same overlay idea).
 //
-// overlayfs needs two lower layers when it has no upper one; the second is an empty
-// directory in the container's state directory.
-func sealedExe(stateDir string) (*os.File, error) {
+// overlayfs needs two lower layers when it has no upper one; the second is an empty tmpfs,
+// itself mounted nowhere, so that it can never overlap the binary's directory (overlayfs
+// refuses nested layers).
+func sealedExe() (*os.File, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return nil, err
 	}
-	empty := filepath.Join(stateDir, "exe-seal")
-	if err := os.Mkdir(empty, 0o700); err != nil && !os.IsExist(err) {
-		return nil, err
+	empty, err := detachedTmpfs()
+	if err != nil {
+		return nil, fmt.Errorf("sealing the berth binary: %w", err)
 	}
+	defer unix.Close(empty)
 	fs, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("sealing the berth binary: overlayfs: %w", err)
 	}
 	defer unix.Close(fs)
-	if err := unix.FsconfigSetString(fs, "lowerdir", filepath.Dir(exe)+":"+empty); err != nil {
+	if err := unix.FsconfigSetString(fs, "lowerdir", filepath.Dir(exe)+":"+fmt.Sprintf("/proc/self/fd/%d", empty)); err != nil {
 		return nil, fmt.Errorf("sealing the berth binary: overlay lowerdir %s: %w", filepath.Dir(exe), err)
 	}
 	if err := unix.FsconfigCreate(fs); err != nil {
@@ -49,4 +51,21 @@ func sealedExe(stateDir string) (*os.File, error) {
 	}
 	explain.Stepf("libcontainer.sealedExe", "%s seen through a read-only overlay mounted nowhere: the init is executed from it (CVE-2019-5736)", exe)
 	return os.NewFile(uintptr(fd), exe), nil
+}
+
+// detachedTmpfs makes an empty read-only tmpfs that is not attached anywhere and returns its
+// root.
+func detachedTmpfs() (int, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigSetString(fs, "size", "4k"); err != nil {
+		return -1, err
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, err
+	}
+	return unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY)
 }
