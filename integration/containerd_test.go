@@ -113,8 +113,11 @@ func (c *containerd) with(t *testing.T) *containerd {
 
 // runArgs is `ctr run` with berth as the runtime binary.
 func (c *containerd) runArgs(flags ...string) []string {
-	return append([]string{"run", "--runc-binary", c.wrapper, "--runc-root", c.runcRoot}, flags...)
+	return append([]string{"run", "--runc-binary", c.wrapper, "--runc-root", c.runcRoot, "--fifo-dir", c.fifoDir()}, flags...)
 }
+
+// fifoDir keeps ctr's stdio fifos in the test's directory (not /run/containerd/fifo).
+func (c *containerd) fifoDir() string { return filepath.Join(c.dir, "fifo") }
 
 // berthState asks berth itself (in the shim's --root) about a container.
 func (c *containerd) berthState(id string) (libcontainer.OCIState, error) {
@@ -189,13 +192,13 @@ func TestContainerd(t *testing.T) {
 		}
 
 		// exec: output and exit status of the exec'd process, in the container's namespaces.
-		r := c.ctrRun("task", "exec", "--exec-id", "ctrd-e1", id, "sh", "-c", "echo exec-out; readlink /proc/1/exe; exit 4")
+		r := c.ctrRun("task", "exec", "--fifo-dir", c.fifoDir(), "--exec-id", "ctrd-e1", id, "sh", "-c", "echo exec-out; readlink /proc/1/exe; exit 4")
 		if r.code != 4 || !strings.Contains(r.stdout, "exec-out") || !strings.Contains(r.stdout, "/bin/busybox") {
 			t.Errorf("ctr task exec: want exit 4, exec-out and pid 1 being busybox, got %s", r)
 		}
 
 		// ps: the init, then also a detached exec'd process.
-		c.must("task", "exec", "--detach", "--exec-id", "ctrd-e2", id, "sleep", "1000")
+		c.must("task", "exec", "--fifo-dir", c.fifoDir(), "--detach", "--exec-id", "ctrd-e2", id, "sleep", "1000")
 		var pids []int
 		deadline := time.Now().Add(5 * time.Second)
 		for {
@@ -351,7 +354,7 @@ func TestContainerd(t *testing.T) {
 			c.ctrRun("containers", "delete", id)
 		}()
 		master, slave := openPty(t)
-		cmd := exec.Command("ctr", "--address", c.sock, "--namespace", c.ns, "task", "exec", "-t",
+		cmd := exec.Command("ctr", "--address", c.sock, "--namespace", c.ns, "task", "exec", "--fifo-dir", c.fifoDir(), "-t",
 			"--exec-id", "ctrd-et", id, "sh", "-c", "tty; exit 6")
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
