@@ -204,8 +204,12 @@ type applier struct {
 	// implicit holds the directories this layer has no entry for (overlayMode): made as
 	// parents of its entries, they must not mask a lower layer's attributes (see fixImplicit).
 	implicit map[string]bool
-	Stats    LayerStats
-	written  bool
+	// record keeps the whiteouts and opaque directories made (for mergeLayer).
+	record    bool
+	whiteouts []string
+	opaques   []string
+	Stats     LayerStats
+	written   bool
 }
 
 type dirFd struct {
@@ -739,7 +743,7 @@ func (a *applier) hardlink(h *tar.Header, p *dirFd, base, rel string) error {
 	err = a.create(p.fd, base, rel, func() error { return unix.Linkat(tp.fd, tbase, p.fd, base, 0) })
 	if err == unix.ENOENT {
 		if a.mode == overlayMode {
-			return fmt.Errorf("hard link to %s, which is not in this layer (links across layers are not supported)", h.Linkname)
+			return fmt.Errorf("hard link to %s, which is not in this layer: %w (not supported in the layer store)", h.Linkname, errCrossLayerLink)
 		}
 		return fmt.Errorf("hard link to %s, which does not exist", h.Linkname)
 	}
@@ -754,6 +758,9 @@ func (a *applier) whiteout(dir, base string) error {
 	}
 	if base == whOpaque {
 		if a.mode == overlayMode {
+			if a.record {
+				a.opaques = append(a.opaques, strings.TrimSuffix(dir, "/"))
+			}
 			if err := unix.Fsetxattr(p.fd, opaqueAttr, []byte("y"), 0); err != nil {
 				return fmt.Errorf("marking %s opaque: %w (the layer store under --root must be on a filesystem that holds whiteouts and trusted xattrs: ext4, xfs, btrfs, tmpfs; not overlayfs or NFS)", dir, err)
 			}
@@ -791,6 +798,9 @@ func (a *applier) whiteout(dir, base string) error {
 		var st unix.Stat_t
 		if unix.Fstatat(p.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 			return nil
+		}
+		if a.record {
+			a.whiteouts = append(a.whiteouts, rel)
 		}
 		if err := unix.Mknodat(p.fd, name, unix.S_IFCHR, 0); err != nil {
 			return fmt.Errorf("making the overlayfs whiteout %s: %w (the layer store under --root must be on a filesystem that holds whiteouts and trusted xattrs: ext4, xfs, btrfs, tmpfs; not overlayfs or NFS)", rel, err)

@@ -15,8 +15,9 @@ import (
 
 // UnpackBundle makes a complete, independent bundle in dir, as `umoci unpack` does: rootfs
 // with the layers applied in order (whiteouts delete), and config.json converted from the
-// image config. dir must not exist or be empty. Layers are read, verified and decompressed
-// ahead, in parallel, while the one before them is written.
+// image config. dir must not exist or be empty. The layers are applied at once, each into its
+// own directory, and then merged in order (unpackParallel); an image with a hard link from one
+// layer to a file of another is applied one layer after another instead (unpackSequential).
 func UnpackBundle(im *Image, dir string, progress Progress) (err error) {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return fmt.Errorf("bundle %s is not empty", dir)
@@ -24,26 +25,58 @@ func UnpackBundle(im *Image, dir string, progress Progress) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	rootfs := filepath.Join(dir, "rootfs")
 	defer func() {
 		if err != nil {
-			_ = os.RemoveAll(filepath.Join(dir, "rootfs"))
+			_ = os.RemoveAll(rootfs)
 			_ = os.Remove(filepath.Join(dir, "config.json"))
 		}
 	}()
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := os.Mkdir(rootfs, 0o755); err != nil {
+	mkRootfs := func() error {
+		if err := os.Mkdir(rootfs, 0o755); err != nil {
+			return err
+		}
+		return os.Chmod(rootfs, 0o755)
+	}
+	if err := mkRootfs(); err != nil {
 		return err
 	}
-	if err := os.Chmod(rootfs, 0o755); err != nil {
+	defer umaskZero()()
+	tmp, err := os.MkdirTemp(dir, ".layers-")
+	if err != nil {
 		return err
 	}
+	err = unpackParallel(im, rootfs, tmp, progress)
+	_ = os.RemoveAll(tmp)
+	if errors.Is(err, errCrossLayerLink) {
+		if err = os.RemoveAll(rootfs); err == nil {
+			if err = mkRootfs(); err == nil {
+				err = unpackSequential(im, rootfs, progress)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	spec, err := RuntimeSpec(im, rootfs, nil)
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
+}
+
+// unpackSequential applies the layers one after another into rootfs, each read, verified and
+// decompressed ahead, in parallel, while the one before it is written.
+func unpackSequential(im *Image, rootfs string, progress Progress) error {
 	fd, err := unix.Open(rootfs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	defer umaskZero()()
-
 	streams := make([]*chunkPipe, len(im.Layers))
 	for i := range streams {
 		streams[i] = newChunkPipe(64)
@@ -87,15 +120,7 @@ func UnpackBundle(im *Image, dir string, progress Progress) (err error) {
 		}
 		<-sem
 	}
-	spec, err := RuntimeSpec(im, rootfs, nil)
-	if err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(spec, "", "\t")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
+	return nil
 }
 
 // feedLayer verifies and decompresses layer i into w.

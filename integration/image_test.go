@@ -386,7 +386,7 @@ func TestImageRunAndDelete(t *testing.T) {
 	if got := layerDirs(t, e.root); fmt.Sprint(got) != fmt.Sprint(layers) {
 		t.Errorf("delete touched the layer store: %v -> %v", layers, got)
 	}
-	e.assertGone("img-c1")
+	imgGone(e, "img-c1")
 }
 
 func TestImageLayersAppliedOnce(t *testing.T) {
@@ -535,7 +535,7 @@ func TestImageBadBlobs(t *testing.T) {
 				t.Errorf("the bad layer is in the store")
 			}
 			assertStoreClean(t, e.root)
-			e.assertGone("img-bad")
+			imgGone(e, "img-bad")
 		})
 	}
 	// A corrupted config is named too.
@@ -663,7 +663,7 @@ func TestImageFailedCreateReleases(t *testing.T) {
 		t.Errorf("a failed create left its overlay mounted")
 	}
 	assertStoreClean(t, e.root)
-	e.assertGone("img-fail")
+	imgGone(e, "img-fail")
 }
 
 func TestImageArchivesAndZstd(t *testing.T) {
@@ -919,4 +919,39 @@ func TestImageKilledLoad(t *testing.T) {
 		t.Errorf("after the second load, %d of 96 files (%s)", len(files), r.stderr)
 	}
 	assertStoreClean(t, e.root)
+}
+
+// TestImageCrossLayerHardLink: a hard link to a file of a lower layer unpacks (one layer after
+// another) as umoci does, and the store refuses it clearly.
+func TestImageCrossLayerHardLink(t *testing.T) {
+	layout := copyLayout(t)
+	addRawLayer(t, layout, "base", "xlink", []tar.Header{{Name: "bin/linked", Typeflag: tar.TypeLink, Linkname: "bin/busybox"}}, nil)
+	e := newEnv(t)
+	bundle := filepath.Join(t.TempDir(), "b")
+	e.mustBerth("image", "unpack", layout+":xlink", bundle)
+	compareTrees(t, snapshot(t, filepath.Join(bundle, "rootfs"), true), snapshot(t, umociUnpack(t, layout+":xlink"), true), "unpack with a link across layers")
+	if r := e.berth("image", "load", layout+":xlink"); r.code == 0 || !strings.Contains(r.stderr, "lower layer") {
+		t.Errorf("load of a link across layers: exit %d, %q", r.code, r.stderr)
+	}
+	assertStoreClean(t, e.root)
+}
+
+// imgGone checks that container id left no state and no cgroup (assertGone also looks for any
+// init process on the machine, which other suites running at the same time may own).
+func imgGone(e *env, id string) {
+	e.t.Helper()
+	if _, err := os.Stat(filepath.Join(e.root, id)); err == nil {
+		e.t.Errorf("state directory of %s left behind", id)
+	}
+	for _, h := range []string{"pids", "memory", "cpu", "freezer", "devices", ""} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, "berth", id)); err == nil {
+			e.t.Errorf("cgroup %s of %s left behind", h, id)
+		}
+	}
+	ps, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range ps {
+		if data, _ := os.ReadFile(p); string(data) == "berth\x00init\x00"+id+"\x00" {
+			e.t.Errorf("the init process of %s is left: %s", id, filepath.Dir(p))
+		}
+	}
 }
