@@ -266,3 +266,23 @@ func TestSharedRootfsPropagationAndFifoDevice(t *testing.T) {
 		t.Errorf("want a shared root and a fifo: %q", r.stdout)
 	}
 }
+
+// tmpcopyup (podman's --read-only tmpfs mounts): the tmpfs starts with the image's files.
+func TestTmpcopyup(t *testing.T) {
+	rf := t.TempDir()
+	if err := copyTree(rootfs, rf); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(rf, "data/sub"), 0o750)
+	os.WriteFile(filepath.Join(rf, "data/sub/f"), []byte("from the image\n"), 0o644)
+	os.Symlink("sub/f", filepath.Join(rf, "data/link"))
+	os.Chown(filepath.Join(rf, "data/sub/f"), 1000, 1001)
+	e := newEnv(t, "sh", "-c", "cat /data/link; stat -c '%a %u:%g' /data/sub /data/sub/f; grep ' /data ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1; touch /data/new && echo WRITABLE")
+	e.spec.Root.Path = rf
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "nosuid", "size=1m"}})
+	r := e.run("sec-copyup")
+	want := "from the image\n750 0:0\n644 1000:1001\ntmpfs\nWRITABLE\n"
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("exit %d, out %q (want %q), err %q", r.code, r.stdout, want, r.stderr)
+	}
+}

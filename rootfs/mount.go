@@ -46,6 +46,15 @@ func mountEntry(root *os.File, c *Config, m *specs.Mount) error {
 	if m.Type == "cgroup" || m.Type == "cgroup2" {
 		return mountCgroup(root, c, m, o)
 	}
+	if o.tmpcopyup && m.Type == "tmpfs" {
+		if err := mountTmpcopyup(root, m, o); err != nil {
+			return err
+		}
+		if err := setRecursiveAttrs(root, m.Destination, o.rec); err != nil {
+			return err
+		}
+		return setPropagation(root, m.Destination, o.propagation)
+	}
 	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)

@@ -14,6 +14,7 @@ type mountOpts struct {
 	propagation []uintptr
 	data        []string // filesystem-specific options, passed as data
 	rec         recAttr  // recursive options, applied after the mount
+	tmpcopyup   bool     // runc's: fill a new tmpfs with what was at its destination
 }
 
 type flagOpt struct {
@@ -80,6 +81,10 @@ func parseOptions(options []string) mountOpts {
 		}
 		if p, ok := propagationFlags[opt]; ok {
 			o.propagation = append(o.propagation, p)
+			continue
+		}
+		if opt == "tmpcopyup" {
+			o.tmpcopyup = true
 			continue
 		}
 		if r, ok := recursiveAttrs[opt]; ok {
