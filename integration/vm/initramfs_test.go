@@ -69,6 +69,7 @@ type initramfsSpec struct {
 	guest   string            // static guest test binary -> /guest.test
 	modules []string          // .ko files -> /lib/modules/, loaded in this order
 	modArgs map[string]string // module name (file name without .ko) -> insmod parameters
+	extra   []string          // .ko files -> /lib/modules/, listed in order in /lib/modules/extra for the guest tests to load
 	args    []string          // arguments for the guest test binary
 }
 
@@ -106,6 +107,16 @@ func writeInitramfs(out string, s initramfsSpec) error {
 		order = append(order, strings.TrimSpace(filepath.Base(ko)+" "+s.modArgs[strings.TrimSuffix(filepath.Base(ko), ".ko")]))
 	}
 	c.file("lib/modules/order", 0o644, []byte(strings.Join(order, "\n")+"\n"))
+	var extra []string
+	for _, ko := range s.extra {
+		data, err := os.ReadFile(ko)
+		if err != nil {
+			return err
+		}
+		c.file("lib/modules/"+filepath.Base(ko), 0o644, data)
+		extra = append(extra, filepath.Base(ko))
+	}
+	c.file("lib/modules/extra", 0o644, []byte(strings.Join(extra, "\n")+"\n"))
 	c.file("init", 0o755, []byte(stage1))
 	c.file("init2", 0o755, []byte(strings.Replace(stage2, "@ARGS@", strings.Join(s.args, " "), 1)))
 	if err := c.close(); err != nil {

@@ -73,13 +73,19 @@ func TestCgroupV2InVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// BFQ and null_blk (a blk-mq device BFQ can schedule) are loaded by the guest test of
+	// io.bfq.weight, after the tests of io.weight.
+	extra, err := k.modulesFor("bfq", "null_blk")
+	if err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"-test.v", "-test.timeout", "300s"}
 	if r := os.Getenv("BERTH_VM_RUN"); r != "" {
 		args = append(args, "-test.run", "'"+r+"'")
 	}
 	initrd := filepath.Join(work, "initrd.cpio.gz")
 	err = writeInitramfs(initrd, initramfsSpec{
-		berth: berth, guest: guest, modules: mods, args: args,
+		berth: berth, guest: guest, modules: mods, extra: extra, args: args,
 		modArgs: map[string]string{"brd": "rd_nr=1 rd_size=8192"},
 	})
 	if err != nil {
