@@ -62,16 +62,23 @@ done
 echo "image: $nl layers (gzip), $((comp >> 20)) MiB compressed, $((raw >> 20)) MiB of tar, $entries entries; on tmpfs, $n runs, medians"
 
 # --- cold unpack to a bundle: umoci unpack vs berth image unpack ---------------------------
-u=() b=()
+# cpu CMD...: runs CMD and prints the CPU time (user+sys, ms) it and its children used.
+cpu() { local TIMEFORMAT='%3U %3S'; { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{printf "%d\n", ($1+$2)*1000}'; }
+u=() b=() uc=() bc=()
 for i in $(seq "$n"); do
 	t=$(date +%s%N); umoci unpack --image img:bench "u$i" >/dev/null; u+=("$(ms "$t")")
 	rm -rf "u$i"
 	t=$(date +%s%N); "$berth" image unpack img:bench "b$i"; b+=("$(ms "$t")")
 	rm -rf "b$i"
+	uc+=("$(cpu umoci unpack --image img:bench "u$i")"); rm -rf "u$i"
+	bc+=("$(cpu "$berth" image unpack img:bench "b$i")"); rm -rf "b$i"
 done
 um=$(printf '%s\n' "${u[@]}" | median)
 bm=$(printf '%s\n' "${b[@]}" | median)
 echo "cold unpack to a bundle:  umoci unpack $um ms, berth image unpack $bm ms  (berth $(awk "BEGIN{printf \"%.1f\", $um/$bm}")x faster)"
+ucm=$(printf '%s\n' "${uc[@]}" | median)
+bcm=$(printf '%s\n' "${bc[@]}" | median)
+echo "  CPU time (user+sys):    umoci unpack $ucm ms, berth image unpack $bcm ms  (berth $(awk "BEGIN{printf \"%.1f\", $ucm/$bcm}")x less)"
 
 # --- the layer store: cold (empty store) and warm (every layer stored) ---------------------
 c=() w=()
