@@ -107,11 +107,12 @@ type LayerStats struct {
 }
 
 // applyLayer reads one layer blob (verified stream r of blob name) into the directory open as
-// rootFd. The tar stream must hash to diffID; both checks happen before it returns nil, so the
+// rootFd; with ahead, gzip is inflated on a goroutine of its own (worth it when this is the only
+// layer being applied). The tar stream must hash to diffID; both checks happen before it returns nil, so the
 // caller may trust the directory only then.
-func applyLayer(r io.Reader, name string, diffID digest.Digest, rootFd int, mode applyMode, a *applier, count *countingReader) error {
+func applyLayer(r io.Reader, name string, diffID digest.Digest, rootFd int, mode applyMode, a *applier, ahead bool) error {
 	defer umaskZero()()
-	tarStream, closeFn, err := decompress(r, true)
+	tarStream, closeFn, err := decompress(r, ahead)
 	if err != nil {
 		return blobError(r, fmt.Errorf("layer %s: %w", name, err))
 	}
@@ -130,10 +131,6 @@ func applyLayer(r io.Reader, name string, diffID digest.Digest, rootFd int, mode
 		return err
 	}
 	var in io.Reader = dv
-	if count != nil {
-		count.r = dv
-		in = count
-	}
 	if a == nil {
 		a = newApplier(rootFd, mode)
 		defer a.close()

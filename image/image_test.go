@@ -101,7 +101,7 @@ func applyTo(t *testing.T, dir string, mode applyMode, blob []byte) error {
 	defer unix.Close(fd)
 	d := digest.FromBytes(blob)
 	v, _ := newVerifier(bytes.NewReader(blob), d.String(), d, int64(len(blob)))
-	return applyLayer(v, d.String(), digest.FromBytes(raw), fd, mode, nil, nil)
+	return applyLayer(v, d.String(), digest.FromBytes(raw), fd, mode, nil, true)
 }
 
 func TestApplyOverlayWhiteouts(t *testing.T) {

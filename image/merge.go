@@ -90,7 +90,7 @@ func applyAlone(im *Image, i int, dir string, progress Progress) (appliedLayer, 
 	a := newApplier(fd, overlayMode)
 	a.record = true
 	defer a.close()
-	err = applyLayer(r, desc.Digest.String(), im.DiffIDs[i], fd, overlayMode, a, nil)
+	err = applyLayer(r, desc.Digest.String(), im.DiffIDs[i], fd, overlayMode, a, len(im.Layers) == 1)
 	stop()
 	l.implicit, l.whiteouts, l.opaques = a.implicit, a.whiteouts, a.opaques
 	return l, err

@@ -148,7 +148,7 @@ func (s *Store) AddLayers(im *Image, progress Progress) (int, error) {
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				did, err := s.addLayer(im, j.i, progress)
+				did, err := s.addLayer(im, j.i, len(jobs) == 1, progress)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -169,7 +169,7 @@ func (s *Store) AddLayers(im *Image, progress Progress) (int, error) {
 
 // addLayer applies layer i under its lock, into a temporary directory renamed into place once
 // the blob's digest and the diffID are verified. Another berth that got there first wins.
-func (s *Store) addLayer(im *Image, i int, progress Progress) (bool, error) {
+func (s *Store) addLayer(im *Image, i int, ahead bool, progress Progress) (bool, error) {
 	d := im.DiffIDs[i]
 	key := layerKey(d)
 	lf, err := os.OpenFile(filepath.Join(s.Dir, "locks", key), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
@@ -217,7 +217,7 @@ func (s *Store) addLayer(im *Image, i int, progress Progress) (bool, error) {
 	r, stop := watch(blob, desc, progress)
 	a := newApplier(fd, overlayMode)
 	defer a.close()
-	err = applyLayer(r, desc.Digest.String(), d, fd, overlayMode, a, nil)
+	err = applyLayer(r, desc.Digest.String(), d, fd, overlayMode, a, ahead)
 	stop()
 	if err != nil {
 		return false, err
