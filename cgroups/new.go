@@ -113,10 +113,21 @@ func readPids(p string) ([]int, error) {
 	return pids, nil
 }
 
-// removeDir removes a cgroup directory, retrying while the kernel still counts exiting tasks.
+// removeDir removes a cgroup directory and the groups nested in it (a container may make its
+// own), deepest first, retrying while the kernel still counts exiting tasks.
 func removeDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if err := removeDir(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
 	explain.Stepf("cgroups.removeDir", "rmdir %s", dir)
-	var err error
 	for i := 0; i < 200; i++ {
 		err = os.Remove(dir)
 		if err == nil || errors.Is(err, os.ErrNotExist) {
@@ -125,6 +136,25 @@ func removeDir(dir string) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return err
+}
+
+// allPids lists the processes of the group at dir and of every group nested in it.
+func allPids(dir string) ([]int, error) {
+	pids, err := readPids(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() {
+			sub, err := allPids(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			pids = append(pids, sub...)
+		}
+	}
+	return pids, nil
 }
 
 // Stats are a group's usage counters, shaped like the "data" of runc's `events --stats`.

@@ -517,7 +517,8 @@ func (m *v1) procsFile() string {
 	return filepath.Join(m.uniqueDirs()[0], "cgroup.procs")
 }
 
-func (m *v1) Pids() ([]int, error) { return readPids(m.procsFile()) }
+// Pids lists the processes of the group and of the groups nested in it.
+func (m *v1) Pids() ([]int, error) { return allPids(filepath.Dir(m.procsFile())) }
 
 // KillAll freezes the group so nothing can fork, kills every member, and thaws it so the
 // kills are delivered.

@@ -499,7 +499,8 @@ func (m *v2) Paused() (bool, error) {
 	return v == "1", err
 }
 
-func (m *v2) Pids() ([]int, error) { return readPids(filepath.Join(m.dir, "cgroup.procs")) }
+// Pids lists the processes of the group and of the groups nested in it.
+func (m *v2) Pids() ([]int, error) { return allPids(m.dir) }
 
 func (m *v2) KillAll() error {
 	if _, err := os.Stat(filepath.Join(m.dir, "cgroup.kill")); err == nil {

@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -216,4 +218,44 @@ func TestUpdateCreatedV1(t *testing.T) {
 		t.Errorf("a refused update was recorded: %+v", res.Unified)
 	}
 	e.mustBerth("delete", "--force", "upd-2")
+}
+
+// delete --force kills processes in groups nested in the container's (a container may make its
+// own) and removes those groups.
+func TestDeleteNestedCgroupsV1(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("host is cgroup v2: covered by integration/vm")
+	}
+	defer cleanupUpdGroups()
+	e := newEnv(t, "sleep", "100")
+	e.spec.Linux.CgroupsPath = "/berth-test-upd/upd-nest"
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "upd-nest")
+	stray := exec.Command("sleep", "100")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- stray.Wait() }()
+	for _, h := range []string{"pids", "memory"} {
+		sub := filepath.Join("/sys/fs/cgroup", h, "berth-test-upd/upd-nest/sub/deeper")
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, "cgroup.procs"), []byte(strconv.Itoa(stray.Process.Pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mustBerth("delete", "--force", "upd-nest")
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		stray.Process.Kill()
+		t.Error("a process in a nested group survived delete --force")
+	}
+	for _, h := range []string{"pids", "memory"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, "berth-test-upd/upd-nest")); err == nil {
+			t.Errorf("%s group left after delete --force", h)
+		}
+	}
 }

@@ -352,3 +352,34 @@ func TestV2Refusals(t *testing.T) {
 		})
 	}
 }
+
+// delete --force kills processes in groups nested in the container's and removes them.
+func TestDeleteNestedGroups(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	path := "/cg2/cg2-nest"
+	e.spec.Linux.CgroupsPath = path
+	e.startDetached("cg2-nest")
+	stray := exec.Command("sleep", "100")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- stray.Wait() }()
+	sub := filepath.Join(cgroupRoot, path, "sub", "deeper")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "cgroup.procs"), []byte(strconv.Itoa(stray.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	e.mustBerth("delete", "--force", "cg2-nest")
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		stray.Process.Kill()
+		t.Error("a process in a nested group survived delete --force")
+	}
+	if _, err := os.Stat(filepath.Join(cgroupRoot, path)); err == nil {
+		t.Error("group left after delete --force")
+	}
+}
