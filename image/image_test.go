@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -258,5 +259,69 @@ func TestSplitRef(t *testing.T) {
 		if err != nil || l != want[0] || tag != want[1] {
 			t.Errorf("SplitRef(%q) = %q, %q, %v; want %v", in, l, tag, err, want)
 		}
+	}
+}
+
+// TestUnpackReplacements: later layers turn a file into a directory, a directory into a file
+// and a symlink into a directory; the parallel merge gives what applying in order gives.
+func TestUnpackReplacements(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	lower := layerTar(t, []entry{
+		{h: tar.Header{Name: "f2d", Typeflag: tar.TypeReg}, data: "file"},
+		{h: tar.Header{Name: "d2f/", Typeflag: tar.TypeDir, Mode: 0o755}},
+		{h: tar.Header{Name: "d2f/x", Typeflag: tar.TypeReg}, data: "x"},
+		{h: tar.Header{Name: "l2d", Typeflag: tar.TypeSymlink, Linkname: "f2d"}},
+		{h: tar.Header{Name: "keep/", Typeflag: tar.TypeDir, Mode: 0o700}},
+		{h: tar.Header{Name: "keep/a", Typeflag: tar.TypeReg}, data: "a"},
+	})
+	upper := layerTar(t, []entry{
+		{h: tar.Header{Name: "f2d/", Typeflag: tar.TypeDir, Mode: 0o755}},
+		{h: tar.Header{Name: "f2d/y", Typeflag: tar.TypeReg}, data: "y"},
+		{h: tar.Header{Name: "d2f", Typeflag: tar.TypeReg}, data: "now a file"},
+		{h: tar.Header{Name: "l2d/", Typeflag: tar.TypeDir, Mode: 0o755}},
+		{h: tar.Header{Name: "keep/b", Typeflag: tar.TypeReg}, data: "b"}, // keep is implicit here
+	})
+	im := &Image{Ref: "test"}
+	dir := t.TempDir()
+	for i, b := range [][]byte{lower, upper} {
+		d := digest.FromBytes(b)
+		os.MkdirAll(filepath.Join(dir, "blobs/sha256"), 0o755)
+		os.WriteFile(filepath.Join(dir, "blobs/sha256", d.Encoded()), b, 0o644)
+		im.Layers = append(im.Layers, v1.Descriptor{MediaType: v1.MediaTypeImageLayer, Digest: d, Size: int64(len(b))})
+		im.DiffIDs = append(im.DiffIDs, d)
+		_ = i
+	}
+	im.src = dirSource{dir}
+	seq, par := t.TempDir(), t.TempDir()
+	if err := unpackSequential(im, seq, nil); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	if err := unpackParallel(im, par, tmp, nil); err != nil {
+		t.Fatal(err)
+	}
+	list := func(root string) string {
+		var out []string
+		filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+			rel, _ := filepath.Rel(root, p)
+			var st unix.Stat_t
+			unix.Lstat(p, &st)
+			data, _ := os.ReadFile(p)
+			out = append(out, fmt.Sprintf("%s %o %d %q", rel, st.Mode, st.Mtim.Sec, data))
+			return nil
+		})
+		return strings.Join(out, "\n")
+	}
+	if a, b := list(seq), list(par); a != b {
+		t.Errorf("one layer after another:\n%s\nmerged:\n%s", a, b)
+	}
+	if data, _ := os.ReadFile(filepath.Join(par, "d2f")); string(data) != "now a file" {
+		t.Errorf("d2f: %q", data)
+	}
+	var st unix.Stat_t
+	if unix.Lstat(filepath.Join(par, "keep"), &st); st.Mode&0o777 != 0o700 {
+		t.Errorf("keep lost its mode: %o", st.Mode&0o777)
 	}
 }

@@ -194,12 +194,13 @@ func mergeDir(rootfs string, l *appliedLayer, rel string) error {
 			}
 			continue
 		}
-		if dErr == nil && ds.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if dErr == nil && (ds.Mode&unix.S_IFMT == unix.S_IFDIR || ss.Mode&unix.S_IFMT == unix.S_IFDIR) {
+			// rename replaces a non-directory with a non-directory only.
 			if err := os.RemoveAll(d); err != nil {
 				return err
 			}
 		}
-		if err := unix.Rename(s, d); err != nil { // replaces a non-directory
+		if err := unix.Rename(s, d); err != nil {
 			return fmt.Errorf("moving %s into place: %w", crel, err)
 		}
 	}
