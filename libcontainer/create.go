@@ -289,7 +289,7 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 	defer ns.Close()
 	env = append(env, ns.InitEnv(len(files))...)
 	files = append(files, ns.InitFiles()...)
-	exe, err := sealedExe()
+	exe, err := sealedExe(l.dir)
 	if err != nil {
 		parentEnd.Close()
 		return 0, nil, err
