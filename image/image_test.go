@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -276,6 +277,37 @@ func TestUnpackReplacements(t *testing.T) {
 		{h: tar.Header{Name: "keep/", Typeflag: tar.TypeDir, Mode: 0o700}},
 		{h: tar.Header{Name: "keep/a", Typeflag: tar.TypeReg}, data: "a"},
 	})
+	t1, t3 := time.Unix(1000000000, 0), time.Unix(1200000000, 0)
+	lower = layerTar(t, []entry{
+		{h: tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: t1}},
+		{h: tar.Header{Name: "f2d", Typeflag: tar.TypeReg, ModTime: t1}, data: "file"},
+		{h: tar.Header{Name: "d2f/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: t1}},
+		{h: tar.Header{Name: "d2f/x", Typeflag: tar.TypeReg, ModTime: t1}, data: "x"},
+		{h: tar.Header{Name: "l2d", Typeflag: tar.TypeSymlink, Linkname: "f2d", ModTime: t1}},
+		{h: tar.Header{Name: "keep/", Typeflag: tar.TypeDir, Mode: 0o700, ModTime: t1}},
+		{h: tar.Header{Name: "keep/a", Typeflag: tar.TypeReg, ModTime: t1}, data: "a"},
+		{h: tar.Header{Name: "keep/c", Typeflag: tar.TypeReg, ModTime: t1}, data: "c"},
+		{h: tar.Header{Name: "opq/", Typeflag: tar.TypeDir, Mode: 0o750, ModTime: t1}},
+		{h: tar.Header{Name: "opq/old", Typeflag: tar.TypeReg, ModTime: t1}, data: "old"},
+		{h: tar.Header{Name: "deep/a/b/", Typeflag: tar.TypeDir, Mode: 0o751, ModTime: t1}},
+		{h: tar.Header{Name: "deep/a/b/f", Typeflag: tar.TypeReg, ModTime: t1}, data: "f"},
+	})
+	third := layerTar(t, []entry{
+		{h: tar.Header{Name: "keep/.wh.a", Typeflag: tar.TypeReg}},
+		{h: tar.Header{Name: "opq/.wh..wh..opq", Typeflag: tar.TypeReg}},
+		{h: tar.Header{Name: "opq/new", Typeflag: tar.TypeReg, ModTime: t3}, data: "new"},
+		{h: tar.Header{Name: "fresh/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: t3}},
+		{h: tar.Header{Name: "fresh/.wh.ghost", Typeflag: tar.TypeReg}},
+		{h: tar.Header{Name: "fresh/o/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: t3}},
+		{h: tar.Header{Name: "fresh/o/.wh..wh..opq", Typeflag: tar.TypeReg}},
+		{h: tar.Header{Name: "fresh/o/z", Typeflag: tar.TypeReg, ModTime: t3}, data: "z"},
+		{h: tar.Header{Name: "keep/", Typeflag: tar.TypeDir, Mode: 0o711, ModTime: t3,
+			PAXRecords: map[string]string{"SCHILY.xattr.user.k": "v"}}},
+		{h: tar.Header{Name: "keep/h1", Typeflag: tar.TypeReg, ModTime: t3}, data: "linked"},
+		{h: tar.Header{Name: "newdir/h2", Typeflag: tar.TypeLink, Linkname: "keep/h1"}},
+		{h: tar.Header{Name: "deep/a/b/g", Typeflag: tar.TypeReg, ModTime: t3}, data: "g"},
+		{h: tar.Header{Name: ".wh.d2f", Typeflag: tar.TypeReg}},
+	})
 	upper := layerTar(t, []entry{
 		{h: tar.Header{Name: "f2d/", Typeflag: tar.TypeDir, Mode: 0o755}},
 		{h: tar.Header{Name: "f2d/y", Typeflag: tar.TypeReg}, data: "y"},
@@ -285,7 +317,7 @@ func TestUnpackReplacements(t *testing.T) {
 	})
 	im := &Image{Ref: "test"}
 	dir := t.TempDir()
-	for i, b := range [][]byte{lower, upper} {
+	for i, b := range [][]byte{lower, upper, third} {
 		d := digest.FromBytes(b)
 		os.MkdirAll(filepath.Join(dir, "blobs/sha256"), 0o755)
 		os.WriteFile(filepath.Join(dir, "blobs/sha256", d.Encoded()), b, 0o644)
@@ -309,7 +341,12 @@ func TestUnpackReplacements(t *testing.T) {
 			var st unix.Stat_t
 			unix.Lstat(p, &st)
 			data, _ := os.ReadFile(p)
-			out = append(out, fmt.Sprintf("%s %o %d %q", rel, st.Mode, st.Mtim.Sec, data))
+			x := make([]byte, 64)
+			n, _ := unix.Lgetxattr(p, "user.k", x)
+			if n < 0 {
+				n = 0
+			}
+			out = append(out, fmt.Sprintf("%s %o %d:%d %d links=%d %q x=%q", rel, st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Nlink, data, x[:n]))
 			return nil
 		})
 		return strings.Join(out, "\n")
@@ -317,11 +354,17 @@ func TestUnpackReplacements(t *testing.T) {
 	if a, b := list(seq), list(par); a != b {
 		t.Errorf("one layer after another:\n%s\nmerged:\n%s", a, b)
 	}
-	if data, _ := os.ReadFile(filepath.Join(par, "d2f")); string(data) != "now a file" {
-		t.Errorf("d2f: %q", data)
-	}
 	var st unix.Stat_t
-	if unix.Lstat(filepath.Join(par, "keep"), &st); st.Mode&0o777 != 0o700 {
-		t.Errorf("keep lost its mode: %o", st.Mode&0o777)
+	if unix.Lstat(filepath.Join(par, "keep"), &st); st.Mode&0o777 != 0o711 {
+		t.Errorf("keep: mode %o", st.Mode&0o777)
+	}
+	for p, want := range map[string]bool{"keep/a": false, "keep/c": true, "opq/old": false, "opq/new": true,
+		"fresh/ghost": false, "fresh/.wh.ghost": false, "fresh/o/z": true, "d2f": false, "deep/a/b/f": true} {
+		if _, err := os.Lstat(filepath.Join(par, p)); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", p, err == nil, want)
+		}
+	}
+	if n, _ := unix.Lgetxattr(filepath.Join(par, "fresh/o"), opaqueAttr, make([]byte, 4)); n > 0 {
+		t.Errorf("an opaque mark was left in the bundle")
 	}
 }
