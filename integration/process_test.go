@@ -300,3 +300,24 @@ func TestSpecCommand(t *testing.T) {
 		t.Fatalf("rootless spec lacks a user namespace:\n%s", data)
 	}
 }
+
+// --no-pivot (move mount + chroot, for an initramfs root that pivot_root refuses) runs a
+// ramfs root with the same view: / and /.. are the rootfs.
+func TestNoPivotOnRamfs(t *testing.T) {
+	rf := filepath.Join(t.TempDir(), "ramroot")
+	os.Mkdir(rf, 0o755)
+	if err := syscall.Mount("ramfs", rf, "ramfs", 0, ""); err != nil {
+		t.Skipf("ramfs: %v", err)
+	}
+	defer syscall.Unmount(rf, syscall.MNT_DETACH)
+	if err := exec.Command("cp", "-a", rootfs+"/.", rf).Run(); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "sh", "-c", "cd /..; ls / | wc -l; ls | wc -l; cat /etc/passwd | head -1")
+	e.spec.Root.Path = rf
+	r := e.run("np-2", "--no-pivot")
+	l := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(l) != 3 || l[0] != l[1] || !strings.HasPrefix(l[2], "root:x:0:0") {
+		t.Errorf("--no-pivot: exit %d, out %q, err %q: want / and /.. the same, the rootfs's passwd", r.code, r.stdout, r.stderr)
+	}
+}
