@@ -49,6 +49,9 @@ func validateLinux(spec *specs.Spec) error {
 		if !filepath.IsAbs(m.Destination) {
 			return fmt.Errorf("mounts[%d].destination: %q must be an absolute path", i, m.Destination)
 		}
+		if len(m.UIDMappings)+len(m.GIDMappings) > 0 || hasOption(m.Options, "idmap") || hasOption(m.Options, "ridmap") {
+			return fmt.Errorf("mounts[%d] (%s): idmapped mounts are not supported yet (see docs/userns.md)", i, m.Destination)
+		}
 		if m.Type == "" && !hasBind(m.Options) {
 			return fmt.Errorf("mounts[%d].type: must be set unless options hold bind or rbind", i)
 		}
@@ -69,6 +72,15 @@ func validateLinux(spec *specs.Spec) error {
 		}
 	}
 	return nil
+}
+
+func hasOption(opts []string, want string) bool {
+	for _, o := range opts {
+		if o == want {
+			return true
+		}
+	}
+	return false
 }
 
 func hasBind(opts []string) bool {
