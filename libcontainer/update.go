@@ -48,6 +48,13 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	} else {
 		apply.Devices = nil
 	}
+	if r.CPU != nil && r.CPU.Idle != nil && r.CPU.Shares == nil && apply.CPU != nil {
+		// As runc: the kernel refuses a weight for an idle group, so the recorded shares are
+		// not written again along with a new idle setting.
+		cpu := *apply.CPU
+		cpu.Shares = nil
+		apply.CPU = &cpu
+	}
 	if err := cg.Set(&apply); err != nil {
 		return err
 	}

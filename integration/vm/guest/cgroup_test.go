@@ -254,6 +254,7 @@ func TestUpdate(t *testing.T) {
 	e.spec.Linux.CgroupsPath = path
 	e.spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(64 << 20)}
 	e.spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(50)}
+	e.spec.Linux.Resources.CPU = &specs.LinuxCPU{Shares: u64(1024)}
 	e.startDetached("cg2-update")
 	expectFile(t, path, "memory.max", "67108864")
 	e.mustBerth("update", "--memory", "128m", "--cpu-quota", "20000", "--cpu-period", "100000", "cg2-update")
@@ -300,6 +301,13 @@ func TestUpdate(t *testing.T) {
 	if got := tryRead(); got != "ok" {
 		t.Errorf("/dev/ram0 after the update: %s", got)
 	}
+
+	// An idle group takes no weight: the recorded shares are not written again with it.
+	e.mustBerth("update", "--cpu-idle", "1", "cg2-update")
+	expectFile(t, path, "cpu.idle", "1")
+	e.mustBerth("update", "--cpu-idle", "0", "--cpu-share", "2048", "cg2-update")
+	expectFile(t, path, "cpu.idle", "0")
+	expectFile(t, path, "cpu.weight", strconv.FormatUint(cgroups.SharesToWeight(2048), 10))
 
 	// Refused on v2, with the field named, and nothing changed.
 	r := e.berth("update", "--cpu-rt-runtime", "1000", "cg2-update")
