@@ -888,7 +888,7 @@ func TestImageKilledLoad(t *testing.T) {
 	// Kill it once it has begun writing the big layer.
 	layers := filepath.Join(e.root, ".images/layers")
 	seen := false
-	for i := 0; i < 5000 && !seen; i++ {
+	for deadline := time.Now().Add(30 * time.Second); !seen && time.Now().Before(deadline); {
 		tmps, _ := filepath.Glob(filepath.Join(layers, ".tmp-*", "big", "f0*"))
 		seen = len(tmps) > 0
 		time.Sleep(200 * time.Microsecond)
