@@ -1,7 +1,12 @@
 package libcontainer
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
 
 	"github.com/berth-project/berth/internal/explain"
 )
@@ -15,8 +20,10 @@ var (
 // Pause freezes every process of a created or running container through its cgroup's freezer.
 // Anything else, a paused container included, is "container not running", as with runc.
 func (c *Container) Pause() error {
-	switch c.status() {
-	case Created, Running:
+	switch st := c.status(); st {
+	case Created:
+		c.waitExecWait()
+	case Running:
 	default:
 		return ErrNotRunning
 	}
@@ -25,7 +32,27 @@ func (c *Container) Pause() error {
 		return err
 	}
 	explain.Stepf("libcontainer.Pause", "freeze cgroup %s", cg.Path())
-	return cg.Freeze()
+	if err := cg.Freeze(); err != nil {
+		// Never leave the group half frozen (v1 FREEZING): its processes would hang.
+		_ = cg.Thaw()
+		return fmt.Errorf("pausing container %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+// waitExecWait waits (up to a second) for a created container's init to be the waiting
+// stage. create can return while init is still inside execve of it, and a process frozen
+// there never freezes completely: execve waits for its other threads to exit, and frozen
+// threads do not (the v1 freezer then stays FREEZING).
+func (c *Container) waitExecWait() {
+	path := "/proc/" + strconv.Itoa(c.State.Pid) + "/cmdline"
+	for i := 0; i < 1000; i++ {
+		data, err := os.ReadFile(path)
+		if err != nil || bytes.HasPrefix(data, []byte("berth-wait\x00")) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Resume thaws a paused container.
