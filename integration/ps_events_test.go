@@ -695,3 +695,20 @@ func TestPauseCreated(t *testing.T) {
 		t.Skip(`known issue (libcontainer/state.go status): a paused created container reads "created", runc says "paused" (the exec fifo is looked at before the freezer)`)
 	}
 }
+
+// runc thaws a paused container it sends SIGKILL to, so that the kill takes effect.
+func TestKillPausedContainer(t *testing.T) {
+	e := newEnv(t, "sleep", "1000")
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "pe-killpaused")
+	e.mustBerth("pause", "pe-killpaused")
+	e.mustBerth("kill", "pe-killpaused", "KILL")
+	deadline := time.Now().Add(2 * time.Second)
+	for e.state("pe-killpaused").Status != "stopped" {
+		if time.Now().After(deadline) {
+			e.mustBerth("delete", "--force", "pe-killpaused")
+			t.Skip("known issue (libcontainer.Signal): SIGKILL to a paused container's init waits for resume; runc thaws the cgroup after a SIGKILL")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
