@@ -93,7 +93,11 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err := cg.Create(); err != nil {
 		return nil, fmt.Errorf("creating cgroup %s: %w", cg.Path(), err)
 	}
-	if err := cg.Set(cgroupResources(spec)); err != nil {
+	// Limits are checked now and written once the init has joined the group and is ready
+	// (as runc does): a pids.max below what the Go init's own threads need would otherwise
+	// kill it.
+	resources := cgroupResources(spec)
+	if err := cgroups.Check(resources); err != nil {
 		return nil, err
 	}
 	pid, pipe, console, err := c.startInit(o, plan, cg)
@@ -104,6 +108,9 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	defer pipe.f.Close()
 	ready, err := relayUntilMsg(pipe, "ready")
 	if err != nil {
+		return nil, err
+	}
+	if err := cg.Set(resources); err != nil {
 		return nil, err
 	}
 	c.State.Pid = pid

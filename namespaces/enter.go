@@ -130,7 +130,7 @@ func (h *Handles) InitEnv(firstFd int) []string {
 		env = append(env, EnvJoin+"="+strings.Join(parts, ","))
 	}
 	if h.plan.UnshareFlags != 0 {
-		explain.Stepf("namespaces.InitEnv", "unshare [%s]: done by the init after it joined the user namespace", strings.Join(Names(h.plan.UnshareFlags), " "))
+		explain.Stepf("namespaces.InitEnv", "unshare [%s]: done by the init once it is in its cgroup (and any joined user namespace)", strings.Join(Names(h.plan.UnshareFlags), " "))
 		env = append(env, EnvUnshare+"="+strconv.FormatUint(uint64(h.plan.UnshareFlags), 10))
 		if h.plan.UnshareFlags&unix.CLONE_NEWTIME != 0 && h.plan.offsets() != "" {
 			env = append(env, EnvOffsets+"="+h.plan.offsets())

@@ -46,7 +46,8 @@ var procName = map[specs.LinuxNamespaceType]string{
 //     before the Go runtime starts a second thread; the kernel refuses these to a
 //     multi-threaded process.
 //   - UnshareFlags: created by that constructor after it joined a user namespace, so that
-//     the joined user namespace owns them (as runc does).
+//     the joined user namespace owns them (as runc does); and a new cgroup namespace always,
+//     after the constructor joined the container's cgroup, so that it is rooted there.
 //     New pid and time namespaces hold only the unsharer's children, so the constructor then
 //     forks (CLONE_PARENT: the child is `berth create`'s own) and that child becomes the init.
 //   - NewTime: a time namespace takes its offsets only before any process is in it, so the
@@ -106,6 +107,11 @@ func New(spec *specs.Spec) (Plan, error) {
 		p.NewTime, p.TimeOffsets = true, spec.Linux.TimeOffsets
 		newFlags &^= unix.CLONE_NEWTIME
 	}
+	// A new cgroup namespace is rooted at the group its creator is in when it is made, so
+	// it must be made after the init joined the container's group: the constructor does
+	// both, in that order (runc does the same).
+	cgroupNS := newFlags & unix.CLONE_NEWCGROUP
+	newFlags &^= unix.CLONE_NEWCGROUP
 	if p.Joins(specs.UserNamespace) {
 		// Namespaces made after the join belong to the joined user namespace. New pid and
 		// time namespaces only hold the unsharer's children: the constructor forks (Forks).
@@ -120,6 +126,7 @@ func New(spec *specs.Spec) (Plan, error) {
 			return p, fmt.Errorf("linux.namespaces: joining a mount namespace from a new user namespace is not possible (it would hold no privilege there)")
 		}
 	}
+	p.UnshareFlags |= cgroupNS
 	if !p.Has(specs.MountNamespace) {
 		return p, fmt.Errorf("linux.namespaces: a mount namespace is required (berth never builds a rootfs in the host's mount namespace)")
 	}

@@ -64,6 +64,18 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 		if o.flags&unix.MS_RDONLY != 0 {
 			flags |= unix.MS_RDONLY
 		}
+		if c.CgroupNS {
+			// In its own cgroup namespace the init reads "/" for its groups: a fresh
+			// mount of each hierarchy, which the kernel roots at the namespace's group,
+			// is the container's view (a bind of "/" would be the host's whole tree).
+			err := mountFreshCgroup(dir, name, h, flags&^(unix.MS_BIND|unix.MS_REMOUNT))
+			target.Close()
+			if err != nil {
+				return err
+			}
+			linkComounted(dir, m.Destination, name)
+			continue
+		}
 		explain.Stepf("rootfs.mountCgroup", "mount --bind %s %s/%s (flags %s)", src, m.Destination, name, flagNames(flags))
 		err = unix.Mount(src, fdPath(target), "", unix.MS_BIND, "")
 		target.Close()
@@ -77,13 +89,7 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 		if err != nil {
 			return fmt.Errorf("bind %s: %w", src, err)
 		}
-		// Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
-		if strings.Contains(name, ",") {
-			for _, alias := range strings.Split(name, ",") {
-				explain.Stepf("rootfs.mountCgroup", "ln -s %s %s/%s", name, m.Destination, alias)
-				_ = unix.Symlinkat(name, int(dir.Fd()), alias)
-			}
-		}
+		linkComounted(dir, m.Destination, name)
 	}
 	if o.flags&unix.MS_RDONLY != 0 {
 		explain.Stepf("rootfs.mountCgroup", "mount -o remount,ro %s", m.Destination)
@@ -94,9 +100,41 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 	return nil
 }
 
+// linkComounted makes co-mounted controllers ("cpu,cpuacct") reachable by each name.
+func linkComounted(dir *os.File, dest, name string) {
+	if strings.Contains(name, ",") {
+		for _, alias := range strings.Split(name, ",") {
+			explain.Stepf("rootfs.mountCgroup", "ln -s %s %s/%s", name, dest, alias)
+			_ = unix.Symlinkat(name, int(dir.Fd()), alias)
+		}
+	}
+}
+
+// mountFreshCgroup mounts hierarchy h anew at dir/name.
+func mountFreshCgroup(dir *os.File, name string, h cgroupHierarchy, flags uintptr) error {
+	target, err := pathrs.OpenatInRoot(dir, name)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	fstype, data := h.fstype, ""
+	if fstype == "cgroup" {
+		data = h.options
+		if strings.HasPrefix(data, "name=") {
+			data = "none," + data
+		}
+	}
+	explain.Stepf("rootfs.mountCgroup", "mount -t %s -o %s cgroup <cgroup mount>/%s (flags %s; rooted at the cgroup namespace)", fstype, data, name, flagNames(flags))
+	if err := unix.Mount("cgroup", fdPath(target), fstype, flags, data); err != nil {
+		return fmt.Errorf("mount -t %s -o %s: %w", fstype, data, err)
+	}
+	return nil
+}
+
 type cgroupHierarchy struct {
 	mountpoint string // where the host mounts the hierarchy
 	fstype     string
+	options    string // the v1 controllers (or name=...) that select the hierarchy
 	path       string // this process's group inside it
 }
 
@@ -150,7 +188,7 @@ func selfCgroupMounts() ([]cgroupHierarchy, error) {
 		if err != nil || strings.HasPrefix(rel, "..") {
 			continue
 		}
-		out = append(out, cgroupHierarchy{mountpoint: mp, fstype: fstype, path: rel})
+		out = append(out, cgroupHierarchy{mountpoint: mp, fstype: fstype, options: key, path: rel})
 	}
 	return out, s.Err()
 }

@@ -95,7 +95,7 @@ static int joinNamespaces(const char *list)
 static void unshareAndFork(int flags)
 {
 	if (unshare(flags) < 0) {
-		fail("unsharing namespaces after joining the user namespace", -1, errno);
+		fail("unsharing namespaces (cgroup, or those after a joined user namespace)", -1, errno);
 		return;
 	}
 	if (!(flags & (CLONE_NEWPID | CLONE_NEWTIME)))
