@@ -148,6 +148,9 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 		if err := relayUntil(pipe, "handedOver"); err != nil {
 			return nil, err
 		}
+		if err := waitExec(pipe); err != nil {
+			return nil, err
+		}
 	} else if spec.Hooks != nil {
 		warnHooks("poststart", spec.Hooks.Poststart, c.specState(Running, pid))
 	}
@@ -366,6 +369,20 @@ func idMappings(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 func relayUntil(pipe *initPipe, want string) error {
 	_, err := relayUntilMsg(pipe, want)
 	return err
+}
+
+// waitExec waits for the init's end of the pipe to close, which it does by its execve
+// (close-on-exec): once it returns, the init is the waiting stage (or the user's program),
+// which pause and kill --all can act on safely. An error the init hit on the way is returned.
+func waitExec(pipe *initPipe) error {
+	var m syncMsg
+	if err := pipe.recv(&m); err != nil {
+		return nil // end of file: executed
+	}
+	if m.Type == "error" {
+		return errors.New(m.Msg)
+	}
+	return fmt.Errorf("unexpected message %q from init", m.Type)
 }
 
 // relayUntilMsg is relayUntil that returns the awaited message.

@@ -106,6 +106,9 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		if err := relayUntil(pipe, "handedOver"); err != nil {
 			return nil, err
 		}
+		if err := waitExec(pipe); err != nil {
+			return nil, err
+		}
 	}
 	return &Launched{Container: c, Pid: pid, relay: relay}, nil
 }

@@ -38,14 +38,18 @@ func InitMain() {
 	}
 	pipe := newInitPipe(os.NewFile(uintptr(fd), "initpipe"))
 	if err := runInit(pipe); err != nil {
-		if pipe.send(syncMsg{Type: "error", Msg: err.Error()}) != nil {
-			// berth has already returned: stderr is the only witness left.
+		// After "go" a foreground berth no longer reads the pipe: stderr is then the
+		// witness (a detached create still reads it until the exec, see waitExec).
+		if pipe.send(syncMsg{Type: "error", Msg: err.Error()}) != nil || goReceived {
 			fmt.Fprintln(os.Stderr, "berth init: "+err.Error())
 		}
 		os.Exit(127)
 	}
 	panic("unreachable")
 }
+
+// goReceived is set once berth has said "go".
+var goReceived bool
 
 func runInit(pipe *initPipe) error {
 	if msg := os.Getenv(envNsError); msg != "" {
@@ -158,6 +162,7 @@ func runInit(pipe *initPipe) error {
 	if err := pipe.recv(&m); err != nil || m.Type != "go" {
 		return fmt.Errorf("waiting for the go-ahead from berth: %v", err)
 	}
+	goReceived = true
 	if cfg.Detached {
 		// Handed over: from now on the container outlives the berth that created it.
 		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
@@ -168,8 +173,10 @@ func runInit(pipe *initPipe) error {
 		}
 	}
 	explain.SetSink(nil)
-	pipe.f.Close()
+	// The pipe stays open, close-on-exec (markCloexecFrom): its end of file tells berth that
+	// the exec has happened, and an error before it still reaches berth.
 	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
+		pipe.f.Close() // berth create must not wait for `start`
 		// The hooks need Go after `start`: wait here rather than in the C stage, and let
 		// `start` return (and run poststart) only once they are done.
 		if err := waitForStartInGo(fdDir, cfg.FifoFd, func() error {
@@ -178,6 +185,9 @@ func runInit(pipe *initPipe) error {
 			return err
 		}
 		cfg.FifoFd = -1
+	}
+	if err := markCloexecFrom(3 + cfg.PreserveFds); err != nil {
+		return err
 	}
 	if err := sc.last(); err != nil {
 		return err
@@ -235,6 +245,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	if err := pipe.recv(&m); err != nil || m.Type != "go" {
 		return fmt.Errorf("waiting for the go-ahead from berth: %v", err)
 	}
+	goReceived = true
 	if cfg.Detached {
 		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
 			return err
@@ -244,7 +255,9 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 		}
 	}
 	explain.SetSink(nil)
-	pipe.f.Close()
+	if err := markCloexecFrom(3 + cfg.PreserveFds); err != nil {
+		return err
+	}
 	if err := sc.last(); err != nil {
 		return err
 	}
@@ -299,6 +312,28 @@ func waitForStartInGo(fdDir, fifoFd int, hooks func() error) error {
 	return nil
 }
 
+// markCloexecFrom makes every descriptor from first on close-on-exec. It runs before the
+// seccomp filter is installed: profiles written before close_range existed answer it with
+// ENOSYS (runc's rule for unknown syscalls), and the fallback walks /proc/self/fd.
+func markCloexecFrom(first int) error {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("marking descriptors close-on-exec: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	dfd := int(d.Fd())
+	for _, n := range names {
+		if fd, e := strconv.Atoi(n); e == nil && fd >= first && fd != dfd {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	d.Close()
+	return err
+}
+
 // finalizeProcess drops to what the user's program may have: the bounding set, the user and
 // groups, capabilities, no_new_privs. Order matters: the bounding set needs CAP_SETPCAP, and
 // capabilities survive setuid only with PR_SET_KEEPCAPS.
@@ -342,8 +377,11 @@ func finalizeProcess(cfg *initConfig) error {
 // the berth binary executed again, which blocks on the exec fifo without a Go runtime and then
 // executes the user's program. Only the fd directory and the fifo stay open across it.
 func waitForStart(exe, fdDir, fifoFd, preserve int, path string, args, env []string) error {
-	if _, err := unix.FcntlInt(uintptr(fdDir), unix.F_SETFD, 0); err != nil {
-		return err
+	// These two (only) cross into the C stage; everything else is close-on-exec by now.
+	for _, fd := range []int{fdDir, fifoFd} {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return err
+		}
 	}
 	argv := append([]string{"berth-wait", strconv.Itoa(fdDir), strconv.Itoa(fifoFd), strconv.Itoa(preserve), path}, args...)
 	err := execveat(exe, argv, env)
@@ -353,9 +391,8 @@ func waitForStart(exe, fdDir, fifoFd, preserve int, path string, args, env []str
 // execUser replaces the init process with the user's program. Every descriptor above stdio and
 // the preserved ones is marked close-on-exec first, so nothing of the host leaks in.
 func execUser(path string, args, env []string, preserve int) error {
-	if err := unix.CloseRange(uint(3+preserve), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
-	}
+	// Done before seccomp too (markCloexecFrom); a profile may deny close_range here.
+	_ = unix.CloseRange(uint(3+preserve), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	err := unix.Exec(path, args, env)
 	return fmt.Errorf("process.args[0]: exec %s: %w", path, err)
 }

@@ -60,11 +60,13 @@ func (c *Container) Start() error {
 // Signal sends sig to the init process, or with all to every process of the container.
 func (c *Container) Signal(sig unix.Signal, all bool) error {
 	st := c.status()
-	if st == Stopped || st == Creating {
+	// --all reaches what is left in the cgroup even once the init is gone: containerd's shim
+	// relies on that to kill the orphans of a container without its own pid namespace.
+	if st == Creating || st == Stopped && !all {
 		return fmt.Errorf("container %q not running", c.ID)
 	}
 	if all {
-		return c.signalAll(sig)
+		return c.signalAll(sig, st == Paused)
 	}
 	explain.Stepf("libcontainer.Signal", "kill -%d %d", sig, c.State.Pid)
 	if err := unix.Kill(c.State.Pid, sig); err != nil {
@@ -73,12 +75,19 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 		}
 		return err
 	}
+	if sig == unix.SIGKILL && st == Paused {
+		// A frozen process dies only once thawed (runc thaws too).
+		if cg, err := c.cgroup(); err == nil {
+			_ = cg.Thaw()
+		}
+	}
 	return nil
 }
 
-// signalAll signals every process in the container's cgroup. They are frozen meanwhile, as
-// runc does, so that none can fork a child that escapes the signal.
-func (c *Container) signalAll(sig unix.Signal) error {
+// signalAll signals every process of the container's cgroup. The group is frozen meanwhile,
+// so that no process forks past the list, and thawed again even if freezing failed half-way
+// (a v1 freezer can be left FREEZING), unless the container was paused to begin with.
+func (c *Container) signalAll(sig unix.Signal, paused bool) error {
 	cg, err := c.cgroup()
 	if err != nil {
 		return err
@@ -86,13 +95,13 @@ func (c *Container) signalAll(sig unix.Signal) error {
 	if sig == unix.SIGKILL {
 		return cg.KillAll()
 	}
-	frozen := cg.Freeze() == nil
+	_ = cg.Freeze()
 	pids, err := cg.Pids()
 	for _, p := range pids {
 		explain.Stepf("libcontainer.signalAll", "kill -%d %d", sig, p)
 		_ = unix.Kill(p, sig)
 	}
-	if frozen {
+	if !paused {
 		_ = cg.Thaw()
 	}
 	return err

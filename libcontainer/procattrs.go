@@ -106,6 +106,9 @@ func validateAttrs(p *specs.Process, linux *specs.Linux) error {
 	return nil
 }
 
+// LSMs says whether this host has AppArmor and SELinux, which berth then applies.
+func LSMs() (apparmor, selinux bool) { return apparmorEnabled(), selinuxEnabled() }
+
 func apparmorEnabled() bool {
 	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	return err == nil && strings.TrimSpace(string(b)) == "Y"

@@ -131,11 +131,12 @@ func (c *Container) status() string {
 	if !s.initAlive() {
 		return Stopped
 	}
-	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
-		return Created
-	}
+	// Frozen first: a created container can be paused too (runc says paused then).
 	if c.paused() {
 		return Paused
+	}
+	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
+		return Created
 	}
 	return Running
 }

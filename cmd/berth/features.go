@@ -54,6 +54,8 @@ var mountOptions = []string{
 	"rdiratime", "rnosymfollow", "rsymfollow", "rrelatime", "rnoatime", "rstrictatime",
 	// propagation
 	"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
+	// runc's: a tmpfs filled with what the image had at its destination
+	"tmpcopyup",
 }
 
 // allCapabilities are the kernel's capabilities in number order.
@@ -71,6 +73,8 @@ var allCapabilities = []string{
 
 func featuresJSON() ([]byte, error) {
 	tru, fals := true, false
+	// Applied when the host has the LSM, refused (naming the field) when it does not.
+	apparmor, selinux := libcontainer.LSMs()
 	sortedMounts := append([]string(nil), mountOptions...)
 	sort.Strings(sortedMounts)
 	f := features.Features{
@@ -89,15 +93,14 @@ func featuresJSON() ([]byte, error) {
 				V1: &tru, V2: &tru, Systemd: &fals, SystemdUser: &fals, Rdma: &tru,
 			},
 			Seccomp:         supportedSeccomp(),
-			Apparmor:        &features.Apparmor{Enabled: &fals},
-			Selinux:         &features.Selinux{Enabled: &fals},
+			Apparmor:        &features.Apparmor{Enabled: &apparmor},
+			Selinux:         &features.Selinux{Enabled: &selinux},
 			IntelRdt:        &features.IntelRdt{Enabled: &fals},
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &fals}},
 			NetDevices:      &features.NetDevices{Enabled: &fals},
 		},
 	}
-	// features.Features omits empty lists, but [] ("none") and null ("unknown") differ:
-	// berth runs no hooks and sets no memory policy, which it says as empty lists.
+	// features.Features has no memoryPolicy yet: it is added by hand.
 	var doc map[string]any
 	data, err := json.Marshal(f)
 	if err != nil {
@@ -106,8 +109,11 @@ func featuresJSON() ([]byte, error) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
-	doc["hooks"] = []string{}
-	doc["linux"].(map[string]any)["memoryPolicy"] = map[string]any{"modes": []string{}, "flags": []string{}}
+	doc["hooks"] = []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
+	doc["linux"].(map[string]any)["memoryPolicy"] = map[string]any{
+		"modes": []string{"MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"},
+		"flags": []string{"MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"},
+	}
 	return json.MarshalIndent(doc, "", "    ")
 }
 

@@ -47,7 +47,11 @@ void berthWaitExec(int argc, char **argv, char **envp)
 	close(dirfd);
 	close(atoi(argv[2]));
 	unsigned int first = 3 + (unsigned int)atoi(argv[3]);
-	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+	/*
+	 * The Go init marked everything close-on-exec before installing seccomp; this repeats it
+	 * for what came since, and a profile that denies close_range (ENOSYS/EPERM) is fine.
+	 */
+	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS && errno != EPERM)
 		die("close_range");
 	execve(argv[4], &argv[5], envp);
 	die(argv[4]);
