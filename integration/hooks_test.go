@@ -89,3 +89,26 @@ func TestFailingHooksAbortCleanly(t *testing.T) {
 		})
 	}
 }
+
+// A failing poststart or poststop hook only warns: the next hooks and the lifecycle go on.
+func TestFailingPoststartPoststopOnlyWarn(t *testing.T) {
+	log := t.TempDir()
+	fail := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "exit 1"}}
+	e := newEnv(t, "true")
+	e.spec.Hooks = &specs.Hooks{
+		Poststart: []specs.Hook{fail, logHook("/bin/sh", log, "poststart")},
+		Poststop:  []specs.Hook{fail, logHook("/bin/sh", log, "poststop")},
+	}
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "hk-warn")
+	r := e.mustBerth("start", "hk-warn")
+	e.waitStatus("hk-warn", "stopped")
+	r2 := e.mustBerth("delete", "hk-warn")
+	if !strings.Contains(r.stderr, "hooks.poststart[0]") || !strings.Contains(r2.stderr, "hooks.poststop[0]") {
+		t.Errorf("want warnings naming the failing hooks: start %q, delete %q", r.stderr, r2.stderr)
+	}
+	if order, _ := os.ReadFile(filepath.Join(log, "order")); string(order) != "poststart\npoststop\n" {
+		t.Errorf("the hooks after the failing ones ran %q", order)
+	}
+	e.assertGone("hk-warn")
+}

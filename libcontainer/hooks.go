@@ -72,10 +72,13 @@ func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
 	return nil
 }
 
-// warnHooks runs hooks whose failure must not stop the lifecycle (poststart, poststop).
+// warnHooks runs hooks whose failure must not stop the lifecycle (poststart, poststop): a
+// failing one is logged as a warning and the remaining ones still run (runtime.md).
 func warnHooks(kind string, hooks []specs.Hook, st specs.State) {
-	if err := runHooks(kind, hooks, st); err != nil {
-		logrus.Warn(err.Error())
+	for i := range hooks {
+		if err := runHooks(kind, hooks[i:i+1], st); err != nil {
+			logrus.Warn(strings.Replace(err.Error(), kind+"[0]", fmt.Sprintf("%s[%d]", kind, i), 1))
+		}
 	}
 }
 

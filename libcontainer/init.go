@@ -298,12 +298,13 @@ func waitForStartInGo(fdDir, fifoFd int, hooks func() error) error {
 	if fifoFd < 0 {
 		return hooks()
 	}
+	// Left open, close-on-exec: `berth start` waits for the end of file the execve makes.
 	fd, err := unix.Openat(fdDir, strconv.Itoa(fifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening exec fifo: %w", err)
 	}
-	defer unix.Close(fd)
 	if err := hooks(); err != nil {
+		unix.Close(fd)
 		return err
 	}
 	if _, err := unix.Write(fd, []byte("0")); err != nil {

@@ -33,16 +33,24 @@ func (c *Container) Start() error {
 	defer unix.Close(fd)
 	explain.Stepf("libcontainer.Start", "open %s: the init process stops waiting and execs the user's program", fifo)
 	buf := make([]byte, 1)
+	got := false
 	for {
 		n, err := unix.Read(fd, buf)
 		if n == 1 {
-			break
+			got = true
+			continue
+		}
+		if n == 0 && err == nil && got {
+			break // end of file: the init's execve closed its end; the program runs
 		}
 		if err != nil && err != unix.EAGAIN {
 			return fmt.Errorf("reading exec fifo: %w", err)
 		}
 		// Nothing yet: init may not have reopened its end. Wait unless it is gone.
 		if !c.State.initAlive() {
+			if got {
+				break
+			}
 			return fmt.Errorf("container %q: init process exited before start", c.ID)
 		}
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}

@@ -6,7 +6,8 @@
  * the berth binary as
  *     berth-wait <procfd-dir> <fifo-fd> <preserved-fds> <program> <argv0> <argv1> ...
  * with the user's environment. Before any Go code runs, this constructor blocks opening the
- * exec fifo (until `berth start` opens the other end), writes one byte so `start` knows,
+ * exec fifo (until `berth start` opens the other end), writes one byte so `start` knows
+ * (and keeps the fifo open until its execve closes it, which `start` waits for),
  * marks every fd past stdio and the preserved ones close-on-exec, and executes the program.
  * Executing twice changes nothing about credentials: the kernel's capability rules applied to
  * the same sets give the same sets again, and no_new_privs is inherited.
@@ -43,7 +44,7 @@ void berthWaitExec(int argc, char **argv, char **envp)
 		die("opening exec fifo");
 	if (write(fifo, "0", 1) != 1)
 		die("writing exec fifo");
-	close(fifo);
+	/* fifo stays open, close-on-exec: `berth start` reads end-of-file once execve succeeded. */
 	close(dirfd);
 	close(atoi(argv[2]));
 	unsigned int first = 3 + (unsigned int)atoi(argv[3]);
