@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -302,5 +303,62 @@ func TestNamespaceCombinationsRefused(t *testing.T) {
 			}
 			e.assertGone("ns-bad")
 		})
+	}
+}
+
+// No namespace listed at all: the container inherits every namespace of the runtime
+// (runtime.md), the mounts it needs are made on the host under its rootfs and chroot replaces
+// pivot_root; delete removes every one of those mounts, and exec lands in its root.
+func TestNoNamespacesInheritsTheHosts(t *testing.T) {
+	rf := t.TempDir()
+	if err := copyTree(rootfs, rf); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "sh", "-c", nsLinks+"; wc -l < /etc/passwd; sleep 100")
+	e.spec.Root.Path = rf
+	e.spec.Linux.Namespaces = nil
+	e.spec.Hostname = ""
+	e.writeSpec()
+	out := filepath.Join(t.TempDir(), "out")
+	f, _ := os.Create(out)
+	cmd := exec.Command(berthBin, "--root", e.root, "run", "-d", "--bundle", e.bundle, "ns-none")
+	cmd.Stdout, cmd.Stderr = f, f
+	err := cmd.Run()
+	f.Close()
+	if err != nil {
+		data, _ := os.ReadFile(out)
+		t.Fatalf("run: %v: %s", err, data)
+	}
+	var data []byte
+	for i := 0; i < 200 && strings.Count(string(data), "\n") < 9; i++ {
+		time.Sleep(10 * time.Millisecond)
+		data, _ = os.ReadFile(out)
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 9 {
+		t.Fatalf("output %q", data)
+	}
+	in := parseNsLinks(t, strings.Join(lines[:8], "\n"))
+	for _, name := range nsTypes {
+		if in[name] != hostNs(t, "self", name) {
+			t.Errorf("%s: %s inside, host %s: want the host's", name, in[name], hostNs(t, "self", name))
+		}
+	}
+	if strings.TrimSpace(lines[8]) != "2" {
+		t.Errorf("the container sees an /etc/passwd of %s lines, want its own 2", lines[8])
+	}
+	if r := e.mustBerth("exec", "ns-none", "cat", "/etc/passwd"); !strings.HasPrefix(r.stdout, "root:x:0:0:root:/root:/bin/sh\nnobody") {
+		t.Errorf("exec sees %q, want the container's /etc/passwd", r.stdout)
+	}
+	mounted := func() int {
+		mi, _ := os.ReadFile("/proc/self/mountinfo")
+		return strings.Count(string(mi), " "+rf)
+	}
+	if mounted() == 0 {
+		t.Errorf("no mount under the rootfs on the host while it runs")
+	}
+	e.mustBerth("delete", "--force", "ns-none")
+	if n := mounted(); n != 0 {
+		t.Errorf("%d mounts left under the rootfs after delete", n)
 	}
 }

@@ -78,6 +78,10 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 		Created: time.Now().UTC(), Annotations: spec.Annotations, Creating: true,
 		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), Image: o.Image, Config: spec,
 	}}
+	if !plan.Has(specs.MountNamespace) {
+		c.State.HostMounts = true
+		c.State.HostMountTop = rootfs.HostMountID(c.State.Rootfs)
+	}
 	// Recorded before the first resource exists, so that `delete --force` can always find
 	// and remove whatever a create killed half-way left.
 	if err := c.publishDir(o.Root); err != nil {
@@ -207,7 +211,7 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		Propagation: spec.Linux.RootfsPropagation, Devices: spec.Linux.Devices,
 		MaskedPaths: spec.Linux.MaskedPaths, ReadonlyPaths: spec.Linux.ReadonlyPaths,
 		HasNetNS: plan.Has(specs.NetworkNamespace), CgroupNS: plan.Has(specs.CgroupNamespace),
-		UserNS: plan.Has(specs.UserNamespace),
+		UserNS: plan.Has(specs.UserNamespace), HostMountNS: !plan.Has(specs.MountNamespace),
 	}
 	if spec.Root != nil {
 		rcfg.Readonly = spec.Root.Readonly

@@ -66,6 +66,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		Spec: execSpec(c.State.Config, o.Process), Exec: true, Explain: explain.Enabled(),
 		Detached: o.Detach, FifoFd: -1, PreserveFds: o.PreserveFds, Setgroups: true,
 		NoNewKeyring: true, UserNS: userNS, ConsoleFd: l.consoleFd,
+		ExecRoot: execRoot(plan, c.State.Pid),
 	}); err != nil {
 		killIfStarted(pid)
 		return nil, fmt.Errorf("sending config to the exec process: %w", err)
@@ -121,6 +122,15 @@ func execSpec(base *specs.Spec, p *specs.Process) *specs.Spec {
 		s.Linux.Seccomp = base.Linux.Seccomp
 	}
 	return s
+}
+
+// execRoot is where an exec'd process must chroot: nowhere when it joins the container's mount
+// namespace (setns puts it at that namespace's root), the init's root otherwise.
+func execRoot(p namespaces.Plan, initPid int) string {
+	if p.Has(specs.MountNamespace) {
+		return ""
+	}
+	return fmt.Sprintf("/proc/%d/root", initPid)
 }
 
 func planNames(p namespaces.Plan) []string {

@@ -203,6 +203,15 @@ func runInit(pipe *initPipe) error {
 // mount namespace's root (the container's, after its pivot_root) is our root and cwd.
 func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	proc := cfg.Spec.Process
+	if cfg.ExecRoot != "" {
+		explain.Stepf("libcontainer.runExec", "chroot %s (the container has no mount namespace to join)", cfg.ExecRoot)
+		if err := unix.Chroot(cfg.ExecRoot); err != nil {
+			return fmt.Errorf("chroot into the container's root: %w", err)
+		}
+		if err := unix.Chdir("/"); err != nil {
+			return err
+		}
+	}
 	if err := setRlimits(proc.Rlimits); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/rootfs"
 )
 
 // Start lets a created container's init execute the user's program: opening the exec fifo
@@ -153,6 +154,11 @@ func (c *Container) destroy() error {
 		}
 	} else {
 		errs = append(errs, err)
+	}
+	if c.State.HostMounts {
+		if err := rootfs.UnmountHostMounts(c.State.Rootfs, c.State.HostMountTop); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.State.Image != "" && ReleaseImage != nil {
 		if err := ReleaseImage(filepath.Dir(c.dir), c.ID); err != nil {

@@ -46,6 +46,10 @@ type State struct {
 	CgroupPath string `json:"cgroupPath"`
 	// Image is set when the rootfs was made from an OCI image by berth; delete releases it.
 	Image string `json:"image,omitempty"`
+	// HostMounts: the container has no mount namespace, so its mounts are on the host, on top
+	// of mount HostMountTop at the rootfs (0: none); delete detaches them.
+	HostMounts   bool `json:"hostMounts,omitempty"`
+	HostMountTop int  `json:"hostMountTop,omitempty"`
 	// Config is the spec the container was created from (exec and kill --all need it).
 	Config *specs.Spec `json:"config"`
 }

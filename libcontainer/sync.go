@@ -29,6 +29,9 @@ type initConfig struct {
 	// ConsoleFd is the socket the pty master is sent on (process.terminal), or -1.
 	ConsoleFd int  `json:"consoleFd"`
 	UserNS    bool `json:"userNS,omitempty"`
+	// ExecRoot: for an exec into a container without a mount namespace, the root to chroot
+	// into (/proc/INIT/root).
+	ExecRoot string `json:"execRoot,omitempty"`
 }
 
 // Messages on the init pipe. The init's constructor, when it forks the real init, → parent:

@@ -127,9 +127,8 @@ func New(spec *specs.Spec) (Plan, error) {
 		}
 	}
 	p.UnshareFlags |= cgroupNS
-	if !p.Has(specs.MountNamespace) {
-		return p, fmt.Errorf("linux.namespaces: a mount namespace is required (berth never builds a rootfs in the host's mount namespace)")
-	}
+	// No mount namespace: the container inherits the host's (runtime.md), and rootfs builds
+	// it under the rootfs on the host and chroots (see rootfs.Config.HostMountNS).
 	if spec.Hostname != "" && !p.Has(specs.UTSNamespace) {
 		return p, fmt.Errorf("hostname: setting it needs a new uts namespace in linux.namespaces")
 	}

@@ -66,6 +66,53 @@ func moveRoot(rootfs string) error {
 	return unix.Chdir("/")
 }
 
+// chrootRoot enters the rootfs with chroot alone: without a mount namespace of its own the
+// container must not move or pivot the host's root. (A chroot can be left by a process with
+// CAP_SYS_CHROOT: a config without a mount namespace trusts its container that much.)
+func chrootRoot(rootfs string) error {
+	explain.Stepf("rootfs.chrootRoot", "chroot %s (no mount namespace: the host's root stays as it is)", rootfs)
+	if err := unix.Chdir(rootfs); err != nil {
+		return err
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// HostMountID is the id of the mount on top at path (0 if path is not a mount point): delete
+// removes the mounts a container without a mount namespace stacked there since.
+func HostMountID(path string) int {
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return 0
+	}
+	id := 0
+	for _, m := range mounts {
+		if m.Point == path {
+			id = m.ID // later lines are mounted on top of earlier ones
+		}
+	}
+	return id
+}
+
+// UnmountHostMounts detaches what a container without a mount namespace mounted at rootfs
+// (its bind of the rootfs, and with it every mount under it), down to the mount that was on
+// top there before it was created.
+func UnmountHostMounts(rootfs string, before int) error {
+	for i := 0; i < 16; i++ {
+		top := HostMountID(rootfs)
+		if top == 0 || top == before {
+			return nil
+		}
+		explain.Stepf("rootfs.UnmountHostMounts", "umount -l %s (the container's mounts on the host)", rootfs)
+		if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmounting %s: %w", rootfs, err)
+		}
+	}
+	return fmt.Errorf("unmounting %s: mounts keep appearing", rootfs)
+}
+
 // parentMountPrivate makes the mount under the rootfs's own mount private if it is shared:
 // pivot_root refuses a new root whose parent mount is shared (EINVAL), which is what
 // linux.rootfsPropagation "shared"/"rshared" makes of every mount (runc does the same).

@@ -27,6 +27,11 @@ type Config struct {
 	// UserNS: the container has a user namespace, where mknod of devices is refused and
 	// device nodes are bind-mounted from the host instead (as runc does).
 	UserNS bool
+	// HostMountNS: the config has no mount namespace, so the container shares the host's
+	// (runtime.md: an unlisted namespace is inherited). The mounts are then made on the host,
+	// all under the rootfs's own bind mount (one detach on delete removes them all), the
+	// host's / is never touched, and chroot takes the place of pivot_root.
+	HostMountNS bool
 	// BeforePivot runs once every mount is made and before pivot_root: where runtime.md
 	// puts the createRuntime and createContainer hooks.
 	BeforePivot func() error `json:"-"`
@@ -38,7 +43,9 @@ type Config struct {
 // Setup builds the container's root filesystem and makes it the process's root. It runs in the
 // init process, inside the new mount namespace, before anything of the user's runs.
 func Setup(c *Config) error {
-	if err := setRootPropagation(c.Propagation); err != nil {
+	if c.HostMountNS {
+		explain.Stepf("rootfs.Setup", "no mount namespace: mounts are made on the host under %s, removed by delete", c.Rootfs)
+	} else if err := setRootPropagation(c.Propagation); err != nil {
 		return err
 	}
 	if err := bindRootfs(c.Rootfs); err != nil {
@@ -70,7 +77,9 @@ func Setup(c *Config) error {
 			return err
 		}
 	}
-	if c.NoPivot {
+	if c.HostMountNS {
+		err = chrootRoot(c.Rootfs)
+	} else if c.NoPivot {
 		err = moveRoot(c.Rootfs)
 	} else {
 		err = pivotRoot(c.Rootfs)
