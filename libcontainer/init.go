@@ -136,43 +136,12 @@ func runInit(pipe *initPipe) error {
 	if err := applyContainerAttrs(spec.Linux); err != nil {
 		return err
 	}
-	if err := applyProcessAttrs(proc); err != nil {
-		return err
-	}
-	if err := sc.beforeCaps(); err != nil {
-		return err
-	}
-	if err := finalizeProcess(&cfg); err != nil {
-		return err
-	}
-	if err := applyLSMLabels(proc); err != nil {
-		return err
-	}
-	if err := sc.beforeReady(); err != nil {
-		return err
-	}
 	if cfg.FifoFd >= 0 {
 		explain.Stepf("libcontainer.waitForStart", "execveat berth-wait: a small C stage blocks opening exec.fifo until `berth start`")
 	}
-	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
-	if err := pipe.send(syncMsg{Type: "ready", SeccompFd: sc.notifyFd}); err != nil {
+	if err := dropAndHandOver(pipe, &cfg, sc, path); err != nil {
 		return err
 	}
-	var m syncMsg
-	if err := pipe.recv(&m); err != nil || m.Type != "go" {
-		return fmt.Errorf("waiting for the go-ahead from berth: %v", err)
-	}
-	goReceived = true
-	if cfg.Detached {
-		// Handed over: from now on the container outlives the berth that created it.
-		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
-			return err
-		}
-		if err := pipe.send(syncMsg{Type: "handedOver"}); err != nil {
-			return err
-		}
-	}
-	explain.SetSink(nil)
 	// The pipe stays open, close-on-exec (markCloexecFrom): its end of file tells berth that
 	// the exec has happened, and an error before it still reaches berth.
 	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
@@ -231,39 +200,9 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	if err := enterCwd(proc.Cwd); err != nil {
 		return err
 	}
-	if err := applyProcessAttrs(proc); err != nil {
+	if err := dropAndHandOver(pipe, cfg, sc, path); err != nil {
 		return err
 	}
-	if err := sc.beforeCaps(); err != nil {
-		return err
-	}
-	if err := finalizeProcess(cfg); err != nil {
-		return err
-	}
-	if err := applyLSMLabels(proc); err != nil {
-		return err
-	}
-	if err := sc.beforeReady(); err != nil {
-		return err
-	}
-	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
-	if err := pipe.send(syncMsg{Type: "ready", SeccompFd: sc.notifyFd}); err != nil {
-		return err
-	}
-	var m syncMsg
-	if err := pipe.recv(&m); err != nil || m.Type != "go" {
-		return fmt.Errorf("waiting for the go-ahead from berth: %v", err)
-	}
-	goReceived = true
-	if cfg.Detached {
-		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
-			return err
-		}
-		if err := pipe.send(syncMsg{Type: "handedOver"}); err != nil {
-			return err
-		}
-	}
-	explain.SetSink(nil)
 	if err := markCloexecFrom(3 + cfg.PreserveFds); err != nil {
 		return err
 	}
@@ -319,6 +258,49 @@ func waitForStartInGo(fdDir, fifoFd int, hooks func() error) error {
 	if _, err := unix.Write(fd, []byte("0")); err != nil {
 		return fmt.Errorf("writing exec fifo: %w", err)
 	}
+	return nil
+}
+
+// dropAndHandOver is the common end of the init and of an exec'd process: scheduler and I/O
+// priority, seccomp where it must precede the drop, the drop itself (finalizeProcess), LSM
+// labels, then "ready" to berth, its "go", and for a detached process the hand-over (it no
+// longer dies with berth). Explain steps stop here: the pipe is berth's until the exec.
+func dropAndHandOver(pipe *initPipe, cfg *initConfig, sc *seccompStage, path string) error {
+	proc := cfg.Spec.Process
+	if err := applyProcessAttrs(proc); err != nil {
+		return err
+	}
+	if err := sc.beforeCaps(); err != nil {
+		return err
+	}
+	if err := finalizeProcess(cfg); err != nil {
+		return err
+	}
+	if err := applyLSMLabels(proc); err != nil {
+		return err
+	}
+	if err := sc.beforeReady(); err != nil {
+		return err
+	}
+	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
+	if err := pipe.send(syncMsg{Type: "ready", SeccompFd: sc.notifyFd}); err != nil {
+		return err
+	}
+	var m syncMsg
+	if err := pipe.recv(&m); err != nil || m.Type != "go" {
+		return fmt.Errorf("waiting for the go-ahead from berth: %v", err)
+	}
+	goReceived = true
+	if cfg.Detached {
+		// Handed over: from now on the process outlives the berth that started it.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+			return err
+		}
+		if err := pipe.send(syncMsg{Type: "handedOver"}); err != nil {
+			return err
+		}
+	}
+	explain.SetSink(nil)
 	return nil
 }
 
