@@ -238,3 +238,30 @@ func TestRunDetachAndKeep(t *testing.T) {
 	e.mustBerth("delete", "c1")
 	e.assertGone("c1")
 }
+
+// A create killed before its directory was published leaves a ".new-*" directory; a later
+// create removes it once it is old, and never one a create in progress is using.
+func TestAbandonedCreateDirsRemoved(t *testing.T) {
+	e := newEnv(t, "true")
+	e.writeSpec()
+	old := filepath.Join(e.root, ".new-gone-1")
+	fresh := filepath.Join(e.root, ".new-busy-1")
+	for _, d := range []string{old, fresh} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "state.json"), []byte("{}"), 0o600)
+	}
+	past := time.Now().Add(-2 * time.Minute)
+	os.Chtimes(old, past, past)
+	e.mustBerth("run", "--bundle", e.bundle, "ab-1")
+	if _, err := os.Stat(old); err == nil {
+		t.Errorf("an abandoned create directory was left")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a recent create directory was removed: %v", err)
+	}
+	if r := e.mustBerth("list", "-q"); strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("list shows %q", r.stdout)
+	}
+}

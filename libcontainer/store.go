@@ -200,13 +200,14 @@ func (c *Container) publishDir(root string) error {
 func removeAbandonedDirs(root string) {
 	dirs, _ := filepath.Glob(filepath.Join(root, newDirPrefix+"*"))
 	for _, d := range dirs {
+		// A live create renames its directory within microseconds; an old one was killed.
+		// (Its lock alone cannot tell: it is taken a moment after the directory exists.)
+		if st, err := os.Stat(d); err != nil || time.Since(st.ModTime()) < time.Minute {
+			continue
+		}
 		f, err := os.OpenFile(filepath.Join(d, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
-			// No lock yet: a create killed between mkdir and lock, or one in that gap now;
-			// only an old one is surely dead.
-			if st, serr := os.Stat(d); errors.Is(err, os.ErrNotExist) && serr == nil && time.Since(st.ModTime()) > time.Minute {
-				os.RemoveAll(d)
-			}
+			os.RemoveAll(d)
 			continue
 		}
 		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
