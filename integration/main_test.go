@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	}
 	berthBin = filepath.Join(dir, "berth")
 	// Built as the Makefile does: static, since the waiting stage runs inside the rootfs.
-	build := exec.Command("go", "build", "-tags", "osusergo,netgo",
+	build := exec.Command("go", "build", "-tags", "osusergo,netgo,urfave_cli_no_docs",
 		"-ldflags", "-linkmode external -extldflags -static", "-o", berthBin, "../cmd/berth")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {

@@ -45,7 +45,7 @@ func TestCgroupV2InVM(t *testing.T) {
 	guest := filepath.Join(work, "guest.test")
 	go func() {
 		// As the Makefile builds it: static, since the waiting stage runs inside the rootfs.
-		cmd := exec.Command("go", "build", "-tags", "osusergo,netgo",
+		cmd := exec.Command("go", "build", "-tags", "osusergo,netgo,urfave_cli_no_docs",
 			"-ldflags", "-linkmode external -extldflags -static", "-o", berth, "../../cmd/berth")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		out, err := cmd.CombinedOutput()
