@@ -288,7 +288,7 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 			return 0, nil, fmt.Errorf("opening %s: %w", p, err)
 		}
 		defer f.Close()
-		explain.Stepf("libcontainer.startInit", "echo 0 > %s (written by init itself before Go starts: joins the cgroup)", p)
+		explain.Stepf("libcontainer.launch.start", "echo 0 > %s (written by init itself before Go starts: joins the cgroup)", p)
 		cgFds = append(cgFds, strconv.Itoa(len(files)))
 		files = append(files, f)
 	}
@@ -446,6 +446,6 @@ func forkedInitPid(first *os.Process, pipe *initPipe) (int, error) {
 	case m.Type != "pid" || m.Pid <= 0:
 		return 0, fmt.Errorf("unexpected message %q from init", m.Type)
 	}
-	explain.Stepf("libcontainer.startInit", "the init is pid %d, forked into its new pid/time namespace", m.Pid)
+	explain.Stepf("libcontainer.forkedInitPid", "the init is pid %d, forked into its new pid/time namespace", m.Pid)
 	return m.Pid, nil
 }

@@ -15,7 +15,7 @@ import (
 
 // The process attributes beyond user and capabilities: personality, scheduler, I/O priority,
 // NUMA memory policy and LSM labels. validateAttrs checks them (and what the host can do) in
-// berth create, before anything exists; applyAttrs sets them in the init or exec process.
+// berth create, before anything exists; applyContainerAttrs and applyProcessAttrs set them in the init or exec process.
 
 var schedPolicies = map[specs.LinuxSchedulerPolicy]uint32{
 	specs.SchedOther: 0, specs.SchedFIFO: 1, specs.SchedRR: 2, specs.SchedBatch: 3,
@@ -126,7 +126,7 @@ func applyContainerAttrs(linux *specs.Linux) error {
 		if per.Domain == specs.PerLinux32 {
 			dom = 0x0008 // PER_LINUX32
 		}
-		explain.Stepf("libcontainer.applyAttrs", "personality(%s)", per.Domain)
+		explain.Stepf("libcontainer.applyContainerAttrs", "personality(%s)", per.Domain)
 		if _, _, e := unix.RawSyscall(unix.SYS_PERSONALITY, dom, 0, 0); e != 0 {
 			return fmt.Errorf("linux.personality: %w", e)
 		}
@@ -141,7 +141,7 @@ func applyContainerAttrs(linux *specs.Linux) error {
 		if len(mask) > 0 {
 			ptr = uintptr(unsafe.Pointer(&mask[0]))
 		}
-		explain.Stepf("libcontainer.applyAttrs", "set_mempolicy(%s, nodes %q)", mp.Mode, mp.Nodes)
+		explain.Stepf("libcontainer.applyContainerAttrs", "set_mempolicy(%s, nodes %q)", mp.Mode, mp.Nodes)
 		if _, _, e := unix.RawSyscall(unix.SYS_SET_MEMPOLICY, uintptr(mode), ptr, uintptr(len(mask)*64+1)); e != 0 {
 			return fmt.Errorf("linux.memoryPolicy: set_mempolicy: %w", e)
 		}
@@ -165,14 +165,14 @@ func applyProcessAttrs(p *specs.Process) error {
 		for _, f := range s.Flags {
 			attr.flags |= schedFlags[f]
 		}
-		explain.Stepf("libcontainer.applyAttrs", "sched_setattr(%s, nice %d, priority %d)", s.Policy, s.Nice, s.Priority)
+		explain.Stepf("libcontainer.applyProcessAttrs", "sched_setattr(%s, nice %d, priority %d)", s.Policy, s.Nice, s.Priority)
 		if _, _, e := unix.RawSyscall(unix.SYS_SCHED_SETATTR, 0, uintptr(unsafe.Pointer(&attr)), 0); e != 0 {
 			return fmt.Errorf("process.scheduler: sched_setattr: %w", e)
 		}
 	}
 	if io := p.IOPriority; io != nil {
 		prio := ioprioClasses[io.Class]<<13 | io.Priority
-		explain.Stepf("libcontainer.applyAttrs", "ioprio_set(%s, %d)", io.Class, io.Priority)
+		explain.Stepf("libcontainer.applyProcessAttrs", "ioprio_set(%s, %d)", io.Class, io.Priority)
 		if _, _, e := unix.RawSyscall(unix.SYS_IOPRIO_SET, 1 /* IOPRIO_WHO_PROCESS */, 0, uintptr(prio)); e != 0 {
 			return fmt.Errorf("process.ioPriority: ioprio_set: %w", e)
 		}

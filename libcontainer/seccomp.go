@@ -60,7 +60,7 @@ func (s *seccompStage) install(why string) error {
 	if s.f == nil || s.done {
 		return nil
 	}
-	explain.Stepf("libcontainer.installSeccomp", "seccomp(SECCOMP_SET_MODE_FILTER): %d BPF instructions, flags %#x (%s)", len(s.f.Instructions()), s.f.Flags(), why)
+	explain.Stepf("libcontainer.seccompStage.install", "seccomp(SECCOMP_SET_MODE_FILTER): %d BPF instructions, flags %#x (%s)", len(s.f.Instructions()), s.f.Flags(), why)
 	fd, err := s.f.Install()
 	if err != nil {
 		return err
