@@ -470,6 +470,10 @@ func (m *v2) Apply(pid int) error {
 
 func (m *v2) JoinFiles() []string { return []string{filepath.Join(m.dir, "cgroup.procs")} }
 
+// CloneIntoDir is the group's directory, for clone3's CLONE_INTO_CGROUP: a process made there
+// never migrates (libcontainer prefers it to JoinFiles).
+func (m *v2) CloneIntoDir() (string, bool) { return m.dir, true }
+
 func (m *v2) Freeze() error { return m.setFrozen("1") }
 func (m *v2) Thaw() error   { return m.setFrozen("0") }
 
