@@ -51,6 +51,14 @@ func TestMain(m *testing.M) {
 		fmt.Println("making rootfs:", err)
 		os.Exit(1)
 	}
+	// A static helper busybox lacks: it prints the session keyring (--no-new-keyring tests).
+	helper := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin", "keyring"), "./testdata/keyring")
+	helper.Env = append(os.Environ(), "CGO_ENABLED=0")
+	helper.Stdout, helper.Stderr = os.Stdout, os.Stderr
+	if err := helper.Run(); err != nil {
+		fmt.Println("building the keyring helper:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

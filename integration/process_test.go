@@ -5,12 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestProcessSetup(t *testing.T) {
@@ -319,5 +321,23 @@ func TestNoPivotOnRamfs(t *testing.T) {
 	l := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if r.code != 0 || len(l) != 3 || l[0] != l[1] || !strings.HasPrefix(l[2], "root:x:0:0") {
 		t.Errorf("--no-pivot: exit %d, out %q, err %q: want / and /.. the same, the rootfs's passwd", r.code, r.stdout, r.stderr)
+	}
+}
+
+// The container gets a session keyring of its own, unless --no-new-keyring keeps the caller's.
+func TestSessionKeyring(t *testing.T) {
+	e := newEnv(t, "keyring")
+	e.writeSpec()
+	r := e.mustBerth("run", "--bundle", e.bundle, "kr-1")
+	if !strings.HasSuffix(strings.TrimSpace(r.stdout), ";_ses.berth") {
+		t.Errorf("default: session keyring %q, want berth's own _ses.berth", r.stdout)
+	}
+	mine, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustBerth("run", "--no-new-keyring", "--bundle", e.bundle, "kr-2")
+	if f := strings.Fields(r.stdout); len(f) == 0 || f[0] != strconv.Itoa(mine) {
+		t.Errorf("--no-new-keyring: session keyring %q, want the caller's %d", r.stdout, mine)
 	}
 }
