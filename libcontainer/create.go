@@ -142,6 +142,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 		}
 		relay = startRelay(master)
 	}
+	awaitSignals()
 	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
 		if relay != nil {
 			relay.stop()

@@ -97,6 +97,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		}
 		relay = startRelay(master)
 	}
+	awaitSignals()
 	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
 		if relay != nil {
 			relay.stop()
