@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -361,4 +362,41 @@ func TestNoNamespacesInheritsTheHosts(t *testing.T) {
 	if n := mounted(); n != 0 {
 		t.Errorf("%d mounts left under the rootfs after delete", n)
 	}
+}
+
+// An idmapped bind mount (mounts[].uidMappings, in the form of the container's own mapping, as
+// with runc and crun): in a user-namespaced container, the files of a root-owned source are
+// the container's root's, where a plain bind shows them as the overflow id; the host's files
+// keep their owners.
+func TestIdmappedMount(t *testing.T) {
+	src := t.TempDir()
+	os.Chmod(src, 0o755)
+	os.Chmod(filepath.Dir(src), 0o755) // the mapped root must reach it to bind it
+	file := filepath.Join(src, "f")
+	os.WriteFile(file, []byte("x"), 0o644)
+	// The mapped root cannot make mount points in the root-owned shared rootfs.
+	for _, d := range []string{"idm", "plain"} {
+		os.MkdirAll(filepath.Join(rootfs, d), 0o755)
+	}
+	e := newEnv(t, "sh", "-c", "stat -c '%u:%g' /idm/f /plain/f")
+	withUserNS(e.spec)
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/idm", Type: "bind", Source: src, Options: []string{"bind", "idmap"},
+			UIDMappings: e.spec.Linux.UIDMappings, GIDMappings: e.spec.Linux.GIDMappings},
+		specs.Mount{Destination: "/plain", Type: "bind", Source: src, Options: []string{"bind"}})
+	r := e.run("idm-1")
+	if r.code != 0 || r.stdout != "0:0\n65534:65534\n" {
+		t.Fatalf("exit %d, out %q, err %q: want root's through the idmapped mount, the overflow id through the plain one", r.code, r.stdout, r.stderr)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(file, &st); err != nil || st.Uid != 0 {
+		t.Errorf("the host's file changed owner: %d (%v)", st.Uid, err)
+	}
+	// Not a bind mount: refused naming the mount.
+	e.spec.Mounts[len(e.spec.Mounts)-2].Type = "tmpfs"
+	e.spec.Mounts[len(e.spec.Mounts)-2].Options = []string{"idmap"}
+	if r := e.run("idm-2"); r.code == 0 || !strings.Contains(r.stderr, "idmapped mounts must be bind mounts") {
+		t.Errorf("idmapped tmpfs: exit %d, %q", r.code, r.stderr)
+	}
+	e.assertGone("idm-2")
 }

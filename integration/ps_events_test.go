@@ -618,9 +618,9 @@ func TestFeatures(t *testing.T) {
 	if !slices.Contains(f.MountOptions, "rro") {
 		t.Errorf("rro missing from mountOptions (containerd needs it for recursive read-only mounts)")
 	}
-	// No idmapped mounts: containerd must not enable CRI user namespaces.
-	if me := f.Linux.MountExtensions; me == nil || me.IDMap == nil || me.IDMap.Enabled == nil || *me.IDMap.Enabled {
-		t.Errorf("mountExtensions.idmap must say false: %s", out)
+	// Idmapped bind mounts are supported (TestIdmappedMount).
+	if me := f.Linux.MountExtensions; me == nil || me.IDMap == nil || me.IDMap.Enabled == nil || !*me.IDMap.Enabled {
+		t.Errorf("mountExtensions.idmap must say true: %s", out)
 	}
 	for _, a := range []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY", "SCMP_ACT_KILL_PROCESS"} {
 		if !slices.Contains(f.Linux.Seccomp.Actions, a) {

@@ -50,7 +50,12 @@ func validateLinux(spec *specs.Spec) error {
 			return fmt.Errorf("mounts[%d].destination: %q must be an absolute path", i, m.Destination)
 		}
 		if len(m.UIDMappings)+len(m.GIDMappings) > 0 || hasOption(m.Options, "idmap") || hasOption(m.Options, "ridmap") {
-			return fmt.Errorf("mounts[%d] (%s): idmapped mounts are not supported yet (see docs/userns.md)", i, m.Destination)
+			switch {
+			case m.Type != "bind" && !hasBind(m.Options):
+				return fmt.Errorf("mounts[%d] (%s): idmapped mounts must be bind mounts", i, m.Destination)
+			case len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0:
+				return fmt.Errorf("mounts[%d].uidMappings: an idmapped mount needs both uidMappings and gidMappings", i)
+			}
 		}
 		if m.Type == "" && !hasBind(m.Options) {
 			return fmt.Errorf("mounts[%d].type: must be set unless options hold bind or rbind", i)

@@ -20,7 +20,7 @@ import (
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
 // mountEntry applies one entry of config.json's mounts.
-func mountEntry(root *os.File, c *Config, m *specs.Mount) error {
+func mountEntry(root *os.File, c *Config, m *specs.Mount, idmapFd int) error {
 	if !filepath.IsAbs(m.Destination) {
 		return fmt.Errorf("destination %q: must be an absolute path", m.Destination)
 	}
@@ -41,7 +41,7 @@ func mountEntry(root *os.File, c *Config, m *specs.Mount) error {
 		}
 	}
 	if isBind {
-		return mountBind(root, c, m, o)
+		return mountBind(root, c, m, o, idmapFd)
 	}
 	if m.Type == "cgroup" || m.Type == "cgroup2" {
 		return mountCgroup(root, c, m, o)
@@ -91,7 +91,7 @@ func setRecursiveAttrs(root *os.File, dest string, r recAttr) error {
 
 // mountBind bind-mounts a host file or directory. Read-only and the other per-mount flags
 // cannot be set by the bind itself: the kernel ignores them there, so a remount follows.
-func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
+func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, idmapFd int) error {
 	src := m.Source
 	if !filepath.IsAbs(src) {
 		src = filepath.Join(c.Bundle, src)
@@ -106,9 +106,18 @@ func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 	}
 	defer dest.Close()
 	flags := unix.MS_BIND | (o.flags & unix.MS_REC)
-	explain.Stepf("rootfs.mountBind", "mount --bind %s %s (flags %s)", src, m.Destination, flagNames(uintptr(flags)))
-	if err := unix.Mount(src, fdPath(dest), "", uintptr(flags), ""); err != nil {
-		return fmt.Errorf("bind mount %s: %w", src, err)
+	if idmapFd >= 0 {
+		explain.Stepf("rootfs.mountBind", "move_mount the idmapped clone of %s to %s", src, m.Destination)
+		err := unix.MoveMount(idmapFd, "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+		unix.Close(idmapFd)
+		if err != nil {
+			return fmt.Errorf("idmapped mount of %s: move_mount: %w", src, err)
+		}
+	} else {
+		explain.Stepf("rootfs.mountBind", "mount --bind %s %s (flags %s)", src, m.Destination, flagNames(uintptr(flags)))
+		if err := unix.Mount(src, fdPath(dest), "", uintptr(flags), ""); err != nil {
+			return fmt.Errorf("bind mount %s: %w", src, err)
+		}
 	}
 	if extra := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); extra != 0 {
 		if err := remountBind(root, m.Destination, extra); err != nil {

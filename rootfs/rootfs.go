@@ -32,6 +32,9 @@ type Config struct {
 	// all under the rootfs's own bind mount (one detach on delete removes them all), the
 	// host's / is never touched, and chroot takes the place of pivot_root.
 	HostMountNS bool
+	// IDMapFds: for mounts[i] with uid/gid mappings, the descriptor of the idmapped detached
+	// mount berth create prepared (libcontainer/idmap.go); mountBind moves it into place.
+	IDMapFds map[int]int `json:"idmapFds,omitempty"`
 	// BeforePivot runs once every mount is made and before pivot_root: where runtime.md
 	// puts the createRuntime and createContainer hooks.
 	BeforePivot func() error `json:"-"`
@@ -58,7 +61,11 @@ func Setup(c *Config) error {
 	defer root.Close()
 	hasDev := false
 	for i := range c.Mounts {
-		if err := mountEntry(root, c, &c.Mounts[i]); err != nil {
+		idmapFd, ok := c.IDMapFds[i]
+		if !ok {
+			idmapFd = -1
+		}
+		if err := mountEntry(root, c, &c.Mounts[i], idmapFd); err != nil {
 			return fmt.Errorf("mounts[%d] (%s): %w", i, c.Mounts[i].Destination, err)
 		}
 		if c.Mounts[i].Destination == "/dev" {

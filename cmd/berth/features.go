@@ -96,7 +96,7 @@ func featuresJSON() ([]byte, error) {
 			Apparmor:        &features.Apparmor{Enabled: &apparmor},
 			Selinux:         &features.Selinux{Enabled: &selinux},
 			IntelRdt:        &features.IntelRdt{Enabled: &fals},
-			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &fals}},
+			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &tru}},
 			NetDevices:      &features.NetDevices{Enabled: &fals},
 		},
 	}

@@ -131,6 +131,10 @@ void berthWaitExec(int argc, char **argv, char **envp);
 /* glibc passes argc, argv and envp to constructors. */
 __attribute__((constructor)) static void nsenter(int argc, char **argv, char **envp)
 {
+	/* A user namespace holder for idmapped mounts (libcontainer/idmap.go): it only waits. */
+	if (argc > 0 && strcmp(argv[0], "berth-userns") == 0)
+		for (;;)
+			pause();
 	if (argc > 0 && strcmp(argv[0], "berth-wait") == 0)
 		berthWaitExec(argc, argv, envp); /* does not return */
 	if (!getenv("_BERTH_INITPIPE"))
