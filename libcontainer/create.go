@@ -134,29 +134,11 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 			return nil, fmt.Errorf("--pid-file: %w", err)
 		}
 	}
-	var relay *relayConsole
-	if console != nil && console.local != nil {
-		master, err := console.receiveMaster()
-		if err != nil {
-			return nil, err
-		}
-		relay = startRelay(master)
+	relay, err := goAhead(pipe, console, o.Detach)
+	if err != nil {
+		return nil, err
 	}
-	awaitSignals()
-	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
-		if relay != nil {
-			relay.stop()
-		}
-		return nil, fmt.Errorf("init process died: %w", err)
-	}
-	if o.Detach {
-		if err := relayUntil(pipe, "handedOver"); err != nil {
-			return nil, err
-		}
-		if err := waitExec(pipe); err != nil {
-			return nil, err
-		}
-	} else if spec.Hooks != nil {
+	if !o.Detach && spec.Hooks != nil {
 		warnHooks("poststart", spec.Hooks.Poststart, c.specState(Running, pid))
 	}
 	return &Launched{Container: c, Pid: pid, relay: relay}, nil
@@ -409,6 +391,36 @@ func idMappings(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 func relayUntil(pipe *initPipe, want string) error {
 	_, err := relayUntilMsg(pipe, want)
 	return err
+}
+
+// goAhead is berth's half of dropAndHandOver: it takes the pty master of a foreground
+// terminal and starts relaying it, makes sure signals are caught, says "go", and for a
+// detached process waits for the hand-over and then for its exec (waitExec).
+func goAhead(pipe *initPipe, console *consoleEnds, detach bool) (*relayConsole, error) {
+	var relay *relayConsole
+	if console != nil && console.local != nil {
+		master, err := console.receiveMaster()
+		if err != nil {
+			return nil, err
+		}
+		relay = startRelay(master)
+	}
+	awaitSignals()
+	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
+		if relay != nil {
+			relay.stop()
+		}
+		return nil, fmt.Errorf("the process died before it was let go: %w", err)
+	}
+	if detach {
+		if err := relayUntil(pipe, "handedOver"); err != nil {
+			return nil, err
+		}
+		if err := waitExec(pipe); err != nil {
+			return nil, err
+		}
+	}
+	return relay, nil
 }
 
 // waitExec waits for the init's end of the pipe to close, which it does by its execve

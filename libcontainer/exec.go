@@ -88,29 +88,10 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 			return nil, fmt.Errorf("--pid-file: %w", err)
 		}
 	}
-	var relay *relayConsole
-	if l.console != nil && l.console.local != nil {
-		master, err := l.console.receiveMaster()
-		if err != nil {
-			killIfStarted(pid)
-			return nil, err
-		}
-		relay = startRelay(master)
-	}
-	awaitSignals()
-	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
-		if relay != nil {
-			relay.stop()
-		}
-		return nil, fmt.Errorf("exec process died: %w", err)
-	}
-	if o.Detach {
-		if err := relayUntil(pipe, "handedOver"); err != nil {
-			return nil, err
-		}
-		if err := waitExec(pipe); err != nil {
-			return nil, err
-		}
+	relay, err := goAhead(pipe, l.console, o.Detach)
+	if err != nil {
+		killIfStarted(pid)
+		return nil, err
 	}
 	return &Launched{Container: c, Pid: pid, relay: relay}, nil
 }
