@@ -58,7 +58,7 @@ func TestBinaryCannotBeOverwrittenFromContainer(t *testing.T) {
 
 	// The attacker shares the victim's pid namespace and may ptrace (the waiting init is not
 	// dumpable), as a privileged container could.
-	script := `exec 3</proc/1/exe || { echo NOOPEN; exit; }; echo OPENED > /dev/shm/opened
+	script := `exec 3</proc/1/exe || { echo NOOPEN; exit; }; echo OPENED
 while ! readlink /proc/1/exe | grep -q busybox; do sleep 0.05; done
 for i in $(seq 200); do
   if echo PWNED >> /proc/self/fd/3 2>/tmp/err; then echo WROTE; break; fi
@@ -87,17 +87,23 @@ done; cat /tmp/err`
 		data, _ := os.ReadFile(outFile)
 		t.Fatalf("create attacker: %v: %s", err, data)
 	}
-	b("start", "cve-attacker")
-	time.Sleep(200 * time.Millisecond) // the attacker opens /proc/1/exe
-	b("start", "cve-victim")
-	var data []byte
-	for i := 0; i < 300; i++ {
-		data, _ = os.ReadFile(outFile)
-		if bytes.Contains(data, []byte("NOOPEN")) || bytes.Count(data, []byte("\n")) >= 1 && !bytes.Contains(data, []byte("OPENED")) {
-			break
+	waitOutput := func(done func([]byte) bool) []byte {
+		var data []byte
+		for i := 0; i < 1000; i++ {
+			if data, _ = os.ReadFile(outFile); done(data) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return data
 	}
+	b("start", "cve-attacker")
+	// The victim starts only once the attacker holds /proc/1/exe (the waiting berth).
+	waitOutput(func(d []byte) bool { return bytes.Contains(d, []byte("OPENED")) || bytes.Contains(d, []byte("NOOPEN")) })
+	b("start", "cve-victim")
+	data := waitOutput(func(d []byte) bool {
+		return bytes.Contains(d, []byte("NOOPEN")) || bytes.Count(d, []byte("\n")) >= 2
+	})
 	after, _ := os.ReadFile(bin)
 	if !bytes.Equal(after, orig) {
 		t.Fatalf("the berth binary on the host was changed from inside the container: %s", data)
