@@ -17,12 +17,14 @@ import (
 	"github.com/berth-project/berth/internal/explain"
 )
 
-// v1 is a group present in every v1 hierarchy of the host. The cgroup2 tree of a hybrid host
-// is left alone: it holds no controller worth a whole-process move, which costs an RCU grace
-// period (milliseconds) on every container start.
+// v1 is a group present in every v1 hierarchy of the host. On a hybrid host it also has a
+// group in the cgroup2 tree (unified), as with runc: the process is cloned straight into it
+// (CLONE_INTO_CGROUP), since a move through cgroup.procs would cost an RCU grace period
+// (milliseconds) on every container start.
 type v1 struct {
-	path string
-	dirs map[string]string // controller (or "unified", "name=systemd") -> directory
+	path    string
+	dirs    map[string]string // controller (or "name=systemd") -> directory
+	unified string            // the group in a hybrid host's cgroup2 tree, or ""
 }
 
 func newV1(path string) (*v1, error) {
@@ -44,6 +46,8 @@ func newV1(path string) (*v1, error) {
 			continue
 		}
 		switch post[0] {
+		case "cgroup2":
+			m.unified = filepath.Join(pre[4], path)
 		case "cgroup":
 			for _, opt := range strings.Split(post[2], ",") {
 				switch {
@@ -79,6 +83,12 @@ func (m *v1) Create() error {
 	for _, d := range m.uniqueDirs() {
 		explain.Stepf("cgroups.Create", "mkdir -p %s", d)
 		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if m.unified != "" {
+		explain.Stepf("cgroups.Create", "mkdir -p %s", m.unified)
+		if err := os.MkdirAll(m.unified, 0o755); err != nil {
 			return err
 		}
 	}
@@ -624,10 +634,17 @@ func (m *v1) Destroy() error {
 		}
 	}
 	var errs []error
-	for _, d := range m.uniqueDirs() {
+	dirs := m.uniqueDirs()
+	if m.unified != "" {
+		dirs = append(dirs, m.unified)
+	}
+	for _, d := range dirs {
 		if err := removeDir(d); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// CloneIntoDir is the group in a hybrid host's cgroup2 tree, for CLONE_INTO_CGROUP.
+func (m *v1) CloneIntoDir() (string, bool) { return m.unified, m.unified != "" }

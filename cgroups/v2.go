@@ -468,10 +468,11 @@ func (m *v2) Apply(pid int) error {
 	return writeFile(m.dir, "cgroup.procs", strconv.Itoa(pid))
 }
 
-func (m *v2) JoinFiles() []string { return []string{filepath.Join(m.dir, "cgroup.procs")} }
+// JoinFiles is empty: processes are cloned straight into the group (CloneIntoDir).
+func (m *v2) JoinFiles() []string { return nil }
 
 // CloneIntoDir is the group's directory, for clone3's CLONE_INTO_CGROUP: a process made there
-// never migrates (libcontainer prefers it to JoinFiles).
+// never migrates (writing cgroup.procs would cost an RCU grace period).
 func (m *v2) CloneIntoDir() (string, bool) { return m.dir, true }
 
 func (m *v2) Freeze() error { return m.setFrozen("1") }

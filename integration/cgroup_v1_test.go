@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -66,5 +68,27 @@ func TestCgroupVisibleInsideContainer(t *testing.T) {
 	r := e.run("c1")
 	if r.code != 0 || r.stdout != "67108864\n17\n" {
 		t.Fatalf("exit %d, inside the container: %q %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// On a hybrid host the container also has a group in the cgroup2 tree (as with runc), made
+// with clone3 CLONE_INTO_CGROUP, and removed by delete.
+func TestHybridUnifiedGroup(t *testing.T) {
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs("/sys/fs/cgroup/unified", &sfs); err != nil || sfs.Type != 0x63677270 {
+		t.Skip("not a hybrid host: no cgroup2 at /sys/fs/cgroup/unified")
+	}
+	e := newEnv(t, "sleep", "100")
+	e.spec.Linux.CgroupsPath = "/berth-test/hy1"
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "hy1")
+	pid := e.state("hy1").Pid
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if !strings.Contains(string(data), "\n0::/berth-test/hy1\n") {
+		t.Errorf("the init is not in the unified group: %s", data)
+	}
+	e.mustBerth("delete", "--force", "hy1")
+	if _, err := os.Stat("/sys/fs/cgroup/unified/berth-test/hy1"); err == nil {
+		t.Errorf("the unified group was left behind")
 	}
 }

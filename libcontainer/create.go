@@ -284,11 +284,10 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 		files = append(files, f)
 	}
 	var cgFds []string
-	joinFiles := l.cg.JoinFiles()
 	if dir, ok := cloneIntoDir(l.cg); ok {
-		// cgroup v2: clone3 puts the child straight into its group (CLONE_INTO_CGROUP),
-		// without the migration a write to cgroup.procs costs (an RCU grace period, ~5 ms
-		// after an idle moment).
+		// cgroup2 (a v2 host, or a hybrid host's unified tree): clone3 puts the child
+		// straight into its group (CLONE_INTO_CGROUP), without the migration a write to
+		// cgroup.procs costs (an RCU grace period, ~5 ms after an idle moment).
 		d, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			parentEnd.Close()
@@ -297,9 +296,8 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 		defer d.Close()
 		explain.Stepf("libcontainer.launch.start", "clone3 CLONE_INTO_CGROUP %s (born in its cgroup: no migration)", dir)
 		l.attr.UseCgroupFD, l.attr.CgroupFD = true, int(d.Fd())
-		joinFiles = nil
 	}
-	for _, p := range joinFiles {
+	for _, p := range l.cg.JoinFiles() {
 		f, err := os.OpenFile(p, os.O_WRONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			parentEnd.Close()
