@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/mountinfo"
 )
 
 // v1 is a group present in every v1 hierarchy of the host. On a hybrid host it also has a
@@ -29,31 +29,23 @@ type v1 struct {
 
 func newV1(path string) (*v1, error) {
 	m := &v1{path: path, dirs: map[string]string{}}
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.Read()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := s.Text()
-		sep := strings.Index(line, " - ")
-		if sep < 0 {
+	for _, mt := range mounts {
+		if !strings.HasPrefix(mt.Point, root+"/") {
 			continue
 		}
-		pre, post := strings.Fields(line[:sep]), strings.Fields(line[sep+3:])
-		if len(pre) < 5 || len(post) < 3 || !strings.HasPrefix(pre[4], root+"/") {
-			continue
-		}
-		switch post[0] {
+		switch mt.FSType {
 		case "cgroup2":
-			m.unified = filepath.Join(pre[4], path)
+			m.unified = filepath.Join(mt.Point, path)
 		case "cgroup":
-			for _, opt := range strings.Split(post[2], ",") {
+			for _, opt := range strings.Split(mt.SuperOptions, ",") {
 				switch {
 				case opt == "rw" || opt == "ro" || opt == "clone_children" || opt == "noprefix" || strings.HasPrefix(opt, "release_agent="):
 				default:
-					m.dirs[opt] = filepath.Join(pre[4], path)
+					m.dirs[opt] = filepath.Join(mt.Point, path)
 				}
 			}
 		}
@@ -62,6 +54,16 @@ func newV1(path string) (*v1, error) {
 		return nil, errors.New("no cgroup hierarchy is mounted under /sys/fs/cgroup")
 	}
 	return m, nil
+}
+
+// V1Dirs is the group at path in each cgroup v1 hierarchy (controller, or name=..., to its
+// directory); empty on a pure v2 host.
+func V1Dirs(path string) map[string]string {
+	m, err := newV1(path)
+	if err != nil {
+		return map[string]string{}
+	}
+	return m.dirs
 }
 
 func (m *v1) Path() string { return m.path }

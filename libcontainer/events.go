@@ -1,7 +1,6 @@
 package libcontainer
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"math"
@@ -151,7 +150,7 @@ func (c *Container) Stats() (*Stats, error) {
 	if cgroups.DetectMode() == cgroups.Unified {
 		fixV2(s, cs)
 	} else {
-		addV1(s, v1Dirs(cg.Path()))
+		addV1(s, cgroups.V1Dirs(cg.Path()))
 	}
 	return s, nil
 }
@@ -203,32 +202,6 @@ func fixV2(s *Stats, cs *cgroups.Stats) {
 		h.Max = 0
 		s.Hugetlb[size] = h
 	}
-}
-
-// v1Dirs finds the container's directory in each cgroup v1 hierarchy (controller -> dir).
-func v1Dirs(path string) map[string]string {
-	dirs := map[string]string{}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return dirs
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		sep := strings.Index(line, " - ")
-		if sep < 0 {
-			continue
-		}
-		pre, post := strings.Fields(line[:sep]), strings.Fields(line[sep+3:])
-		if len(pre) < 5 || len(post) < 3 || post[0] != "cgroup" || !strings.HasPrefix(pre[4], "/sys/fs/cgroup/") {
-			continue
-		}
-		for _, opt := range strings.Split(post[2], ",") {
-			dirs[opt] = filepath.Join(pre[4], path)
-		}
-	}
-	return dirs
 }
 
 // addV1 reads what cgroups.Stats leaves out on a v1 host, from the same files runc reads.
@@ -457,7 +430,7 @@ func newOOMWatch(cgPath string) (*oomWatch, error) {
 		}
 		w.fd = fd
 	} else {
-		dir, ok := v1Dirs(cgPath)["memory"]
+		dir, ok := cgroups.V1Dirs(cgPath)["memory"]
 		if !ok {
 			return nil, errors.New("OOM notifications need the memory controller, which is not mounted")
 		}
