@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -144,4 +145,27 @@ func TestExecRefusals(t *testing.T) {
 		t.Errorf("container is %s after failed execs", st.Status)
 	}
 	e2.mustBerth("delete", "--force", "ex-4")
+}
+
+// exec --preserve-fds passes the caller's descriptor 3 on; --apparmor on a host without
+// AppArmor is refused naming the field.
+func TestExecPreserveFdsAndLabels(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "ex-5")
+	f := filepath.Join(t.TempDir(), "data")
+	os.WriteFile(f, []byte("via fd 3\n"), 0o644)
+	fd3, _ := os.Open(f)
+	defer fd3.Close()
+	cmd := exec.Command(berthBin, "--root", e.root, "exec", "--preserve-fds", "1", "ex-5", "sh", "-c", "cat <&3")
+	cmd.ExtraFiles = []*os.File{fd3}
+	if r := e.berthCmd(cmd); r.code != 0 || r.stdout != "via fd 3\n" {
+		t.Errorf("exec --preserve-fds: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	if apparmor, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); strings.TrimSpace(string(apparmor)) != "Y" {
+		if r := e.berth("exec", "--apparmor", "x", "ex-5", "true"); r.code == 0 || !strings.Contains(r.stderr, "process.apparmorProfile") {
+			t.Errorf("exec --apparmor without AppArmor: exit %d %q", r.code, r.stderr)
+		}
+	}
+	e.mustBerth("delete", "--force", "ex-5")
 }
