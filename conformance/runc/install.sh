@@ -20,7 +20,7 @@ src=$CACHE/runc-1.1.5
 export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "runc-suite install: $*" >&2; }
-need=(bats jq debootstrap xz-utils gcc util-linux bsdutils iproute2 busybox-static)
+need=(bats jq gawk debootstrap xz-utils gcc util-linux bsdutils iproute2 busybox-static)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
