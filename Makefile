@@ -17,12 +17,14 @@ berth: $(shell find . -name '*.go' -o -name '*.c' | grep -v _test.go) go.mod go.
 
 # The whole suite: unit tests, integration tests on real containers (root needed), the
 # cgroup v2 tests inside a qemu VM (integration/vm), and the runtime-tools conformance suite.
-# Last, the OCI runtime-tools suite against berth and runc (conformance/RESULTS.md): it fails
-# on a program runc passes and berth does not.
+# Last, the OCI runtime-tools suite and runc's own integration suite, each against berth and
+# runc in the same run (conformance/RESULTS.md, conformance/runc/RESULTS.md): each fails on a
+# test runc passes and berth does not.
 test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) conformance STRICT=1
+	$(MAKE) runc-suite STRICT=1
 
 bench: build
 	bash bench/run.sh
@@ -43,3 +45,11 @@ clean:
 .PHONY: conformance
 conformance: build
 	bash conformance/run.sh
+
+# runc's own integration suite (tests/integration/*.bats at v1.1.5), installed by
+# conformance/runc/install.sh (.ci/deps runs it), against berth and runc (root; about 10 min).
+# Results in /tmp/berth-runc-suite (OUT=...); STRICT=1 fails on a test runc passes and berth
+# does not. See conformance/runc/run.sh and conformance/runc/RESULTS.md.
+.PHONY: runc-suite
+runc-suite: build
+	bash conformance/runc/run.sh

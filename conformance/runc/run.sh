@@ -69,7 +69,8 @@ runone() {
 	# Under script(1), as runc's own CI runs the suite: the tests with "terminal": true need a
 	# controlling terminal, which CI (no stdin) does not have.
 	(cd "$suite" && BATS_TMPDIR="$OUT/tmp" TMPDIR="$OUT/tmp" RUNC="${rtbin[$rt]}" \
-		timeout -k 10 "$TIMEOUT" script -qefc "bats --tap -f $(printf %q "^$re\$") $f.bats" /dev/null >"$log" 2>&1 </dev/null)
+		timeout -k 20 $((TIMEOUT + 10)) script -qefc \
+			"timeout -k 10 $TIMEOUT bats --tap -f $(printf %q "^$re\$") $f.bats" /dev/null >"$log" 2>&1 </dev/null)
 	rc=$?
 	line=$(grep -m1 -E '^(not )?ok [0-9]+ ' "$log")
 	if ((rc == 124 || rc == 137)); then
@@ -85,12 +86,17 @@ runone() {
 
 # Whatever a killed test left: containers under the suite's roots, mounts under $OUT/tmp.
 cleanup() {
-	local rt d id m
+	local rt d id m pid
+	# A test killed on its timeout can leave runtime commands behind (script(1) gave them their
+	# own session): end those that work under the suite's roots first, or their locks would
+	# hold the force-delete below.
+	for pid in $(pgrep -f -- "--root $OUT/tmp/"); do kill -9 "$pid" 2>/dev/null; done
 	for rt in $RUNTIMES; do
 		for d in "$OUT"/tmp/bats-run-*/runc.*/state; do
 			[ -d "$d" ] || continue
-			for id in $("${rtbin[$rt]}" --root "$d" list -q 2>/dev/null); do
-				"${rtbin[$rt]}" --root "$d" delete -f "$id" >/dev/null 2>&1
+			for id in $(timeout 30 "${rtbin[$rt]}" --root "$d" list -q 2>/dev/null); do
+				timeout -k 5 30 "${rtbin[$rt]}" --root "$d" delete -f "$id" >/dev/null 2>&1 ||
+					echo "runc-suite: $rt: could not delete leftover $id" >&2
 			done
 		done
 	done
