@@ -72,6 +72,7 @@ td=$src/tests/integration/testdata
 if [ ! -f "$td/busybox-amd64.tar.xz" ]; then
 	say "making busybox-amd64.tar.xz from busybox-static"
 	r=$(mktemp -d)
+	chmod 755 "$r" # the image's / (mktemp made it 0700): a non-root container user must enter it
 	mkdir -p "$r"/{bin,etc,home,root,tmp,usr/sbin,var/spool/mail,var/www,dev,proc,sys}
 	chmod 1777 "$r/tmp" && chmod 700 "$r/root"
 	cp /bin/busybox "$r/bin/busybox"
@@ -122,6 +123,7 @@ fi
 if [ ! -f "$td/debian-amd64.tar.xz" ]; then
 	say "debootstrapping a minimal Debian for debian-amd64.tar.xz (about a minute)"
 	r=$(mktemp -d)
+	chmod 755 "$r"
 	debootstrap --variant=minbase bookworm "$r" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1 ||
 		{ say "debootstrap failed: see $CACHE/debootstrap.log"; exit 1; }
 	rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
