@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -90,5 +91,42 @@ func TestHybridUnifiedGroup(t *testing.T) {
 	e.mustBerth("delete", "--force", "hy1")
 	if _, err := os.Stat("/sys/fs/cgroup/unified/berth-test/hy1"); err == nil {
 		t.Errorf("the unified group was left behind")
+	}
+}
+
+// crun's recipe for hybrid hosts (and `make bench`'s): the cgroup2 tree hidden under a tmpfs
+// in a private mount namespace. berth must use only the mount a lookup reaches, so the
+// covered cgroup2 tree is never cloned into, and the container runs on v1 alone.
+func TestCoveredUnifiedMount(t *testing.T) {
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs("/sys/fs/cgroup/unified", &sfs); err != nil || sfs.Type != 0x63677270 {
+		t.Skip("not a hybrid host: no cgroup2 at /sys/fs/cgroup/unified")
+	}
+	e := newEnv(t, "sleep", "100")
+	e.spec.Linux.CgroupsPath = "/berth-test/cov1"
+	e.writeSpec()
+	covered := func(args string) result {
+		script := fmt.Sprintf("mount --make-rprivate / && mount -t tmpfs none /sys/fs/cgroup/unified && exec %s --root %s %s",
+			berthBin, e.root, args)
+		return e.berthCmd(exec.Command("unshare", "-m", "sh", "-c", script))
+	}
+	if r := covered("run -d --bundle " + e.bundle + " cov1"); r.code != 0 {
+		t.Fatalf("run under a covered cgroup2 mount: exit %d: %s", r.code, r.stderr)
+	}
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", e.state("cov1").Pid))
+	if !strings.Contains(string(data), ":memory:/berth-test/cov1\n") {
+		t.Errorf("not in its memory group:\n%s", data)
+	}
+	if strings.Contains(string(data), "0::/berth-test/cov1\n") {
+		t.Errorf("joined the covered cgroup2 tree:\n%s", data)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/unified/berth-test/cov1"); err == nil {
+		t.Errorf("made a group in the covered cgroup2 tree")
+	}
+	if r := covered("delete --force cov1"); r.code != 0 {
+		t.Errorf("delete under a covered cgroup2 mount: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory/berth-test/cov1"); err == nil {
+		t.Errorf("memory group left after delete")
 	}
 }
