@@ -39,6 +39,8 @@ func DetectMode() Mode {
 
 // New returns the manager for the cgroup at path (from linux.cgroupsPath; "" picks
 // "/berth/<id>", a relative path is placed under /berth) on whatever layout the host has.
+// A systemd-style "slice:prefix:name" (containerd's CRI passes one even with its cgroupfs
+// driver) is, without --systemd-cgroup, a literal directory name, as with runc.
 // It touches nothing: Create does.
 func New(path, id string) (Manager, error) {
 	if path == "" {
@@ -49,9 +51,6 @@ func New(path, id string) (Manager, error) {
 	clean := filepath.Clean(path)
 	if strings.Contains(path, "/../") || strings.HasSuffix(path, "/..") || clean == "/" {
 		return nil, fmt.Errorf("%q: must name a cgroup below the root, without \"..\"", path)
-	}
-	if strings.Contains(clean, ":") {
-		return nil, fmt.Errorf("%q: systemd slice:prefix:name paths need --systemd-cgroup, which is not supported", path)
 	}
 	if DetectMode() == Unified {
 		return &v2{path: clean, dir: filepath.Join(root, clean)}, nil

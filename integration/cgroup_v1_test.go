@@ -130,3 +130,23 @@ func TestCoveredUnifiedMount(t *testing.T) {
 		t.Errorf("memory group left after delete")
 	}
 }
+
+// containerd's CRI hands a systemd-style slice:prefix:name even with its cgroupfs driver;
+// without --systemd-cgroup, runc makes that literal directory, and so must berth.
+func TestSliceStyleCgroupsPath(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("host is cgroup v2: covered by integration/vm")
+	}
+	e := newEnv(t, "sleep", "100")
+	e.spec.Linux.CgroupsPath = "/berth-test.slice:cri-containerd:sl1"
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "sl1")
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", e.state("sl1").Pid))
+	if !strings.Contains(string(data), ":memory:/berth-test.slice:cri-containerd:sl1\n") {
+		t.Errorf("not in the literal group:\n%s", data)
+	}
+	e.mustBerth("delete", "--force", "sl1")
+	if _, err := os.Stat("/sys/fs/cgroup/memory/berth-test.slice:cri-containerd:sl1"); err == nil {
+		t.Errorf("group left after delete")
+	}
+}
