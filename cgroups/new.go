@@ -77,7 +77,7 @@ func Check(r *specs.LinuxResources) error {
 	return nil
 }
 
-var errV1Unified = errors.New("linux.resources.unified: cgroup v2 files cannot be set on a cgroup v1 host")
+var errV1Unified = errors.New("invalid configuration: linux.resources.unified: cgroup v2 files cannot be set on a cgroup v1 host")
 
 // writeFile writes one cgroup control file and reports it.
 func writeFile(dir, file, value string) error {
