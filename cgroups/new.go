@@ -39,6 +39,8 @@ func DetectMode() Mode {
 
 // New returns the manager for the cgroup at path (from linux.cgroupsPath; "" picks
 // "/berth/<id>", a relative path is placed under /berth) on whatever layout the host has.
+// A systemd-style "slice:prefix:name" (containerd's CRI passes one even with its cgroupfs
+// driver) is, without --systemd-cgroup, a literal directory name, as with runc.
 // It touches nothing: Create does.
 func New(path, id string) (Manager, error) {
 	if path == "" {
@@ -49,9 +51,6 @@ func New(path, id string) (Manager, error) {
 	clean := filepath.Clean(path)
 	if strings.Contains(path, "/../") || strings.HasSuffix(path, "/..") || clean == "/" {
 		return nil, fmt.Errorf("%q: must name a cgroup below the root, without \"..\"", path)
-	}
-	if strings.Contains(clean, ":") {
-		return nil, fmt.Errorf("%q: systemd slice:prefix:name paths need --systemd-cgroup, which is not supported", path)
 	}
 	if DetectMode() == Unified {
 		return &v2{path: clean, dir: filepath.Join(root, clean)}, nil
@@ -78,7 +77,7 @@ func Check(r *specs.LinuxResources) error {
 	return nil
 }
 
-var errV1Unified = errors.New("linux.resources.unified: cgroup v2 files cannot be set on a cgroup v1 host")
+var errV1Unified = errors.New("invalid configuration: linux.resources.unified: cgroup v2 files cannot be set on a cgroup v1 host")
 
 // writeFile writes one cgroup control file and reports it.
 func writeFile(dir, file, value string) error {

@@ -33,7 +33,9 @@ func newV1(path string) (*v1, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, mt := range mounts {
+	// Only the mount a lookup reaches counts: a cgroup2 tree hidden under a tmpfs (crun's
+	// recipe for hybrid hosts) is not this host's, and cloning into it fails.
+	for _, mt := range mountinfo.Visible(mounts) {
 		if !strings.HasPrefix(mt.Point, root+"/") {
 			continue
 		}
@@ -648,5 +650,15 @@ func (m *v1) Destroy() error {
 	return errors.Join(errs...)
 }
 
-// CloneIntoDir is the group in a hybrid host's cgroup2 tree, for CLONE_INTO_CGROUP.
-func (m *v1) CloneIntoDir() (string, bool) { return m.unified, m.unified != "" }
+// CloneIntoDir is the group in a hybrid host's cgroup2 tree, for CLONE_INTO_CGROUP; none when
+// that directory is not on a cgroup2 filesystem (a v1-only host never clones into one).
+func (m *v1) CloneIntoDir() (string, bool) {
+	if m.unified == "" {
+		return "", false
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(m.unified, &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return "", false
+	}
+	return m.unified, true
+}

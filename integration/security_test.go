@@ -12,6 +12,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/cgroups"
 )
 
 // CVE-2019-5736: a process in the container holds /proc/1/exe (the berth init, waiting for
@@ -290,5 +292,30 @@ func TestTmpcopyup(t *testing.T) {
 	want := "from the image\n750 0:0\n644 1000:1001\ntmpfs\nWRITABLE\n"
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("exit %d, out %q (want %q), err %q", r.code, r.stdout, want, r.stderr)
+	}
+}
+
+// SECURITY: a node listed in linux.devices is made, but under a deny-all device cgroup it must
+// stay unusable: the device rules alone decide (runc adds no allow rule per linux.devices).
+// Allowing it explicitly opens it, which shows the denial is the cgroup's.
+func TestListedDeviceStaysDenied(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("host is cgroup v2: covered by integration/vm")
+	}
+	kmsg := func(allow bool) result {
+		e := newEnv(t, "sh", "-c", "ls -l /dev/kmsg >/dev/null && : >/dev/kmsg && echo OPENED")
+		mode, maj, min := os.FileMode(0o666), int64(1), int64(11)
+		e.spec.Linux.Devices = append(e.spec.Linux.Devices, specs.LinuxDevice{Path: "/dev/kmsg", Type: "c", Major: 1, Minor: 11, FileMode: &mode})
+		e.spec.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+		if allow {
+			e.spec.Linux.Resources.Devices = append(e.spec.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: &maj, Minor: &min, Access: "w"})
+		}
+		return e.run("sec-kmsg")
+	}
+	if r := kmsg(false); r.code == 0 || strings.Contains(r.stdout, "OPENED") || !strings.Contains(r.stderr, "not permitted") {
+		t.Errorf("deny-all: /dev/kmsg opened or failed for another reason: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := kmsg(true); r.code != 0 || !strings.Contains(r.stdout, "OPENED") {
+		t.Errorf("allowed c 1:11 w: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }

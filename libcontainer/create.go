@@ -73,6 +73,10 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
+	// Before anything exists: a refusal here leaves a pre-existing group as it was.
+	if err := cgroups.CheckPreexisting(cg); err != nil {
+		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
+	}
 	c := &Container{ID: o.ID, State: &State{
 		OCIVersion: spec.Version, ID: o.ID, Bundle: o.Bundle, Rootfs: RootfsPath(spec, o.Bundle),
 		Created: time.Now().UTC(), Annotations: spec.Annotations, Creating: true,

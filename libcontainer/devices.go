@@ -14,7 +14,6 @@ func allowedDevices() []specs.LinuxDeviceCgroup {
 		{Allow: true, Type: "c", Major: i(1), Minor: i(8), Access: "rwm"},    // random
 		{Allow: true, Type: "c", Major: i(1), Minor: i(9), Access: "rwm"},    // urandom
 		{Allow: true, Type: "c", Major: i(5), Minor: i(0), Access: "rwm"},    // tty
-		{Allow: true, Type: "c", Major: i(5), Minor: i(1), Access: "rwm"},    // console
 		{Allow: true, Type: "c", Major: i(5), Minor: i(2), Access: "rwm"},    // ptmx
 		{Allow: true, Type: "c", Major: i(136), Access: "rwm"},               // pts/*
 		{Allow: true, Type: "c", Major: i(10), Minor: i(200), Access: "rwm"}, // net/tun
@@ -22,7 +21,8 @@ func allowedDevices() []specs.LinuxDeviceCgroup {
 }
 
 // cgroupResources is linux.resources as the cgroup gets it: the device rules extended with the
-// default devices and each linux.devices entry, which the container must be able to use.
+// default devices. A linux.devices entry gets no rule of its own (as with runc): the node is
+// made, but only linux.resources.devices decides whether the container may open it.
 func cgroupResources(spec *specs.Spec) *specs.LinuxResources {
 	var r specs.LinuxResources
 	if spec.Linux.Resources != nil {
@@ -34,17 +34,6 @@ func cgroupResources(spec *specs.Spec) *specs.LinuxResources {
 		rules = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
 	}
 	rules = append(rules, allowedDevices()...)
-	for _, d := range spec.Linux.Devices {
-		typ := d.Type
-		switch typ {
-		case "p":
-			continue // a fifo is not a device: the device controller has no rule for it
-		case "u":
-			typ = "c" // unbuffered character device: a character device to the kernel
-		}
-		maj, min := d.Major, d.Minor
-		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &maj, Minor: &min, Access: "rwm"})
-	}
 	r.Devices = rules
 	return &r
 }

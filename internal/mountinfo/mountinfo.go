@@ -84,3 +84,24 @@ func Containing(mounts []Mount, path string) (Mount, bool) {
 	}
 	return best, found
 }
+
+// Visible drops the mounts that a later mount covers: one made afterwards at the same point or
+// at one of its parents. What is left is what a path lookup can reach (mountinfo lists mounts
+// in the order they were made).
+func Visible(mounts []Mount) []Mount {
+	var out []Mount
+	for i, m := range mounts {
+		covered := false
+		for _, later := range mounts[i+1:] {
+			p := later.Point
+			if p == m.Point || p == "/" || strings.HasPrefix(m.Point, p+"/") {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, m)
+		}
+	}
+	return out
+}
