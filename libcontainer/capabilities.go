@@ -98,10 +98,18 @@ func setCapabilities(c *specs.LinuxCapabilities) error {
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("process.capabilities: capset: %w", err)
 	}
+	// The kernel raises an ambient capability only if it is permitted and inheritable too.
+	// `runc spec` (1.1.x) lists ambient capabilities without inheritable ones, and runc raises
+	// what it can and leaves the rest: so does berth, so that such bundles run.
 	for _, n := range c.Ambient {
+		cp := capByName[strings.ToUpper(n)]
+		if perm&inh&(1<<cp) == 0 {
+			explain.Stepf("libcontainer.setCapabilities", "ambient %s left out: not both permitted and inheritable", n)
+			continue
+		}
 		explain.Stepf("libcontainer.setCapabilities", "prctl(PR_CAP_AMBIENT_RAISE, %s)", n)
-		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(capByName[strings.ToUpper(n)]), 0, 0); err != nil {
-			return fmt.Errorf("process.capabilities.ambient: %s: %w (an ambient capability must also be permitted and inheritable)", n, err)
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(cp), 0, 0); err != nil {
+			return fmt.Errorf("process.capabilities.ambient: %s: %w", n, err)
 		}
 	}
 	return nil

@@ -126,6 +126,7 @@ func runInit(pipe *initPipe) error {
 			return fmt.Errorf("joining a new session keyring: %w (use --no-new-keyring)", err)
 		}
 	}
+	proc.Env = withHome(proc.Env, proc.User.UID)
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {
 		return err
@@ -193,6 +194,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 			return err
 		}
 	}
+	proc.Env = withHome(proc.Env, proc.User.UID)
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {
 		return err

@@ -71,8 +71,10 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 	st := c.status()
 	// --all reaches what is left in the cgroup even once the init is gone: containerd's shim
 	// relies on that to kill the orphans of a container without its own pid namespace.
+	// runc's exact words: containerd's shim matches "container not running" to learn that
+	// the process already finished (StopContainer, attach).
 	if st == Creating || st == Stopped && !all {
-		return fmt.Errorf("container %q not running", c.ID)
+		return ErrNotRunning
 	}
 	if all {
 		return c.signalAll(sig, st == Paused)
@@ -80,7 +82,7 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 	explain.Stepf("libcontainer.Signal", "kill -%d %d", sig, c.State.Pid)
 	if err := unix.Kill(c.State.Pid, sig); err != nil {
 		if errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("container %q not running: no such process", c.ID)
+			return fmt.Errorf("%w: no such process", ErrNotRunning)
 		}
 		return err
 	}

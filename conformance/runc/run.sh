@@ -11,7 +11,8 @@
 #   RUNTIMES="berth runc"       runtimes to run, in order (berth, runc, crun)
 #   BERTH=./berth               the berth binary under test
 #   TIMEOUT=120                 seconds per test and runtime (a hung test is killed and fails)
-#   STRICT=1                    exit 1 if berth fails a test that runc passes in this run
+#   STRICT=1                    exit 1 if berth fails a test that runc passes in this run and
+#                               that conformance/runc/known does not list (a tracked gap)
 #   FILTER=REGEX                only the tests whose names match
 #
 # Each test runs alone (`bats -f '^name$' file`), so that a hang or a leftover of one test cannot
@@ -153,10 +154,28 @@ if ((${#flaky[@]})); then
 	echo "runc-suite: berth failed these once and passed them when run again:"
 	printf '  %s\n' "${flaky[@]}"
 fi
-if ((${#regressions[@]})); then
-	echo "runc-suite: ${#regressions[@]} tests that runc passes and berth does not (TAP in $OUT/berth/):"
-	printf '  %s\n' "${regressions[@]}"
+# The gaps still open (issue 16), one "file: test name" a line: reported, but STRICT passes them.
+known=()
+[ -f "$here/known" ] && mapfile -t known < <(grep -v '^#' "$here/known" | grep .)
+is_known() { local k; for k in "${known[@]}"; do [ "$1" = "$k" ] && return 0; done; return 1; }
+new=() tracked=()
+for r in "${regressions[@]}"; do
+	if is_known "${r% (*}"; then tracked+=("$r"); else new+=("$r"); fi
+done
+for k in "${known[@]}"; do
+	f=${k%%: *} name=${k#*: }
+	[ "${res[$f:$name,berth]:-}" = pass ] && echo "runc-suite: berth now passes $k: remove it from conformance/runc/known"
+done
+if ((${#tracked[@]})); then
+	echo "runc-suite: ${#tracked[@]} known gaps (conformance/runc/known), runc passes them and berth does not:"
+	printf '  %s\n' "${tracked[@]}"
+fi
+if ((${#new[@]})); then
+	echo "runc-suite: ${#new[@]} tests that runc passes and berth does not (TAP in $OUT/berth/):"
+	printf '  %s\n' "${new[@]}"
 	[ "$STRICT" = 1 ] && exit 1
+elif ((${#tracked[@]})); then
+	echo "runc-suite: berth passes every other test that runc passes here"
 else
 	echo "runc-suite: berth passes every test that runc passes here"
 fi
