@@ -77,7 +77,9 @@ runone() {
 	if ((rc == 124 || rc == 137)); then
 		echo timeout
 	elif [[ $line == "ok "*"# skip"* ]]; then
-		echo skip
+		# The suite's own reason ("test requires root", "requires kernel 5.x", ...).
+		echo "skip:${line#*# skip}" | sed 's/: */: /; s/ *$//'
+		return
 	elif [[ $line == "ok "* ]] && ((rc == 0)); then
 		echo pass
 	else
@@ -106,26 +108,30 @@ cleanup() {
 }
 
 summary="$OUT/summary.tsv"
-printf 'file\ttest\truntime\tresult\tseconds\n' >"$summary"
-declare -A res n
+printf 'file\ttest\truntime\tresult\tseconds\tskip reason\n' >"$summary"
+declare -A res n reason
 for rt in $RUNTIMES; do for v in pass skip fail timeout; do n[$rt,$v]=0; done; done
-total=0 regressions=() flaky=()
+total=0 regressions=() flaky=() order=()
 echo "runc-suite: runc v1.1.5 tests/integration, ${#files[@]} files x ($RUNTIMES), ${TIMEOUT}s per test"
 for f in "${files[@]}"; do
 	mapfile -t names < <(sed -n 's/^@test "\(.*\)" {$/\1/p' "$suite/$f.bats")
 	for name in "${names[@]}"; do
 		[ -n "$FILTER" ] && ! [[ $name =~ $FILTER ]] && continue
 		total=$((total + 1))
+		order+=("$f:$name")
 		slug=$(printf '%s' "$f:$name" | tr -c 'A-Za-z0-9_.:-' '_' | cut -c1-150)
 		out=""
 		for rt in $RUNTIMES; do
 			t0=$(date +%s.%N)
 			v=$(runone "$rt" "$f" "$name" "$OUT/$rt/$slug.tap")
 			cleanup
+			why=""
+			[[ $v == skip:* ]] && { why=${v#skip:}; why=${why# }; v=skip; }
 			secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 			res[$f:$name,$rt]=$v
 			n[$rt,$v]=$((n[$rt,$v] + 1))
-			printf '%s\t%s\t%s\t%s\t%s\n' "$f" "$name" "$rt" "$v" "$secs" >>"$summary"
+			printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$f" "$name" "$rt" "$v" "$secs" "$why" >>"$summary"
+			[ -n "$why" ] && reason[$f:$name]=$why
 			out+=$(printf ' %-6s %-7s' "$rt" "$v")
 		done
 		b=${res[$f:$name,berth]:-} r=${res[$f:$name,runc]:-}
@@ -170,6 +176,19 @@ if ((${#tracked[@]})); then
 	echo "runc-suite: ${#tracked[@]} known gaps (conformance/runc/known), runc passes them and berth does not:"
 	printf '  %s\n' "${tracked[@]}"
 fi
+# The results file: every test, each runtime's verdict, and why a test skipped or is a known gap.
+{
+	echo "| file | test | $(printf '%s | ' $RUNTIMES)note |"
+	echo "|---|---|$(printf -- '---|%.0s' $RUNTIMES)---|"
+	for k in "${order[@]}"; do
+		row="| ${k%%:*} | ${k#*:} |"
+		for rt in $RUNTIMES; do row+=" ${res[$k,$rt]} |"; done
+		note=${reason[$k]:-}
+		is_known "${k%%:*}: ${k#*:}" && [ "${res[$k,berth]:-}" != pass ] && note="known gap (conformance/runc/known)"
+		echo "$row ${note//|/\\|} |"
+	done
+} >"$OUT/results.md"
+echo "runc-suite: every test's verdict in $OUT/results.md and $OUT/summary.tsv"
 if ((${#new[@]})); then
 	echo "runc-suite: ${#new[@]} tests that runc passes and berth does not (TAP in $OUT/berth/):"
 	printf '  %s\n' "${new[@]}"
