@@ -67,7 +67,7 @@ func runInit(pipe *initPipe) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return err
 	}
-	sc, err := newSeccompStage(cfg.Spec)
+	sc, err := newSeccompStage(cfg.Spec, pipe)
 	if err != nil {
 		return err
 	}
@@ -145,22 +145,24 @@ func runInit(pipe *initPipe) error {
 	}
 	// The pipe stays open, close-on-exec (markCloexecFrom): its end of file tells berth that
 	// the exec has happened, and an error before it still reaches berth.
-	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
-		pipe.f.Close() // berth create must not wait for `start`
-		// The hooks need Go after `start`: wait here rather than in the C stage, and let
-		// `start` return (and run poststart) only once they are done.
-		if err := waitForStartInGo(fdDir, cfg.FifoFd, func() error {
-			return runHooks("startContainer", h.StartContainer, hookState(&cfg, Running))
-		}); err != nil {
-			return err
-		}
-		cfg.FifoFd = -1
-	}
 	if err := markCloexecFrom(3 + cfg.PreserveFds); err != nil {
 		return err
 	}
 	if err := sc.last(); err != nil {
 		return err
+	}
+	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
+		pipe.f.Close() // berth create must not wait for `start`
+		// The hooks need Go after `start`: wait here rather than in the C stage, and let
+		// `start` return (and run poststart) only once they are done. They run under the
+		// container's seccomp filter, in process.cwd, with process.env (runc's order).
+		at := hookPlace{env: append([]string{}, proc.Env...)}
+		if err := waitForStartInGo(fdDir, cfg.FifoFd, func() error {
+			return runHooks("startContainer", h.StartContainer, hookState(&cfg, Created), at)
+		}); err != nil {
+			return err
+		}
+		cfg.FifoFd = -1
 	}
 	if cfg.FifoFd >= 0 {
 		return waitForStart(exe, fdDir, cfg.FifoFd, cfg.PreserveFds, path, proc.Args, proc.Env)
@@ -217,7 +219,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 // createHooks is the init's half of the hooks before pivot_root: berth create runs prestart
 // and createRuntime in the runtime's namespaces while the init waits, then the init runs
 // createContainer here, in the container's namespaces (its mounts are made; the paths are
-// still resolved from the host's root, as with runc).
+// still resolved from the host's root, and the working directory is the rootfs, as with runc).
 func createHooks(pipe *initPipe, cfg *initConfig) error {
 	h := cfg.Spec.Hooks
 	if len(h.Prestart)+len(h.CreateRuntime) > 0 {
@@ -229,7 +231,10 @@ func createHooks(pipe *initPipe, cfg *initConfig) error {
 			return errHooks
 		}
 	}
-	return runHooks("createContainer", h.CreateContainer, hookState(cfg, Creating))
+	// runc runs them from the rootfs (the host's path to it) with process.env: a hook may
+	// name files of the container relative to its working directory.
+	at := hookPlace{dir: cfg.Rootfs.Rootfs, env: append([]string{}, cfg.Spec.Process.Env...)}
+	return runHooks("createContainer", h.CreateContainer, hookState(cfg, Creating), at)
 }
 
 func hookState(cfg *initConfig, status string) specs.State {
@@ -285,7 +290,7 @@ func dropAndHandOver(pipe *initPipe, cfg *initConfig, sc *seccompStage, path str
 		return err
 	}
 	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
-	if err := pipe.send(syncMsg{Type: "ready", SeccompFd: sc.notifyFd}); err != nil {
+	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
 		return err
 	}
 	var m syncMsg
