@@ -347,6 +347,9 @@ func finalizeProcess(cfg *initConfig) error {
 			return err
 		}
 	}
+	if err := giveStdioTo(int(proc.User.UID), cfg.ConsoleFd < 0 && !cfg.Detached); err != nil {
+		return err
+	}
 	if err := setUser(proc.User, cfg.Setgroups); err != nil {
 		return err
 	}

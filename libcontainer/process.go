@@ -201,3 +201,41 @@ func enterCwd(cwd string) error {
 	}
 	return nil
 }
+
+// giveStdioTo makes uid the owner of the process's stdio before it becomes that user, as runc
+// does: a terminal made by the runtime (or the pipes a caller such as containerd's shim
+// passes) belongs to root, and the user could then not reopen it (/dev/stdout,
+// /proc/self/fd/N) or set it up. Only the owner changes: the group stays, for a pty the tty
+// group devpts gives it (gid=5 in runc's spec). /dev/null is left alone, and so is a
+// descriptor the process may not chown (EPERM, EINVAL: not mapped in its user namespace;
+// EROFS).
+//
+// inherited says the stdio is the caller's own, given to a foreground run or exec without a
+// terminal: runc puts pipes of its own there, so only anonymous pipes and sockets (which
+// stand in for them) change owner, never the caller's files, fifos or terminal.
+func giveStdioTo(uid int, inherited bool) error {
+	null := unix.Mkdev(1, 3)
+	for fd := 0; fd < 3; fd++ {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return fmt.Errorf("stdio: fstat %d: %w", fd, err)
+		}
+		if int(st.Uid) == uid || st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == null {
+			continue
+		}
+		if inherited {
+			var fs unix.Statfs_t
+			if unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.PIPEFS_MAGIC && fs.Type != unix.SOCKFS_MAGIC {
+				continue
+			}
+		}
+		explain.Stepf("libcontainer.giveStdioTo", "fchown %d to uid %d (group kept)", fd, uid)
+		if err := unix.Fchown(fd, uid, -1); err != nil {
+			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EROFS) {
+				continue
+			}
+			return fmt.Errorf("stdio: fchown %d to uid %d: %w", fd, uid, err)
+		}
+	}
+	return nil
+}
