@@ -61,6 +61,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err := checkTerminal(o.Detach, spec.Process.Terminal, o.ConsoleSocket); err != nil {
 		return nil, err
 	}
+	dropUnknownCapabilities(spec.Process.Capabilities)
 	if err := os.MkdirAll(o.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
 	}

@@ -39,6 +39,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	if err := checkTerminal(o.Detach, o.Process.Terminal, o.ConsoleSocket); err != nil {
 		return nil, err
 	}
+	dropUnknownCapabilities(o.Process.Capabilities)
 	cg, err := c.cgroup()
 	if err != nil {
 		return nil, err
