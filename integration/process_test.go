@@ -381,3 +381,64 @@ func TestUnknownCapabilitiesIgnored(t *testing.T) {
 	}
 	e.mustBerth("delete", "--force", "caps-exec")
 }
+
+// A process.cwd missing from the rootfs is created there (0755), as runc creates it, before
+// root.readonly takes effect (runc spec bundles are read-only); symlinks in the image lead
+// it nowhere outside the rootfs. exec does not create one, as with runc.
+func TestMissingCwdCreatedInsideRootfs(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "rootfs")
+	if err := makeBusyboxRootfs(root); err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir() // what the symlinks below point at, seen from the host
+	os.Symlink(host, filepath.Join(root, "abs"))
+	os.Symlink("../../../../../../../.."+host, filepath.Join(root, "up"))
+	os.Symlink("/proc/self/root"+host, filepath.Join(root, "magic"))
+	// Dangling inside the rootfs (runc's MkdirAll fails on it too): refused.
+	for _, cwd := range []string{"/abs/sub", "/magic/sub"} {
+		bundle := runcSpecBundle(t, "true")
+		editRuncSpec(t, bundle, func(cfg map[string]any) {
+			cfg["root"].(map[string]any)["path"] = root
+			cfg["process"].(map[string]any)["cwd"] = cwd
+		})
+		e := newEnv(t)
+		if r := e.berth("run", "--bundle", bundle, "cwd-dangling"); r.code == 0 || !strings.Contains(r.stderr, "process.cwd") {
+			t.Errorf("cwd %s through a dangling symlink: exit %d, err %q", cwd, r.code, r.stderr)
+		}
+		e.assertGone("cwd-dangling")
+	}
+	// Now the symlinks' target exists in the rootfs: the cwd is made there.
+	os.MkdirAll(filepath.Join(root, host), 0o755)
+	for i, cwd := range []string{"/new/deep/dir", "/abs/sub", "/up/sub"} {
+		want := cwd // pwd inside shows where the symlinks led, within the container's root
+		if i > 0 {
+			want = host + "/sub"
+		}
+		bundle := runcSpecBundle(t, "sh", "-c", "pwd; stat -c %a .")
+		editRuncSpec(t, bundle, func(cfg map[string]any) {
+			cfg["root"].(map[string]any)["path"] = root
+			cfg["process"].(map[string]any)["cwd"] = cwd
+		})
+		e := newEnv(t)
+		r := e.berth("run", "--bundle", bundle, "cwd-"+strconv.Itoa(i))
+		if r.code != 0 || r.stdout != want+"\n755\n" {
+			t.Errorf("cwd %s: exit %d, out %q, err %q", cwd, r.code, r.stdout, r.stderr)
+		}
+	}
+	if ents, _ := os.ReadDir(host); len(ents) != 0 {
+		t.Errorf("a cwd was created outside the rootfs, in %s: %v", host, ents)
+	}
+	for _, p := range []string{"new/deep/dir", strings.TrimPrefix(host, "/") + "/sub"} {
+		if st, err := os.Stat(filepath.Join(root, p)); err != nil || !st.IsDir() {
+			t.Errorf("%s not created inside the rootfs: %v", p, err)
+		}
+	}
+
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "cwd-exec")
+	if r := e.berth("exec", "--cwd", "/no/such/dir", "cwd-exec", "true"); r.code == 0 || !strings.Contains(r.stderr, "process.cwd") {
+		t.Errorf("exec into a missing cwd: exit %d, err %q", r.code, r.stderr)
+	}
+	e.mustBerth("delete", "--force", "cwd-exec")
+}

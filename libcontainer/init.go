@@ -98,8 +98,14 @@ func runInit(pipe *initPipe) error {
 			return err
 		}
 	}
-	if h := spec.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer) > 0 {
-		cfg.Rootfs.BeforePivot = func() error { return createHooks(pipe, &cfg) }
+	cfg.Rootfs.BeforePivot = func() error {
+		if h := spec.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer) > 0 {
+			if err := createHooks(pipe, &cfg); err != nil {
+				return err
+			}
+		}
+		// Every mount is made (and the hooks have run): a cwd on a volume lands there.
+		return makeCwd(cfg.Rootfs.Rootfs, proc.Cwd)
 	}
 	if err := rootfs.Setup(&cfg.Rootfs); err != nil {
 		return err

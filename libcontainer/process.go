@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -185,6 +186,32 @@ func checkExecutable(p string) error {
 		return errors.New("permission denied")
 	}
 	return nil
+}
+
+// makeCwd creates process.cwd in the container's root when it is missing, as runc does for
+// the init (not for exec), mode 0755 and root-owned. The path is resolved inside rootfs
+// (openat2 RESOLVE_IN_ROOT, no magic links), so no symlink or /proc/PID/root in the image can
+// make it land outside.
+func makeCwd(rootfs, cwd string) error {
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("root.path: %w", err)
+	}
+	defer root.Close()
+	h, err := pathrs.OpenatInRoot(root, cwd)
+	if err == nil {
+		h.Close()
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil // enterCwd says what is wrong with it
+	}
+	explain.Stepf("libcontainer.makeCwd", "mkdir -p %s (process.cwd, inside the rootfs)", cwd)
+	d, err := pathrs.MkdirAllHandle(root, cwd, 0o755)
+	if err != nil {
+		return fmt.Errorf("process.cwd: creating %s: %w", cwd, err)
+	}
+	return d.Close()
 }
 
 // enterCwd changes to process.cwd and checks that the result is inside the container: a cwd
