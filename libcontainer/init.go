@@ -6,12 +6,12 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/rootfs"
 )
 
@@ -107,6 +107,7 @@ func runInit(pipe *initPipe) error {
 		// Every mount is made (and the hooks have run): a cwd on a volume lands there.
 		return makeCwd(cfg.Rootfs.Rootfs, proc.Cwd)
 	}
+	cfg.Rootfs.AfterPivot = func() error { return setSysctls(spec.Linux.Sysctl) }
 	if err := rootfs.Setup(&cfg.Rootfs); err != nil {
 		return err
 	}
@@ -120,9 +121,6 @@ func runInit(pipe *initPipe) error {
 		}
 	}
 	if err := setHostnames(spec.Hostname, spec.Domainname); err != nil {
-		return err
-	}
-	if err := setSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
 	if !cfg.NoNewKeyring {
@@ -433,7 +431,7 @@ func setSysctls(sysctl map[string]string) error {
 	}
 	defer unix.Close(dir)
 	for k, v := range sysctl {
-		rel := strings.ReplaceAll(k, ".", "/")
+		rel := namespaces.SysctlPath(k)
 		explain.Stepf("libcontainer.setSysctls", "echo %s > /proc/sys/%s", v, rel)
 		fd, err := unix.Openat2(dir, rel, &unix.OpenHow{Flags: unix.O_WRONLY | unix.O_CLOEXEC | unix.O_TRUNC,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_XDEV})

@@ -73,8 +73,10 @@ func validateLinux(spec *specs.Spec) error {
 		}
 	}
 	for k := range spec.Linux.Sysctl {
-		if strings.Contains(k, "/") || strings.Contains(k, "..") || k == "" {
-			return fmt.Errorf("linux.sysctl: %q is not a sysctl name", k)
+		for _, part := range strings.Split(namespaces.SysctlPath(k), "/") {
+			if part == "" || part == "." || part == ".." {
+				return fmt.Errorf("linux.sysctl: %q is not a sysctl name", k)
+			}
 		}
 	}
 	return nil
