@@ -442,3 +442,36 @@ func TestMissingCwdCreatedInsideRootfs(t *testing.T) {
 	}
 	e.mustBerth("delete", "--force", "cwd-exec")
 }
+
+// A cwd only the container's user may enter (a volume whose group is the user's, in a user
+// namespace where root has no power over it) is entered as that user, as runc does, instead
+// of failing as root; one nobody may enter still fails. Run and exec alike.
+func TestCwdEnteredAsUserWhenRootCannot(t *testing.T) {
+	vol := t.TempDir()
+	os.Chmod(filepath.Dir(vol), 0o755)
+	// Owned by host uid 5 (not mapped: root inside has no override on it), group 100100
+	// (container gid 100), group-only access.
+	if err := os.Chown(vol, 5, 100100); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(vol, 0o070)
+	e := newEnv(t, "sh", "-c", "pwd; id -u")
+	withUserNS(e.spec)
+	e.spec.Process.User = specs.User{UID: 1000, GID: 100}
+	e.spec.Process.Cwd = "/tmp"
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/tmp", Type: "bind", Source: vol, Options: []string{"rbind", "rw"}})
+	if r := e.run("cwd-user"); r.code != 0 || r.stdout != "/tmp\n1000\n" {
+		t.Errorf("run: exit %d, out %q, err %q; want the process in /tmp as 1000", r.code, r.stdout, r.stderr)
+	}
+
+	e.spec.Process.Args = []string{"sleep", "100"}
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "cwd-user-exec")
+	if r := e.berth("exec", "--user", "1000:100", "--cwd", "/tmp", "cwd-user-exec", "pwd"); r.code != 0 || r.stdout != "/tmp\n" {
+		t.Errorf("exec: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	if r := e.berth("exec", "--user", "1001:1001", "--cwd", "/tmp", "cwd-user-exec", "pwd"); r.code == 0 || !strings.Contains(r.stderr, "process.cwd") {
+		t.Errorf("exec as a user without access: exit %d, out %q, err %q; want a process.cwd error", r.code, r.stdout, r.stderr)
+	}
+	e.mustBerth("delete", "--force", "cwd-user-exec")
+}

@@ -135,7 +135,7 @@ func runInit(pipe *initPipe) error {
 	if err != nil {
 		return err
 	}
-	if err := enterCwd(proc.Cwd); err != nil {
+	if cfg.cwdAsUser, err = enterCwd(proc.Cwd, true); err != nil {
 		return err
 	}
 	if err := applyContainerAttrs(spec.Linux); err != nil {
@@ -205,7 +205,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	if err != nil {
 		return err
 	}
-	if err := enterCwd(proc.Cwd); err != nil {
+	if cfg.cwdAsUser, err = enterCwd(proc.Cwd, true); err != nil {
 		return err
 	}
 	if err := dropAndHandOver(pipe, cfg, sc, path); err != nil {
@@ -356,6 +356,11 @@ func finalizeProcess(cfg *initConfig) error {
 	}
 	if err := setUser(proc.User, cfg.Setgroups); err != nil {
 		return err
+	}
+	if cfg.cwdAsUser {
+		if _, err := enterCwd(proc.Cwd, false); err != nil {
+			return err
+		}
 	}
 	if proc.User.Umask != nil {
 		unix.Umask(int(*proc.User.Umask))

@@ -218,17 +218,22 @@ func makeCwd(rootfs, cwd string) error {
 
 // enterCwd changes to process.cwd and checks that the result is inside the container: a cwd
 // inherited through a leaked directory fd would sit outside the root, and getcwd then reports
-// it as unreachable (CVE-2024-21626).
-func enterCwd(cwd string) error {
+// it as unreachable (CVE-2024-21626). With mayDefer, a permission error is not one yet: the
+// directory may be the user's own (a volume chowned to it, out of reach of the user-namespaced
+// root), so finalizeProcess tries again as the user (runc's order); deferred says so.
+func enterCwd(cwd string, mayDefer bool) (deferred bool, err error) {
 	explain.Stepf("libcontainer.enterCwd", "chdir %s", cwd)
 	if err := unix.Chdir(cwd); err != nil {
-		return fmt.Errorf("process.cwd: chdir %s: %w", cwd, err)
+		if mayDefer && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+			return true, nil
+		}
+		return false, fmt.Errorf("process.cwd: chdir %s: %w", cwd, err)
 	}
 	got, err := unix.Getwd()
 	if err != nil || !strings.HasPrefix(got, "/") {
-		return fmt.Errorf("process.cwd: %s lies outside the container's root: possible container breakout detected", cwd)
+		return false, fmt.Errorf("process.cwd: %s lies outside the container's root: possible container breakout detected", cwd)
 	}
-	return nil
+	return false, nil
 }
 
 // giveStdioTo makes uid the owner of the process's stdio before it becomes that user, as runc

@@ -32,6 +32,9 @@ type initConfig struct {
 	// ExecRoot: for an exec into a container without a mount namespace, the root to chroot
 	// into (/proc/INIT/root).
 	ExecRoot string `json:"execRoot,omitempty"`
+
+	// cwdAsUser: process.cwd was out of reach as root; the init enters it as the user.
+	cwdAsUser bool
 }
 
 // Messages on the init pipe. The init's constructor, when it forks the real init, → parent:
