@@ -3,8 +3,10 @@ package integration
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +69,7 @@ func TestFailingHooksAbortCleanly(t *testing.T) {
 		hooks specs.Hooks
 		want  string
 	}{
-		{"createRuntime fails", specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo nope >&2; exit 3"}}}}, "hooks.createRuntime[0] (/bin/sh): exit status 3: nope"},
+		{"createRuntime fails", specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo nope >&2; exit 3"}}}}, "hooks.createRuntime[0] (/bin/sh): error running hook: exit status 3: nope"},
 		{"createContainer times out", specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "10"}, Timeout: &one}}}, "hooks.createContainer[0] (/bin/sleep): timed out after 1s"},
 		{"prestart missing", specs.Hooks{Prestart: []specs.Hook{{Path: "/no/such/hook"}}}, "hooks.prestart[0] (/no/such/hook)"},
 		{"relative path", specs.Hooks{Poststop: []specs.Hook{{Path: "hook"}}}, "hooks.poststop[0].path"},
@@ -111,4 +113,130 @@ func TestFailingPoststartPoststopOnlyWarn(t *testing.T) {
 		t.Errorf("the hooks after the failing ones ran %q", order)
 	}
 	e.assertGone("hk-warn")
+}
+
+// editRuncSpec changes the config.json of a runcSpecBundle, kept as a generic map so that
+// every field runc wrote stays as runc wrote it.
+func editRuncSpec(t *testing.T, bundle string, edit func(cfg map[string]any)) {
+	t.Helper()
+	path := filepath.Join(bundle, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	edit(cfg)
+	if data, err = json.MarshalIndent(cfg, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Each kind of hook runs where runc 1.1.5 runs it, with the environment runc gives it when
+// the hook has no env: the bundle and the caller's environment for prestart and
+// createRuntime, the rootfs and process.env for createContainer (so that a hook can name
+// the container's files by relative paths, as runc's hooks.bats does), process.cwd and
+// process.env (with the HOME the runtime added) for startContainer, the caller's directory
+// and environment for the poststart of start and the poststop of delete. A hook with env
+// gets exactly that.
+func TestHookWorkingDirAndEnvAsRunc(t *testing.T) {
+	log := t.TempDir()
+	os.Chmod(log, 0o777)
+	bundle := runcSpecBundle(t, "true")
+	record := func(dir, kind string) map[string]any {
+		return map[string]any{"path": "/bin/sh", "args": []string{"sh", "-c",
+			"readlink /proc/self/cwd > " + dir + "/" + kind + ".cwd; exec cat /proc/self/environ > " + dir + "/" + kind + ".env"}}
+	}
+	exact := record(log, "exactEnv")
+	exact["env"] = []string{"PATH=/usr/bin:/bin", "ONLY=1"}
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
+		proc := cfg["process"].(map[string]any)
+		proc["cwd"] = "/tmp"
+		proc["env"] = append(proc["env"].([]any), "FROM_PROCESS=1")
+		cfg["mounts"] = append(cfg["mounts"].([]any), map[string]any{
+			"destination": "/hooklog", "type": "bind", "source": log, "options": []string{"rbind", "rw"}})
+		cfg["hooks"] = map[string]any{
+			"prestart":        []any{record(log, "prestart")},
+			"createRuntime":   []any{record(log, "createRuntime")},
+			"createContainer": []any{record(log, "createContainer")},
+			"startContainer":  []any{record("/hooklog", "startContainer")},
+			"poststart":       []any{record(log, "poststart")},
+			"poststop":        []any{record(log, "poststop"), exact},
+		}
+	})
+	e := newEnv(t)
+	caller := t.TempDir()
+	berth := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(berthBin, append([]string{"--root", e.root}, args...)...)
+		cmd.Dir = caller
+		cmd.Env = append(os.Environ(), "BERTH_CALLER_MARK=1")
+		if r := e.berthCmd(cmd); r.code != 0 {
+			t.Fatalf("berth %v: exit %d: %s", args, r.code, r.stderr)
+		}
+	}
+	berth("create", "--bundle", bundle, "hk-place")
+	berth("start", "hk-place")
+	e.waitStatus("hk-place", "stopped")
+	berth("delete", "hk-place")
+
+	read := func(kind, ext string) string {
+		data, err := os.ReadFile(filepath.Join(log, kind+"."+ext))
+		if err != nil {
+			t.Errorf("%s hook did not run: %v", kind, err)
+		}
+		var keep []string
+		for _, l := range strings.Split(string(data), "\x00") {
+			// The shell exports PWD itself.
+			if l != "" && !strings.HasPrefix(l, "PWD=") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	for kind, dir := range map[string]string{"prestart": bundle, "createRuntime": bundle, "createContainer": rootfs,
+		"startContainer": "/tmp", "poststart": caller, "poststop": caller} {
+		if got := strings.TrimSpace(read(kind, "cwd")); got != dir {
+			t.Errorf("%s hook ran in %q, want %q", kind, got, dir)
+		}
+		env := "\n" + read(kind, "env") + "\n"
+		fromCaller := strings.Contains(env, "\nBERTH_CALLER_MARK=1\n")
+		fromProcess := strings.Contains(env, "\nFROM_PROCESS=1\n")
+		inContainer := kind == "createContainer" || kind == "startContainer"
+		if fromCaller == inContainer || fromProcess != inContainer || strings.Contains(env, "_BERTH_") {
+			t.Errorf("%s hook's environment: %q; want %s", kind, env, map[bool]string{true: "process.env", false: "the caller's"}[inContainer])
+		}
+		if kind == "startContainer" && !strings.Contains(env, "\nHOME=/root\n") {
+			t.Errorf("startContainer hook's environment lacks the HOME runc adds: %q", env)
+		}
+	}
+	if got := read("exactEnv", "env"); got != "PATH=/usr/bin:/bin\nONLY=1" {
+		t.Errorf("a hook with env got %q", got)
+	}
+}
+
+// The startContainer hook runs under the container's seccomp filter, as with runc: a profile
+// that kills mkdir kills the hook's mkdir (runc's seccomp.bats, on a runc spec bundle).
+func TestStartContainerHookUnderSeccomp(t *testing.T) {
+	bundle := runcSpecBundle(t, "true")
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
+		cfg["linux"].(map[string]any)["seccomp"] = map[string]any{
+			"defaultAction": "SCMP_ACT_ALLOW", "architectures": []string{"SCMP_ARCH_X86", "SCMP_ARCH_X32"},
+			"syscalls": []any{map[string]any{"names": []string{"mkdir", "mkdirat"}, "action": "SCMP_ACT_KILL"}},
+		}
+		cfg["hooks"] = map[string]any{"startContainer": []any{map[string]any{
+			"path": "/bin/sh", "args": []string{"sh", "-c", "mkdir /tmp/from-hook"}}}}
+	})
+	e := newEnv(t)
+	r := e.berth("run", "--bundle", bundle, "hk-seccomp")
+	out := r.stdout + r.stderr
+	if r.code == 0 || !strings.Contains(out, "error running hook") || !strings.Contains(out, syscall.SIGSYS.String()) {
+		t.Errorf("exit %d, output %q: want the hook killed by SIGSYS (bad system call)", r.code, out)
+	}
+	e.assertGone("hk-seccomp")
 }

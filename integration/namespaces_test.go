@@ -400,3 +400,59 @@ func TestIdmappedMount(t *testing.T) {
 	}
 	e.assertGone("idm-2")
 }
+
+// Pod sysctls as Kubernetes sets them, in a config shaped as containerd's CRI writes it
+// (readonlyPaths lists /proc/sys): they are written before /proc/sys is made read-only, as
+// runc writes them, and /proc/sys is read-only for the container afterwards.
+func TestSysctlsWrittenBeforeProcSysReadonly(t *testing.T) {
+	bundle := runcSpecBundle(t, "sh", "-c", "cat /proc/sys/kernel/shm_rmid_forced /proc/sys/fs/mqueue/msg_max /proc/sys/net/ipv4/ip_unprivileged_port_start; echo 0 > /proc/sys/kernel/shm_rmid_forced || echo still read-only")
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
+		linux := cfg["linux"].(map[string]any)
+		linux["sysctl"] = map[string]string{"kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100", "net.ipv4.ip_unprivileged_port_start": "0"}
+		linux["maskedPaths"] = []string{"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+			"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"}
+		linux["readonlyPaths"] = []string{"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+	})
+	e := newEnv(t)
+	r := e.berth("run", "--bundle", bundle, "sysctl-cri")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "1\n100\n0\n") || !strings.Contains(r.stdout, "still read-only") {
+		t.Errorf("exit %d, out %q, err %q: want the sysctls set and /proc/sys read-only", r.code, r.stdout, r.stderr)
+	}
+}
+
+// kernel.hostname in a uts namespace is refused naming the hostname field it conflicts with
+// (runc), kernel.domainname too when the domainname field is set (crun); kernel.domainname
+// alone is written, in its /proc/sys path form too (runc accepts "kernel/domainname").
+func TestUTSSysctlsAsRunc(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		edit   func(cfg map[string]any)
+		want   string // in stderr when refused, in stdout otherwise
+		refuse bool
+	}{
+		{"kernel.hostname", func(cfg map[string]any) {
+			cfg["linux"].(map[string]any)["sysctl"] = map[string]string{"kernel.hostname": "other"}
+		}, `linux.sysctl[kernel.hostname]: not allowed as it conflicts with the OCI "hostname" field`, true},
+		{"kernel.domainname and domainname", func(cfg map[string]any) {
+			cfg["domainname"] = "field"
+			cfg["linux"].(map[string]any)["sysctl"] = map[string]string{"kernel.domainname": "other"}
+		}, `linux.sysctl[kernel.domainname]: not allowed as it conflicts with the OCI "domainname" field`, true},
+		{"kernel.domainname", func(cfg map[string]any) {
+			cfg["linux"].(map[string]any)["sysctl"] = map[string]string{"kernel.domainname": "dom.example"}
+		}, "runc dom.example\n", false},
+		{"kernel/domainname", func(cfg map[string]any) {
+			cfg["linux"].(map[string]any)["sysctl"] = map[string]string{"kernel/domainname": "dom.example"}
+		}, "runc dom.example\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bundle := runcSpecBundle(t, "sh", "-c", "echo $(hostname) $(cat /proc/sys/kernel/domainname)")
+			editRuncSpec(t, bundle, c.edit)
+			e := newEnv(t)
+			r := e.berth("run", "--bundle", bundle, "uts-sysctl")
+			if c.refuse && (r.code == 0 || !strings.Contains(r.stderr, c.want)) || !c.refuse && (r.code != 0 || r.stdout != c.want) {
+				t.Errorf("exit %d, out %q, err %q; want %q", r.code, r.stdout, r.stderr, c.want)
+			}
+			e.assertGone("uts-sysctl")
+		})
+	}
+}

@@ -129,7 +129,6 @@ func TestBadInput(t *testing.T) {
 		}, "process.user.uid"},
 		{"missing rootfs", func(e *env) { e.spec.Root.Path = "/nonexistent/rootfs"; e.writeSpec() }, "root.path: /nonexistent/rootfs"},
 		{"no such program", func(e *env) { e.spec.Process.Args = []string{"nosuchprog"}; e.writeSpec() }, "executable file not found in $PATH"},
-		{"unknown capability", func(e *env) { e.spec.Process.Capabilities.Bounding = []string{"CAP_NOPE"}; e.writeSpec() }, "process.capabilities.bounding[0]"},
 		{"unknown namespace", func(e *env) {
 			e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
 			e.writeSpec()
@@ -340,4 +339,139 @@ func TestSessionKeyring(t *testing.T) {
 	if f := strings.Fields(r.stdout); len(f) == 0 || f[0] != strconv.Itoa(mine) {
 		t.Errorf("--no-new-keyring: session keyring %q, want the caller's %d", r.stdout, mine)
 	}
+}
+
+// Capabilities this kernel or berth does not know (a config written for a newer kernel, a
+// misspelt or lower-case name) are left out with runc's warning, in config.json as with exec
+// --cap, and the container runs with the others: the same sets as under runc.
+func TestUnknownCapabilitiesIgnored(t *testing.T) {
+	const warning = `level=warning msg="ignoring unknown or unavailable capabilities: [CAP_FUTURE_99 CAP_NOPE cap_chown]"`
+	bundle := runcSpecBundle(t, "sh", "-c", "grep -E '^Cap(Bnd|Eff|Prm)' /proc/self/status")
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
+		caps := cfg["process"].(map[string]any)["capabilities"].(map[string]any)
+		for _, set := range []string{"bounding", "effective", "permitted"} {
+			caps[set] = append(caps[set].([]any), "CAP_NOPE", "CAP_FUTURE_99", "cap_chown")
+		}
+	})
+	runIt := func(bin string) (string, string) {
+		cmd := exec.Command(bin, "--root", t.TempDir(), "run", "--bundle", bundle, "caps-unknown")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", bin, err, stderr.String())
+		}
+		return string(out), stderr.String()
+	}
+	want, runcErr := runIt("runc")
+	if !strings.Contains(runcErr, warning) {
+		t.Fatalf("runc warns %q, not %q", runcErr, warning)
+	}
+	got, berthErr := runIt(berthBin)
+	if got != want || !strings.Contains(berthErr, warning) {
+		t.Errorf("berth: sets\n%s\nwarning %q\nrunc: sets\n%s", got, berthErr, want)
+	}
+
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("run", "--detach", "--bundle", e.bundle, "caps-exec")
+	r := e.berth("exec", "--cap", "CAP_NOPE", "--cap", "CAP_SYS_ADMIN", "caps-exec", "grep", "CapEff", "/proc/self/status")
+	if r.code != 0 || !strings.Contains(r.stderr, "ignoring unknown or unavailable capabilities: [CAP_NOPE]") || !strings.Contains(r.stdout, "CapEff") {
+		t.Errorf("exec --cap CAP_NOPE: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	e.mustBerth("delete", "--force", "caps-exec")
+}
+
+// A process.cwd missing from the rootfs is created there (0755), as runc creates it, before
+// root.readonly takes effect (runc spec bundles are read-only); symlinks in the image lead
+// it nowhere outside the rootfs. exec does not create one, as with runc.
+func TestMissingCwdCreatedInsideRootfs(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "rootfs")
+	if err := makeBusyboxRootfs(root); err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir() // what the symlinks below point at, seen from the host
+	os.Symlink(host, filepath.Join(root, "abs"))
+	os.Symlink("../../../../../../../.."+host, filepath.Join(root, "up"))
+	os.Symlink("/proc/self/root"+host, filepath.Join(root, "magic"))
+	// Dangling inside the rootfs (runc's MkdirAll fails on it too): refused.
+	for _, cwd := range []string{"/abs/sub", "/magic/sub"} {
+		bundle := runcSpecBundle(t, "true")
+		editRuncSpec(t, bundle, func(cfg map[string]any) {
+			cfg["root"].(map[string]any)["path"] = root
+			cfg["process"].(map[string]any)["cwd"] = cwd
+		})
+		e := newEnv(t)
+		if r := e.berth("run", "--bundle", bundle, "cwd-dangling"); r.code == 0 || !strings.Contains(r.stderr, "process.cwd") {
+			t.Errorf("cwd %s through a dangling symlink: exit %d, err %q", cwd, r.code, r.stderr)
+		}
+		e.assertGone("cwd-dangling")
+	}
+	// Now the symlinks' target exists in the rootfs: the cwd is made there.
+	os.MkdirAll(filepath.Join(root, host), 0o755)
+	for i, cwd := range []string{"/new/deep/dir", "/abs/sub", "/up/sub"} {
+		want := cwd // pwd inside shows where the symlinks led, within the container's root
+		if i > 0 {
+			want = host + "/sub"
+		}
+		bundle := runcSpecBundle(t, "sh", "-c", "pwd; stat -c %a .")
+		editRuncSpec(t, bundle, func(cfg map[string]any) {
+			cfg["root"].(map[string]any)["path"] = root
+			cfg["process"].(map[string]any)["cwd"] = cwd
+		})
+		e := newEnv(t)
+		r := e.berth("run", "--bundle", bundle, "cwd-"+strconv.Itoa(i))
+		if r.code != 0 || r.stdout != want+"\n755\n" {
+			t.Errorf("cwd %s: exit %d, out %q, err %q", cwd, r.code, r.stdout, r.stderr)
+		}
+	}
+	if ents, _ := os.ReadDir(host); len(ents) != 0 {
+		t.Errorf("a cwd was created outside the rootfs, in %s: %v", host, ents)
+	}
+	for _, p := range []string{"new/deep/dir", strings.TrimPrefix(host, "/") + "/sub"} {
+		if st, err := os.Stat(filepath.Join(root, p)); err != nil || !st.IsDir() {
+			t.Errorf("%s not created inside the rootfs: %v", p, err)
+		}
+	}
+
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "cwd-exec")
+	if r := e.berth("exec", "--cwd", "/no/such/dir", "cwd-exec", "true"); r.code == 0 || !strings.Contains(r.stderr, "process.cwd") {
+		t.Errorf("exec into a missing cwd: exit %d, err %q", r.code, r.stderr)
+	}
+	e.mustBerth("delete", "--force", "cwd-exec")
+}
+
+// A cwd only the container's user may enter (a volume whose group is the user's, in a user
+// namespace where root has no power over it) is entered as that user, as runc does, instead
+// of failing as root; one nobody may enter still fails. Run and exec alike.
+func TestCwdEnteredAsUserWhenRootCannot(t *testing.T) {
+	vol := t.TempDir()
+	os.Chmod(filepath.Dir(vol), 0o755)
+	// Owned by host uid 5 (not mapped: root inside has no override on it), group 100100
+	// (container gid 100), group-only access.
+	if err := os.Chown(vol, 5, 100100); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(vol, 0o070)
+	e := newEnv(t, "sh", "-c", "pwd; id -u")
+	withUserNS(e.spec)
+	e.spec.Process.User = specs.User{UID: 1000, GID: 100}
+	e.spec.Process.Cwd = "/tmp"
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/tmp", Type: "bind", Source: vol, Options: []string{"rbind", "rw"}})
+	if r := e.run("cwd-user"); r.code != 0 || r.stdout != "/tmp\n1000\n" {
+		t.Errorf("run: exit %d, out %q, err %q; want the process in /tmp as 1000", r.code, r.stdout, r.stderr)
+	}
+
+	e.spec.Process.Args = []string{"sleep", "100"}
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "cwd-user-exec")
+	if r := e.berth("exec", "--user", "1000:100", "--cwd", "/tmp", "cwd-user-exec", "pwd"); r.code != 0 || r.stdout != "/tmp\n" {
+		t.Errorf("exec: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	if r := e.berth("exec", "--user", "1001:1001", "--cwd", "/tmp", "cwd-user-exec", "pwd"); r.code == 0 || !strings.Contains(r.stderr, "process.cwd") {
+		t.Errorf("exec as a user without access: exit %d, out %q, err %q; want a process.cwd error", r.code, r.stdout, r.stderr)
+	}
+	e.mustBerth("delete", "--force", "cwd-user-exec")
 }

@@ -170,3 +170,49 @@ func TestForegroundTerminal(t *testing.T) {
 	}
 	e2.mustBerth("delete", "--force", "tty-exec")
 }
+
+// The pty belongs to the process's user, its group stays the tty group devpts gives it (runc's
+// rule, tty.bats "[tty owner] ({u,g}id != 0)"), for run and exec --tty, on a runc spec bundle
+// (devpts gid=5). Without a terminal, a foreground run changes the owner of the pipes it is
+// given but never of the caller's files.
+func TestStdioOwnedByProcessUser(t *testing.T) {
+	bundle := runcSpecBundle(t, "sh", "-c", "stat -c %u:%g $(tty)")
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
+		proc := cfg["process"].(map[string]any)
+		proc["terminal"] = true
+		proc["user"] = map[string]any{"uid": 1000, "gid": 100}
+	})
+	e := newEnv(t)
+	if r := e.berth("run", "--bundle", bundle, "tty-owner"); r.code != 0 || !strings.Contains(r.stdout, "1000:5") {
+		t.Errorf("run: exit %d, out %q, err %q; want the pty owned by 1000:5", r.code, r.stdout, r.stderr)
+	}
+
+	bundle2 := runcSpecBundle(t, "sleep", "100")
+	e.mustBerth("run", "-d", "--bundle", bundle2, "tty-owner-exec")
+	r := e.berth("exec", "--tty", "--user", "1000:100", "tty-owner-exec", "sh", "-c", "stat -c %u:%g $(tty)")
+	if r.code != 0 || !strings.Contains(r.stdout, "1000:5") {
+		t.Errorf("exec --tty: exit %d, out %q, err %q; want the pty owned by 1000:5", r.code, r.stdout, r.stderr)
+	}
+	e.mustBerth("delete", "--force", "tty-owner-exec")
+
+	bundle3 := runcSpecBundle(t, "sh", "-c", "stat -L -c %u /proc/self/fd/0 /proc/self/fd/1")
+	editRuncSpec(t, bundle3, func(cfg map[string]any) {
+		cfg["process"].(map[string]any)["user"] = map[string]any{"uid": 1000, "gid": 100}
+	})
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(berthBin, "--root", e.root, "run", "--bundle", bundle3, "stdio-owner")
+	cmd.Stdin = strings.NewReader("") // a pipe
+	cmd.Stdout = out
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(out.Name())
+	st, _ := out.Stat()
+	if string(data) != "1000\n0\n" || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("stdin pipe and stdout file owned by %q inside, file by %d outside: want the pipe given to 1000, the caller's file left to 0", data, st.Sys().(*syscall.Stat_t).Uid)
+	}
+}

@@ -3,10 +3,12 @@ package libcontainer
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
@@ -27,23 +29,49 @@ var capByName = map[string]uint{
 	"CAP_CHECKPOINT_RESTORE": 40,
 }
 
-func validateCapabilities(c *specs.LinuxCapabilities) error {
-	for set, list := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective,
-		"inheritable": c.Inheritable, "permitted": c.Permitted, "ambient": c.Ambient} {
-		for i, n := range list {
-			if _, ok := capByName[strings.ToUpper(n)]; !ok {
-				return fmt.Errorf("process.capabilities.%s[%d]: unknown capability %q", set, i, n)
+// dropUnknownCapabilities takes out of every set of c the names that berth does not know or
+// the running kernel does not have, and warns about them once, as runc does ("ignoring
+// unknown or unavailable capabilities: [...]"): a config written for a newer kernel still
+// runs, without what this one cannot give. Names are matched exactly (runc's rule:
+// "cap_chown" is unknown).
+func dropUnknownCapabilities(c *specs.LinuxCapabilities) {
+	if c == nil {
+		return
+	}
+	last := lastCap()
+	unknown := map[string]bool{}
+	for _, set := range []*[]string{&c.Bounding, &c.Effective, &c.Inheritable, &c.Permitted, &c.Ambient} {
+		var keep []string
+		for _, n := range *set {
+			if cp, ok := capByName[n]; ok && cp <= last {
+				keep = append(keep, n)
+			} else {
+				unknown[n] = true
 			}
 		}
+		if len(keep) < len(*set) {
+			*set = keep
+		}
 	}
-	return nil
+	if len(unknown) == 0 {
+		return
+	}
+	names := make([]string, 0, len(unknown))
+	for n := range unknown {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	logrus.Warnf("ignoring unknown or unavailable capabilities: [%s]", strings.Join(names, " "))
 }
 
-// capMask turns a list of names into the kernel's 64-bit mask (validated earlier).
+// capMask turns a list of names into the kernel's 64-bit mask (dropUnknownCapabilities has
+// taken the unknown ones out).
 func capMask(names []string) uint64 {
 	var m uint64
 	for _, n := range names {
-		m |= 1 << capByName[strings.ToUpper(n)]
+		if cp, ok := capByName[n]; ok {
+			m |= 1 << cp
+		}
 	}
 	return m
 }
@@ -102,7 +130,10 @@ func setCapabilities(c *specs.LinuxCapabilities) error {
 	// `runc spec` (1.1.x) lists ambient capabilities without inheritable ones, and runc raises
 	// what it can and leaves the rest: so does berth, so that such bundles run.
 	for _, n := range c.Ambient {
-		cp := capByName[strings.ToUpper(n)]
+		cp, ok := capByName[n]
+		if !ok {
+			continue
+		}
 		if perm&inh&(1<<cp) == 0 {
 			explain.Stepf("libcontainer.setCapabilities", "ambient %s left out: not both permitted and inheritable", n)
 			continue

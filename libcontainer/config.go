@@ -94,11 +94,6 @@ func ValidateProcess(p *specs.Process) error {
 			return fmt.Errorf("process.env[%d]: %q: must be NAME=VALUE", i, e)
 		}
 	}
-	if p.Capabilities != nil {
-		if err := validateCapabilities(p.Capabilities); err != nil {
-			return err
-		}
-	}
 	for i, r := range p.Rlimits {
 		if _, ok := rlimitByName[r.Type]; !ok {
 			return fmt.Errorf("process.rlimits[%d].type: unknown resource %q", i, r.Type)

@@ -61,6 +61,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err := checkTerminal(o.Detach, spec.Process.Terminal, o.ConsoleSocket); err != nil {
 		return nil, err
 	}
+	dropUnknownCapabilities(spec.Process.Capabilities)
 	if err := os.MkdirAll(o.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
 	}
@@ -114,8 +115,10 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	}
 	defer console.Close()
 	defer pipe.f.Close()
-	ready, err := relayUntilMsg(pipe, "ready")
-	if err != nil {
+	pipe.onSeccomp = func(fd int) error {
+		return sendSeccompListener(spec, c.specState(Creating, pid), fd)
+	}
+	if _, err := relayUntilMsg(pipe, "ready"); err != nil {
 		return nil, err
 	}
 	if err := cg.Set(resources); err != nil {
@@ -123,11 +126,6 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	}
 	c.State.Pid = pid
 	c.State.PidStart, _ = processStartTime(pid)
-	if ready.SeccompFd > 0 {
-		if err := sendSeccompListener(spec, c.specState(Creating, pid), ready.SeccompFd); err != nil {
-			return nil, err
-		}
-	}
 	c.State.Creating = false
 	c.State.CreatorPid = 0
 	if err := c.State.save(dir); err != nil {
@@ -143,7 +141,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 		return nil, err
 	}
 	if !o.Detach && spec.Hooks != nil {
-		warnHooks("poststart", spec.Hooks.Poststart, c.specState(Running, pid))
+		warnHooks("poststart", spec.Hooks.Poststart, c.specState(Running, pid), hookPlace{dir: o.Bundle})
 	}
 	return &Launched{Container: c, Pid: pid, relay: relay}, nil
 }
@@ -217,10 +215,10 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	hookState := c.specState(Creating, pid)
 	if h := spec.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime) > 0 {
 		pipe.onHooks = func() error {
-			if err := runHooks("prestart", h.Prestart, hookState); err != nil {
+			if err := runHooks("prestart", h.Prestart, hookState, hookPlace{dir: o.Bundle}); err != nil {
 				return err
 			}
-			return runHooks("createRuntime", h.CreateRuntime, hookState)
+			return runHooks("createRuntime", h.CreateRuntime, hookState, hookPlace{dir: o.Bundle})
 		}
 	}
 	err = pipe.send(initConfig{
@@ -457,6 +455,16 @@ func relayUntilMsg(pipe *initPipe, want string) (syncMsg, error) {
 				return m, err
 			}
 			if err := pipe.send(syncMsg{Type: "resume"}); err != nil {
+				return m, err
+			}
+		case "seccomp":
+			if pipe.onSeccomp == nil {
+				return m, errors.New("init sent a seccomp listener berth does not expect")
+			}
+			if err := pipe.onSeccomp(m.SeccompFd); err != nil {
+				return m, err
+			}
+			if err := pipe.send(syncMsg{Type: "seccompDone"}); err != nil {
 				return m, err
 			}
 		case "step":

@@ -39,6 +39,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	if err := checkTerminal(o.Detach, o.Process.Terminal, o.ConsoleSocket); err != nil {
 		return nil, err
 	}
+	dropUnknownCapabilities(o.Process.Capabilities)
 	cg, err := c.cgroup()
 	if err != nil {
 		return nil, err
@@ -71,16 +72,12 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		killIfStarted(pid)
 		return nil, fmt.Errorf("sending config to the exec process: %w", err)
 	}
-	ready, err := relayUntilMsg(pipe, "ready")
-	if err != nil {
+	pipe.onSeccomp = func(fd int) error {
+		return sendSeccompListener(c.State.Config, c.specState(c.status(), pid), fd)
+	}
+	if _, err := relayUntilMsg(pipe, "ready"); err != nil {
 		killIfStarted(pid)
 		return nil, err
-	}
-	if ready.SeccompFd > 0 {
-		if err := sendSeccompListener(c.State.Config, c.specState(c.status(), pid), ready.SeccompFd); err != nil {
-			killIfStarted(pid)
-			return nil, err
-		}
 	}
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {

@@ -28,6 +28,20 @@ import (
 //
 // Each gets the container's state on stdin; a failure of the first four fails the step and
 // the container is destroyed.
+//
+// Working directory and environment follow runc 1.1.5 (runtime.md leaves both open): a hook
+// with no env gets the environment of the process that runs it, which for the runtime's
+// hooks is berth's own (the caller's) and, in the init, process.env as runc's init has it
+// (startContainer also gets the HOME the init added). The working directory is the bundle for
+// prestart and createRuntime (and poststart of a foreground run), the rootfs as the host sees
+// it for createContainer, process.cwd for startContainer, and the caller's for the poststart
+// of `start` and the poststop of `delete`.
+
+// hookPlace is where one kind of hook runs.
+type hookPlace struct {
+	dir string   // working directory; "" keeps the caller's
+	env []string // the environment of a hook without env; nil is berth's own
+}
 
 // validateHooks checks every hook's path and timeout before anything is made.
 func validateHooks(h *specs.Hooks) error {
@@ -55,7 +69,7 @@ func hookLists(h *specs.Hooks) map[string][]specs.Hook {
 }
 
 // runHooks runs one kind of hook in order and stops at the first failure.
-func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
+func runHooks(kind string, hooks []specs.Hook, st specs.State, at hookPlace) error {
 	if len(hooks) == 0 {
 		return nil
 	}
@@ -65,7 +79,7 @@ func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
 	}
 	for i, h := range hooks {
 		explain.Stepf("libcontainer.runHooks", "%s hook %d: %s %q (state %s on stdin)", kind, i, h.Path, h.Args, st.Status)
-		if err := runHook(h, state); err != nil {
+		if err := runHook(h, state, at); err != nil {
 			return fmt.Errorf("hooks.%s[%d] (%s): %w", kind, i, h.Path, err)
 		}
 	}
@@ -74,15 +88,15 @@ func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
 
 // warnHooks runs hooks whose failure must not stop the lifecycle (poststart, poststop): a
 // failing one is logged as a warning and the remaining ones still run (runtime.md).
-func warnHooks(kind string, hooks []specs.Hook, st specs.State) {
+func warnHooks(kind string, hooks []specs.Hook, st specs.State, at hookPlace) {
 	for i := range hooks {
-		if err := runHooks(kind, hooks[i:i+1], st); err != nil {
+		if err := runHooks(kind, hooks[i:i+1], st, at); err != nil {
 			logrus.Warn(strings.Replace(err.Error(), kind+"[0]", fmt.Sprintf("%s[%d]", kind, i), 1))
 		}
 	}
 }
 
-func runHook(h specs.Hook, state []byte) error {
+func runHook(h specs.Hook, state []byte, at hookPlace) error {
 	ctx := context.Background()
 	if h.Timeout != nil {
 		var cancel context.CancelFunc
@@ -93,9 +107,10 @@ func runHook(h specs.Hook, state []byte) error {
 	if len(h.Args) > 0 {
 		cmd.Args = h.Args
 	}
+	cmd.Dir = at.dir
 	cmd.Env = h.Env
 	if cmd.Env == nil {
-		cmd.Env = []string{} // the hook's env is exactly hooks[].env, never berth's
+		cmd.Env = at.env // nil again for berth's own hooks: exec.Cmd passes os.Environ()
 	}
 	cmd.Stdin = bytes.NewReader(state)
 	var out bytes.Buffer
@@ -109,10 +124,11 @@ func runHook(h specs.Hook, state []byte) error {
 		if len(msg) > 512 {
 			msg = msg[len(msg)-512:]
 		}
+		// runc's words lead, which callers (and runc's tests) look for.
 		if msg != "" {
-			return fmt.Errorf("%w: %s", err, msg)
+			return fmt.Errorf("error running hook: %w: %s", err, msg)
 		}
-		return err
+		return fmt.Errorf("error running hook: %w", err)
 	}
 	return nil
 }

@@ -6,12 +6,12 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/rootfs"
 )
 
@@ -67,7 +67,7 @@ func runInit(pipe *initPipe) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return err
 	}
-	sc, err := newSeccompStage(cfg.Spec)
+	sc, err := newSeccompStage(cfg.Spec, pipe)
 	if err != nil {
 		return err
 	}
@@ -98,9 +98,16 @@ func runInit(pipe *initPipe) error {
 			return err
 		}
 	}
-	if h := spec.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer) > 0 {
-		cfg.Rootfs.BeforePivot = func() error { return createHooks(pipe, &cfg) }
+	cfg.Rootfs.BeforePivot = func() error {
+		if h := spec.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer) > 0 {
+			if err := createHooks(pipe, &cfg); err != nil {
+				return err
+			}
+		}
+		// Every mount is made (and the hooks have run): a cwd on a volume lands there.
+		return makeCwd(cfg.Rootfs.Rootfs, proc.Cwd)
 	}
+	cfg.Rootfs.AfterPivot = func() error { return setSysctls(spec.Linux.Sysctl) }
 	if err := rootfs.Setup(&cfg.Rootfs); err != nil {
 		return err
 	}
@@ -116,9 +123,6 @@ func runInit(pipe *initPipe) error {
 	if err := setHostnames(spec.Hostname, spec.Domainname); err != nil {
 		return err
 	}
-	if err := setSysctls(spec.Linux.Sysctl); err != nil {
-		return err
-	}
 	if !cfg.NoNewKeyring {
 		// A session keyring of its own keeps the host's keys out of the container's reach.
 		explain.Stepf("libcontainer.runInit", "keyctl(KEYCTL_JOIN_SESSION_KEYRING, \"_ses.berth\")")
@@ -131,7 +135,7 @@ func runInit(pipe *initPipe) error {
 	if err != nil {
 		return err
 	}
-	if err := enterCwd(proc.Cwd); err != nil {
+	if cfg.cwdAsUser, err = enterCwd(proc.Cwd, true); err != nil {
 		return err
 	}
 	if err := applyContainerAttrs(spec.Linux); err != nil {
@@ -145,22 +149,24 @@ func runInit(pipe *initPipe) error {
 	}
 	// The pipe stays open, close-on-exec (markCloexecFrom): its end of file tells berth that
 	// the exec has happened, and an error before it still reaches berth.
-	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
-		pipe.f.Close() // berth create must not wait for `start`
-		// The hooks need Go after `start`: wait here rather than in the C stage, and let
-		// `start` return (and run poststart) only once they are done.
-		if err := waitForStartInGo(fdDir, cfg.FifoFd, func() error {
-			return runHooks("startContainer", h.StartContainer, hookState(&cfg, Running))
-		}); err != nil {
-			return err
-		}
-		cfg.FifoFd = -1
-	}
 	if err := markCloexecFrom(3 + cfg.PreserveFds); err != nil {
 		return err
 	}
 	if err := sc.last(); err != nil {
 		return err
+	}
+	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
+		pipe.f.Close() // berth create must not wait for `start`
+		// The hooks need Go after `start`: wait here rather than in the C stage, and let
+		// `start` return (and run poststart) only once they are done. They run under the
+		// container's seccomp filter, in process.cwd, with process.env (runc's order).
+		at := hookPlace{env: append([]string{}, proc.Env...)}
+		if err := waitForStartInGo(fdDir, cfg.FifoFd, func() error {
+			return runHooks("startContainer", h.StartContainer, hookState(&cfg, Created), at)
+		}); err != nil {
+			return err
+		}
+		cfg.FifoFd = -1
 	}
 	if cfg.FifoFd >= 0 {
 		return waitForStart(exe, fdDir, cfg.FifoFd, cfg.PreserveFds, path, proc.Args, proc.Env)
@@ -199,7 +205,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	if err != nil {
 		return err
 	}
-	if err := enterCwd(proc.Cwd); err != nil {
+	if cfg.cwdAsUser, err = enterCwd(proc.Cwd, true); err != nil {
 		return err
 	}
 	if err := dropAndHandOver(pipe, cfg, sc, path); err != nil {
@@ -217,7 +223,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 // createHooks is the init's half of the hooks before pivot_root: berth create runs prestart
 // and createRuntime in the runtime's namespaces while the init waits, then the init runs
 // createContainer here, in the container's namespaces (its mounts are made; the paths are
-// still resolved from the host's root, as with runc).
+// still resolved from the host's root, and the working directory is the rootfs, as with runc).
 func createHooks(pipe *initPipe, cfg *initConfig) error {
 	h := cfg.Spec.Hooks
 	if len(h.Prestart)+len(h.CreateRuntime) > 0 {
@@ -229,7 +235,10 @@ func createHooks(pipe *initPipe, cfg *initConfig) error {
 			return errHooks
 		}
 	}
-	return runHooks("createContainer", h.CreateContainer, hookState(cfg, Creating))
+	// runc runs them from the rootfs (the host's path to it) with process.env: a hook may
+	// name files of the container relative to its working directory.
+	at := hookPlace{dir: cfg.Rootfs.Rootfs, env: append([]string{}, cfg.Spec.Process.Env...)}
+	return runHooks("createContainer", h.CreateContainer, hookState(cfg, Creating), at)
 }
 
 func hookState(cfg *initConfig, status string) specs.State {
@@ -285,7 +294,7 @@ func dropAndHandOver(pipe *initPipe, cfg *initConfig, sc *seccompStage, path str
 		return err
 	}
 	explain.Stepf("libcontainer.execUser", "close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, path, proc.Args)
-	if err := pipe.send(syncMsg{Type: "ready", SeccompFd: sc.notifyFd}); err != nil {
+	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
 		return err
 	}
 	var m syncMsg
@@ -342,8 +351,16 @@ func finalizeProcess(cfg *initConfig) error {
 			return err
 		}
 	}
+	if err := giveStdioTo(int(proc.User.UID), cfg.ConsoleFd < 0 && !cfg.Detached); err != nil {
+		return err
+	}
 	if err := setUser(proc.User, cfg.Setgroups); err != nil {
 		return err
+	}
+	if cfg.cwdAsUser {
+		if _, err := enterCwd(proc.Cwd, false); err != nil {
+			return err
+		}
 	}
 	if proc.User.Umask != nil {
 		unix.Umask(int(*proc.User.Umask))
@@ -419,7 +436,7 @@ func setSysctls(sysctl map[string]string) error {
 	}
 	defer unix.Close(dir)
 	for k, v := range sysctl {
-		rel := strings.ReplaceAll(k, ".", "/")
+		rel := namespaces.SysctlPath(k)
 		explain.Stepf("libcontainer.setSysctls", "echo %s > /proc/sys/%s", v, rel)
 		fd, err := unix.Openat2(dir, rel, &unix.OpenHow{Flags: unix.O_WRONLY | unix.O_CLOEXEC | unix.O_TRUNC,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_XDEV})

@@ -61,7 +61,7 @@ func (c *Container) Start() error {
 		return err
 	}
 	if h := c.State.Config.Hooks; h != nil {
-		warnHooks("poststart", h.Poststart, c.specState(Running, c.State.Pid))
+		warnHooks("poststart", h.Poststart, c.specState(Running, c.State.Pid), hookPlace{})
 	}
 	return nil
 }
@@ -168,7 +168,7 @@ func (c *Container) destroy() error {
 		}
 	}
 	if cfg := c.State.Config; cfg != nil && cfg.Hooks != nil && len(errs) == 0 {
-		warnHooks("poststop", cfg.Hooks.Poststop, c.specState(Stopped, 0))
+		warnHooks("poststop", cfg.Hooks.Poststop, c.specState(Stopped, 0), hookPlace{})
 	}
 	if len(errs) == 0 {
 		explain.Stepf("libcontainer.destroy", "rm -r %s", c.dir)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -72,8 +73,10 @@ func validateLinux(spec *specs.Spec) error {
 		}
 	}
 	for k := range spec.Linux.Sysctl {
-		if strings.Contains(k, "/") || strings.Contains(k, "..") || k == "" {
-			return fmt.Errorf("linux.sysctl: %q is not a sysctl name", k)
+		for _, part := range strings.Split(namespaces.SysctlPath(k), "/") {
+			if part == "" || part == "." || part == ".." {
+				return fmt.Errorf("linux.sysctl: %q is not a sysctl name", k)
+			}
 		}
 	}
 	return nil
@@ -187,17 +190,86 @@ func checkExecutable(p string) error {
 	return nil
 }
 
+// makeCwd creates process.cwd in the container's root when it is missing, as runc does for
+// the init (not for exec), mode 0755 and root-owned. The path is resolved inside rootfs
+// (openat2 RESOLVE_IN_ROOT, no magic links), so no symlink or /proc/PID/root in the image can
+// make it land outside.
+func makeCwd(rootfs, cwd string) error {
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("root.path: %w", err)
+	}
+	defer root.Close()
+	h, err := pathrs.OpenatInRoot(root, cwd)
+	if err == nil {
+		h.Close()
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil // enterCwd says what is wrong with it
+	}
+	explain.Stepf("libcontainer.makeCwd", "mkdir -p %s (process.cwd, inside the rootfs)", cwd)
+	d, err := pathrs.MkdirAllHandle(root, cwd, 0o755)
+	if err != nil {
+		return fmt.Errorf("process.cwd: creating %s: %w", cwd, err)
+	}
+	return d.Close()
+}
+
 // enterCwd changes to process.cwd and checks that the result is inside the container: a cwd
 // inherited through a leaked directory fd would sit outside the root, and getcwd then reports
-// it as unreachable (CVE-2024-21626).
-func enterCwd(cwd string) error {
+// it as unreachable (CVE-2024-21626). With mayDefer, a permission error is not one yet: the
+// directory may be the user's own (a volume chowned to it, out of reach of the user-namespaced
+// root), so finalizeProcess tries again as the user (runc's order); deferred says so.
+func enterCwd(cwd string, mayDefer bool) (deferred bool, err error) {
 	explain.Stepf("libcontainer.enterCwd", "chdir %s", cwd)
 	if err := unix.Chdir(cwd); err != nil {
-		return fmt.Errorf("process.cwd: chdir %s: %w", cwd, err)
+		if mayDefer && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+			return true, nil
+		}
+		return false, fmt.Errorf("process.cwd: chdir %s: %w", cwd, err)
 	}
 	got, err := unix.Getwd()
 	if err != nil || !strings.HasPrefix(got, "/") {
-		return fmt.Errorf("process.cwd: %s lies outside the container's root: possible container breakout detected", cwd)
+		return false, fmt.Errorf("process.cwd: %s lies outside the container's root: possible container breakout detected", cwd)
+	}
+	return false, nil
+}
+
+// giveStdioTo makes uid the owner of the process's stdio before it becomes that user, as runc
+// does: a terminal made by the runtime (or the pipes a caller such as containerd's shim
+// passes) belongs to root, and the user could then not reopen it (/dev/stdout,
+// /proc/self/fd/N) or set it up. Only the owner changes: the group stays, for a pty the tty
+// group devpts gives it (gid=5 in runc's spec). /dev/null is left alone, and so is a
+// descriptor the process may not chown (EPERM, EINVAL: not mapped in its user namespace;
+// EROFS).
+//
+// inherited says the stdio is the caller's own, given to a foreground run or exec without a
+// terminal: runc puts pipes of its own there, so only anonymous pipes and sockets (which
+// stand in for them) change owner, never the caller's files, fifos or terminal.
+func giveStdioTo(uid int, inherited bool) error {
+	null := unix.Mkdev(1, 3)
+	for fd := 0; fd < 3; fd++ {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return fmt.Errorf("stdio: fstat %d: %w", fd, err)
+		}
+		if int(st.Uid) == uid || st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == null {
+			continue
+		}
+		if inherited {
+			var fs unix.Statfs_t
+			if unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.PIPEFS_MAGIC && fs.Type != unix.SOCKFS_MAGIC {
+				continue
+			}
+		}
+		explain.Stepf("libcontainer.giveStdioTo", "fchown %d to uid %d (group kept)", fd, uid)
+		if err := unix.Fchown(fd, uid, -1); err != nil {
+			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EROFS) {
+				continue
+			}
+			return fmt.Errorf("stdio: fchown %d to uid %d: %w", fd, uid, err)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package libcontainer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -15,20 +16,24 @@ import (
 //
 //   - without no_new_privs the kernel wants CAP_SYS_ADMIN, so before capabilities drop
 //     (beforeCaps), and every later step of berth runs under the filter;
-//   - with a NOTIFY action, before "ready", so that berth create can hand the listener to
-//     the agent before the process goes on (beforeReady);
-//   - otherwise just before the exec (last).
+//   - otherwise just before the exec (last), or, with a NOTIFY action, before "ready"
+//     (beforeReady), so that the program's first notified syscall finds the agent ready.
 //
-// The filter is compiled first, so what runs under it is only the install itself.
+// The filter is compiled first, so what runs under it is only the install itself. A NOTIFY
+// listener goes to berth at once ("seccomp" on the pipe): berth hands it to the agent, says
+// "seccompDone", and only then does the init go on. Until then the init makes no syscall but
+// the write of that message (so write alone may not be notified, see seccomp.Validate):
+// anything else the profile notifies (openat, read, close, execve...) would wait for an agent
+// that has no listener yet, and berth would hang.
 type seccompStage struct {
-	f        *seccomp.Filter
-	nnp      bool
-	done     bool
-	notifyFd int
+	f    *seccomp.Filter
+	nnp  bool
+	done bool
+	pipe *initPipe
 }
 
-func newSeccompStage(spec *specs.Spec) (*seccompStage, error) {
-	s := &seccompStage{notifyFd: -1, nnp: spec.Process.NoNewPrivileges}
+func newSeccompStage(spec *specs.Spec, pipe *initPipe) (*seccompStage, error) {
+	s := &seccompStage{nnp: spec.Process.NoNewPrivileges, pipe: pipe}
 	if spec.Linux == nil || spec.Linux.Seccomp == nil {
 		return s, nil
 	}
@@ -65,8 +70,20 @@ func (s *seccompStage) install(why string) error {
 	if err != nil {
 		return err
 	}
-	s.done, s.notifyFd = true, fd
-	return nil
+	s.done = true
+	if fd < 0 {
+		return nil
+	}
+	// Nothing between the install and this write: see the type's comment.
+	if err := s.pipe.send(syncMsg{Type: "seccomp", SeccompFd: fd}); err != nil {
+		return err
+	}
+	var m syncMsg
+	if err := s.pipe.recv(&m); err != nil || m.Type != "seccompDone" {
+		return errors.New("linux.seccomp: berth did not hand the listener to the seccomp agent")
+	}
+	// The agent holds its own copy now.
+	return unix.Close(fd)
 }
 
 // sendSeccompListener takes the init's listener fd with pidfd_getfd (berth is root over its

@@ -32,18 +32,22 @@ type initConfig struct {
 	// ExecRoot: for an exec into a container without a mount namespace, the root to chroot
 	// into (/proc/INIT/root).
 	ExecRoot string `json:"execRoot,omitempty"`
+
+	// cwdAsUser: process.cwd was out of reach as root; the init enters it as the user.
+	cwdAsUser bool
 }
 
 // Messages on the init pipe. The init's constructor, when it forks the real init, → parent:
 // "pid" (the real init's pid; see namespaces.Plan.Forks). Init → parent: "step" (an explain step), "error" (init failed;
-// it exits next), "ready" (everything is built, waiting for "go"), "handedOver" (init no longer
-// dies with the parent). Parent → init: "go".
+// it exits next), "hooks" (run prestart and createRuntime, then say "resume"), "seccomp" (take
+// the NOTIFY listener to the agent, then say "seccompDone"), "ready" (everything is built,
+// waiting for "go"), "handedOver" (init no longer dies with the parent). Parent → init: "go".
 type syncMsg struct {
 	Type string `json:"type"`
 	Step string `json:"step,omitempty"`
 	Msg  string `json:"msg,omitempty"`
 	Pid  int    `json:"pid,omitempty"`
-	// SeccompFd, on "ready": the init's seccomp listener descriptor number, or -1/0.
+	// SeccompFd, on "seccomp": the init's seccomp listener descriptor number.
 	SeccompFd int `json:"seccompFd,omitempty"`
 }
 
@@ -51,10 +55,12 @@ type syncMsg struct {
 type initPipe struct {
 	// onHooks runs berth's hooks when the init asks (parent side; see hooks.go).
 	onHooks func() error
-	f       *os.File
-	mu      sync.Mutex
-	enc     *json.Encoder
-	dec     *json.Decoder
+	// onSeccomp hands the init's NOTIFY listener (its descriptor number there) to the agent.
+	onSeccomp func(fd int) error
+	f         *os.File
+	mu        sync.Mutex
+	enc       *json.Encoder
+	dec       *json.Decoder
 }
 
 func newInitPipe(f *os.File) *initPipe {

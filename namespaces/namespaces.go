@@ -5,7 +5,6 @@ package namespaces
 
 import (
 	"fmt"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -157,33 +156,6 @@ func New(spec *specs.Spec) (Plan, error) {
 		return p, err
 	}
 	return p, nil
-}
-
-// checkSysctls refuses sysctls that would change the host: each namespaced group of keys is
-// only safe inside the container's own namespace of that kind, and the rest are not
-// namespaced at all (runc's rules).
-func checkSysctls(spec *specs.Spec, p Plan) error {
-	for key := range spec.Linux.Sysctl {
-		switch {
-		case key == "kernel.msgmax" || key == "kernel.msgmnb" || key == "kernel.msgmni" || key == "kernel.sem" ||
-			key == "kernel.shmall" || key == "kernel.shmmax" || key == "kernel.shmmni" || key == "kernel.shm_rmid_forced" ||
-			strings.HasPrefix(key, "fs.mqueue."):
-			if !p.Has(specs.IPCNamespace) {
-				return fmt.Errorf("linux.sysctl[%s]: needs an ipc namespace in linux.namespaces", key)
-			}
-		case strings.HasPrefix(key, "net."):
-			if !p.Has(specs.NetworkNamespace) {
-				return fmt.Errorf("linux.sysctl[%s]: needs a network namespace in linux.namespaces", key)
-			}
-		case key == "kernel.hostname" || key == "kernel.domainname":
-			if !p.Has(specs.UTSNamespace) {
-				return fmt.Errorf("linux.sysctl[%s]: needs a uts namespace in linux.namespaces", key)
-			}
-		default:
-			return fmt.Errorf("linux.sysctl[%s]: not namespaced, it would change the host", key)
-		}
-	}
-	return nil
 }
 
 // ForExec plans how a process joins every namespace of a running container whose init is

@@ -38,6 +38,9 @@ type Config struct {
 	// BeforePivot runs once every mount is made and before pivot_root: where runtime.md
 	// puts the createRuntime and createContainer hooks.
 	BeforePivot func() error `json:"-"`
+	// AfterPivot runs in the new root before masked and read-only paths apply: linux.sysctl
+	// is written there, before readonlyPaths (/proc/sys in CRI's configs) closes it, as runc.
+	AfterPivot func() error `json:"-"`
 	// CgroupNS says the container has its own cgroup namespace, so a "cgroup" mount can be a
 	// real cgroup filesystem that shows only the container's group.
 	CgroupNS bool
@@ -93,6 +96,11 @@ func Setup(c *Config) error {
 	}
 	if err != nil {
 		return err
+	}
+	if c.AfterPivot != nil {
+		if err := c.AfterPivot(); err != nil {
+			return err
+		}
 	}
 	if err := maskPaths(c.MaskedPaths); err != nil {
 		return err

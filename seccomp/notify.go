@@ -36,7 +36,7 @@ func SendListener(listenerPath string, fd int, stateJSON []byte, metadata string
 	}
 	defer unix.Close(sock)
 	if err := unix.Connect(sock, &unix.SockaddrUnix{Name: listenerPath}); err != nil {
-		return fmt.Errorf("linux.seccomp.listenerPath: connecting to %s: %w", listenerPath, err)
+		return fmt.Errorf("linux.seccomp.listenerPath: failed to connect with seccomp agent at %s: %w", listenerPath, err)
 	}
 	// One sendmsg: on a stream socket the rights travel with the first byte of msg.
 	n, err := unix.SendmsgN(sock, msg, unix.UnixRights(fd), nil, 0)

@@ -279,6 +279,13 @@ func compile(cfg *specs.LinuxSeccomp, emit bool) (*Filter, error) {
 			if cfg.ListenerPath == "" {
 				return nil, fmt.Errorf("%s.action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, where the runtime sends the listener fd", f)
 			}
+			// The runtime writes the listener's number to its parent once the filter is
+			// in: a notified write would wait for an agent that never gets the listener.
+			for j, n := range sc.Names {
+				if n == "write" {
+					return nil, fmt.Errorf("%s.names[%d]: SCMP_ACT_NOTIFY cannot be used for the write syscall", f, j)
+				}
+			}
 		}
 		// An entry with the default action is a no-op that runc skips too (libseccomp refuses
 		// it); its names still count for the -ENOSYS stub.

@@ -138,14 +138,13 @@ func execProcess(c *cli.Context, cfg *specs.Spec) (*specs.Process, error) {
 		if p.Capabilities == nil {
 			p.Capabilities = &specs.LinuxCapabilities{}
 		}
+		// As runc: names as given (an unknown one is left out with a warning by
+		// libcontainer), into the bounding, effective, permitted and ambient sets.
 		for _, cp := range caps {
-			cp = strings.ToUpper(cp)
-			if !strings.HasPrefix(cp, "CAP_") {
-				cp = "CAP_" + cp
-			}
 			p.Capabilities.Bounding = append(p.Capabilities.Bounding, cp)
 			p.Capabilities.Effective = append(p.Capabilities.Effective, cp)
 			p.Capabilities.Permitted = append(p.Capabilities.Permitted, cp)
+			p.Capabilities.Ambient = append(p.Capabilities.Ambient, cp)
 		}
 	}
 	if c.Bool("no-new-privs") {
