@@ -20,28 +20,23 @@ import (
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
 // mountEntry applies one entry of config.json's mounts.
-func mountEntry(root *os.File, c *Config, m *specs.Mount, idmapFd int) error {
+// srcFd is a detached mount berth create prepared for it, or -1 (Config.SourceFds).
+func mountEntry(root *os.File, c *Config, m *specs.Mount, srcFd int) error {
 	if !filepath.IsAbs(m.Destination) {
 		return fmt.Errorf("destination %q: must be an absolute path", m.Destination)
 	}
 	o := parseOptions(m.Options)
 	isBind := o.flags&unix.MS_BIND != 0 || m.Type == "bind"
-	if m.Type == "sysfs" && !c.HasNetNS {
-		// A new sysfs shows the network devices of the caller's net namespace, and the
-		// kernel refuses it outside one we own: bind the host's /sys read-only instead.
-		m = &specs.Mount{Destination: m.Destination, Type: "bind", Source: "/sys",
-			Options: append([]string{"rbind", "ro"}, m.Options...)}
-		o = parseOptions(m.Options)
-		o.flags |= unix.MS_RDONLY
-		isBind = true
-	}
 	if m.Type == "proc" || m.Type == "sysfs" {
 		if err := refuseSymlink(root, m.Destination); err != nil {
 			return err
 		}
 	}
 	if isBind {
-		return mountBind(root, c, m, o, idmapFd)
+		return mountBind(root, c, m, o, srcFd)
+	}
+	if m.Type == "sysfs" {
+		return mountSysfs(root, c, m, o, srcFd)
 	}
 	if m.Type == "cgroup" || m.Type == "cgroup2" {
 		return mountCgroup(root, c, m, o)
@@ -91,27 +86,38 @@ func setRecursiveAttrs(root *os.File, dest string, r recAttr) error {
 
 // mountBind bind-mounts a host file or directory. Read-only and the other per-mount flags
 // cannot be set by the bind itself: the kernel ignores them there, so a remount follows.
-func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, idmapFd int) error {
+//
+// srcFd, when not -1, is the source cloned by berth create (Config.SourceFds): an idmapped
+// mount is always that clone; otherwise the clone serves only when this process, root of a
+// user namespace, may not reach the source (a directory on its path that only the host's
+// root may enter), and the path is bound where it can be, which keeps the kernel's locks on
+// the submounts an rbind copies.
+func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, srcFd int) error {
 	src := m.Source
 	if !filepath.IsAbs(src) {
 		src = filepath.Join(c.Bundle, src)
 	}
-	st, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
+	useClone := srcFd >= 0 && len(m.UIDMappings)+len(m.GIDMappings) > 0
+	var st unix.Stat_t
+	err := unix.Stat(src, &st)
+	if srcFd >= 0 && (useClone || errors.Is(err, unix.EACCES)) {
+		useClone = true
+		err = unix.Fstat(srcFd, &st)
 	}
-	dest, err := openOrCreate(root, m.Destination, st.IsDir())
+	if err != nil {
+		return fmt.Errorf("source: stat %s: %w", src, err)
+	}
+	dest, err := openOrCreate(root, m.Destination, st.Mode&unix.S_IFMT == unix.S_IFDIR)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
 	defer dest.Close()
 	flags := unix.MS_BIND | (o.flags & unix.MS_REC)
-	if idmapFd >= 0 {
-		explain.Stepf("rootfs.mountBind", "move_mount the idmapped clone of %s to %s", src, m.Destination)
-		err := unix.MoveMount(idmapFd, "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
-		unix.Close(idmapFd)
+	if useClone {
+		explain.Stepf("rootfs.mountBind", "move_mount the clone of %s berth create made to %s", src, m.Destination)
+		err := unix.MoveMount(srcFd, "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 		if err != nil {
-			return fmt.Errorf("idmapped mount of %s: move_mount: %w", src, err)
+			return fmt.Errorf("bind mount of %s: move_mount: %w", src, err)
 		}
 	} else {
 		explain.Stepf("rootfs.mountBind", "mount --bind %s %s (flags %s)", src, m.Destination, flagNames(uintptr(flags)))
@@ -123,6 +129,39 @@ func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, idmapFd in
 		if err := remountBind(root, m.Destination, extra); err != nil {
 			return err
 		}
+	}
+	if err := setRecursiveAttrs(root, m.Destination, o.rec); err != nil {
+		return err
+	}
+	return setPropagation(root, m.Destination, o.propagation)
+}
+
+// mountSysfs mounts a new sysfs, as runc does with or without a network namespace (a sysfs
+// shows the network devices of the mounter's network namespace). The kernel refuses it to a
+// user namespace that does not own that network namespace: the container then gets
+// srcFd, the read-only clone of the host's /sys alone that berth create made. Never the
+// host's /sys recursively: its submounts include the host's cgroup hierarchies, roots and
+// all, which a mount on top only covers and one umount uncovers.
+func mountSysfs(root *os.File, c *Config, m *specs.Mount, o mountOpts, srcFd int) error {
+	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer dest.Close()
+	data := strings.Join(o.data, ",")
+	explain.Stepf("rootfs.mountSysfs", "mount -t sysfs %s %s (flags %s%s)", m.Source, m.Destination, flagNames(o.flags), dataNote(data))
+	err = unix.Mount(m.Source, fdPath(dest), "sysfs", o.flags, data)
+	if errors.Is(err, unix.EPERM) && srcFd >= 0 {
+		explain.Stepf("rootfs.mountSysfs", "move_mount the read-only clone of the host's /sys (no submounts) to %s", m.Destination)
+		err = unix.MoveMount(srcFd, "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+		if err == nil {
+			if extra := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); extra != 0 {
+				err = remountBind(root, m.Destination, extra)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mount -t sysfs: %w", err)
 	}
 	if err := setRecursiveAttrs(root, m.Destination, o.rec); err != nil {
 		return err

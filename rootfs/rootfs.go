@@ -32,9 +32,11 @@ type Config struct {
 	// all under the rootfs's own bind mount (one detach on delete removes them all), the
 	// host's / is never touched, and chroot takes the place of pivot_root.
 	HostMountNS bool
-	// IDMapFds: for mounts[i] with uid/gid mappings, the descriptor of the idmapped detached
-	// mount berth create prepared (libcontainer/idmap.go); mountBind moves it into place.
-	IDMapFds map[int]int `json:"idmapFds,omitempty"`
+	// SourceFds: for mounts[i], a detached mount berth create prepared from the host's side
+	// (libcontainer/mountsrc.go): the idmapped clone of a bind source (always used), a clone
+	// of a bind source for when the init cannot reach the path from its user namespace, or a
+	// read-only clone of /sys alone for a sysfs the kernel refuses to mount there.
+	SourceFds map[int]int `json:"sourceFds,omitempty"`
 	// BeforePivot runs once every mount is made and before pivot_root: where runtime.md
 	// puts the createRuntime and createContainer hooks.
 	BeforePivot func() error `json:"-"`
@@ -61,11 +63,15 @@ func Setup(c *Config) error {
 	defer root.Close()
 	hasDev := false
 	for i := range c.Mounts {
-		idmapFd, ok := c.IDMapFds[i]
+		srcFd, ok := c.SourceFds[i]
 		if !ok {
-			idmapFd = -1
+			srcFd = -1
 		}
-		if err := mountEntry(root, c, &c.Mounts[i], idmapFd); err != nil {
+		err := mountEntry(root, c, &c.Mounts[i], srcFd)
+		if srcFd >= 0 {
+			unix.Close(srcFd)
+		}
+		if err != nil {
 			return fmt.Errorf("mounts[%d] (%s): %w", i, c.Mounts[i].Destination, err)
 		}
 		if c.Mounts[i].Destination == "/dev" {
