@@ -319,3 +319,26 @@ func TestListedDeviceStaysDenied(t *testing.T) {
 		t.Errorf("allowed c 1:11 w: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// SECURITY: with --no-pivot the old root stays under the container's root. Its whole procfs
+// and sysfs must be gone from the container's mount namespace: the kernel lets a new user
+// namespace mount a fresh procfs (without the masked and read-only paths) or sysfs only when
+// one is already fully visible there. As with runc, the mounts fail with permission denied.
+func TestNoPivotHidesHostProcAndSys(t *testing.T) {
+	e := newEnv(t, "sh", "-c", `unshare -mrpf sh -c 'mount -t proc none /proc && echo PROC-MOUNTED'
+unshare -mrnf sh -c 'mount -t sysfs none /sys && echo SYSFS-MOUNTED'
+echo done`)
+	caps := append(e.spec.Process.Capabilities.Bounding, "CAP_SYS_ADMIN", "CAP_SETFCAP", "CAP_SETUID", "CAP_SETGID")
+	e.spec.Process.Capabilities.Bounding, e.spec.Process.Capabilities.Effective, e.spec.Process.Capabilities.Permitted = caps, caps, caps
+	e.spec.Process.NoNewPrivileges = false
+	r := e.run("np-proc", "--no-pivot")
+	if r.code != 0 || !strings.Contains(r.stdout, "done") {
+		t.Fatalf("exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "MOUNTED") {
+		t.Errorf("a fresh procfs or sysfs could be mounted under --no-pivot: %q", r.stdout)
+	}
+	if strings.Count(r.stderr, "ermission denied") != 2 {
+		t.Errorf("want both mounts refused with permission denied, stderr %q", r.stderr)
+	}
+}
