@@ -41,6 +41,11 @@ func mountEntry(root *os.File, c *Config, m *specs.Mount, srcFd int) error {
 	if m.Type == "cgroup" || m.Type == "cgroup2" {
 		return mountCgroup(root, c, m, o)
 	}
+	if m.Type == "tmpfs" && o.flags&unix.MS_RDONLY != 0 {
+		// Writable until Finish: mounts and devices below it need their mount points.
+		o.flags &^= unix.MS_RDONLY
+		c.readonlyLater = append(c.readonlyLater, laterRO{m.Destination, o.flags &^ (unix.MS_REMOUNT | unix.MS_BIND | unix.MS_REC)})
+	}
 	if o.tmpcopyup && m.Type == "tmpfs" {
 		if err := mountTmpcopyup(root, m, o); err != nil {
 			return err

@@ -43,6 +43,15 @@ type Config struct {
 	// CgroupNS says the container has its own cgroup namespace, so a "cgroup" mount can be a
 	// real cgroup filesystem that shows only the container's group.
 	CgroupNS bool
+
+	// readonlyLater: the read-only tmpfs mounts, made writable so that the mount points and
+	// device nodes below them can be made, and remounted read-only by Finish.
+	readonlyLater []laterRO
+}
+
+type laterRO struct {
+	dest  string
+	flags uintptr
 }
 
 // Setup builds the container's root filesystem and makes it the process's root. It runs in the
@@ -120,6 +129,29 @@ func Setup(c *Config) error {
 			return fmt.Errorf("linux.rootfsPropagation: %w", err)
 		}
 	}
+	return nil
+}
+
+// Finish remounts read-only the tmpfs mounts config.json asks read-only (/dev above all), once
+// everything under them is made: the mount points of the mounts below, the device nodes and,
+// after Setup, /dev/console (runc's finalizeRootfs does the same). The init calls it after the
+// console is set up, with the container's root as its own.
+func Finish(c *Config) error {
+	if len(c.readonlyLater) == 0 {
+		return nil
+	}
+	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, l := range c.readonlyLater {
+		explain.Stepf("rootfs.Finish", "mount -o remount,bind,ro %s (made read-only once what is under it exists)", l.dest)
+		if err := remountBind(root, l.dest, l.flags|unix.MS_RDONLY); err != nil {
+			return err
+		}
+	}
+	c.readonlyLater = nil
 	return nil
 }
 
