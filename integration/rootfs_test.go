@@ -2,6 +2,7 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,5 +36,54 @@ touch /dev/x 2>/dev/null && echo WROTE-DEV; touch /data/x 2>/dev/null && echo WR
 	}
 	if strings.Contains(r.stdout, "WROTE") {
 		t.Errorf("a read-only tmpfs was written to")
+	}
+}
+
+// A mount destination reached through a symlink whose target does not exist yet is made where
+// the link points, resolved inside the rootfs as runc does: an absolute target is taken from
+// the rootfs, and ".." stops at it. Nothing appears on the host.
+func TestMountThroughDanglingSymlink(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "a", "b", "rootfs")
+	os.MkdirAll(filepath.Dir(root), 0o755)
+	if out, err := exec.Command("cp", "-a", rootfs, root).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	tag := filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(root)))))
+	abs, up, file := "berth-abs-"+tag, "berth-up-"+tag, "berth-file-"+tag
+	links := map[string]string{
+		"conf":    "/" + abs + "/conf",                 // absolute, dangling
+		"up":      "../../../../../" + up,              // above the rootfs, dangling
+		"etc/cfg": "../../../" + file + "/dir/cfg.txt", // a file bind's destination
+	}
+	for l, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(t.TempDir(), "cfg.txt")
+	os.WriteFile(src, []byte("cfg\n"), 0o644)
+	e := newEnv(t, "sh", "-c", "grep -E ' /(conf|up|etc/cfg|"+abs+"|"+up+"|"+file+")' /proc/self/mountinfo | cut -d' ' -f5; cat /etc/cfg")
+	e.spec.Root.Path = root
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/conf/stack", Type: "tmpfs", Source: "tmpfs", Options: []string{"ro", "nodev", "nosuid"}},
+		specs.Mount{Destination: "/up", Type: "tmpfs", Source: "tmpfs"},
+		specs.Mount{Destination: "/etc/cfg", Type: "bind", Source: src, Options: []string{"bind", "ro"}})
+	r := e.run("dangling")
+	want := "/" + abs + "/conf/stack\n/" + up + "\n/" + file + "/dir/cfg.txt\ncfg\n"
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("exit %d, out %q, want %q; err %q", r.code, r.stdout, want, r.stderr)
+	}
+	for _, p := range []string{abs + "/conf/stack", up, file + "/dir/cfg.txt"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s not made inside the rootfs: %v", p, err)
+		}
+	}
+	for dir := root; dir != "/"; dir = filepath.Dir(dir) {
+		for _, n := range []string{abs, up, file} {
+			if _, err := os.Lstat(filepath.Join(filepath.Dir(dir), n)); err == nil {
+				t.Errorf("made on the host: %s", filepath.Join(filepath.Dir(dir), n))
+				os.RemoveAll(filepath.Join(filepath.Dir(dir), n))
+			}
+		}
 	}
 }

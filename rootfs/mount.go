@@ -55,7 +55,7 @@ func mountEntry(root *os.File, c *Config, m *specs.Mount, srcFd int) error {
 		}
 		return setPropagation(root, m.Destination, o.propagation)
 	}
-	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
+	dest, err := mkdirInRoot(root, m.Destination)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
@@ -148,7 +148,7 @@ func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, srcFd int)
 // host's /sys recursively: its submounts include the host's cgroup hierarchies, roots and
 // all, which a mount on top only covers and one umount uncovers.
 func mountSysfs(root *os.File, c *Config, m *specs.Mount, o mountOpts, srcFd int) error {
-	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
+	dest, err := mkdirInRoot(root, m.Destination)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
@@ -216,24 +216,29 @@ func setPropagation(root *os.File, dest string, props []uintptr) error {
 // when missing, and returns an O_PATH handle on it.
 func openOrCreate(root *os.File, dest string, dir bool) (*os.File, error) {
 	if dir {
-		return pathrs.MkdirAllHandle(root, dest, 0o755)
+		return mkdirInRoot(root, dest)
 	}
 	if h, err := pathrs.OpenatInRoot(root, dest); err == nil {
 		return h, nil
 	}
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(dest), 0o755)
+	p, err := resolveInRoot(root, dest)
+	if err != nil {
+		return nil, err
+	}
+	parent, err := mkdirInRoot(root, filepath.Dir(p))
 	if err != nil {
 		return nil, err
 	}
 	defer parent.Close()
-	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	name := filepath.Base(p)
+	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, err
 	}
 	if err == nil {
 		unix.Close(fd)
 	}
-	fd, err = unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err = unix.Openat(int(parent.Fd()), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
