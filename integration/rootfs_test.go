@@ -87,3 +87,36 @@ func TestMountThroughDanglingSymlink(t *testing.T) {
 		}
 	}
 }
+
+// Kubernetes' Bidirectional mount propagation, as containerd's CRI writes it: the mount has
+// "rbind","rshared" and linux.rootfsPropagation is "rshared", which makes every mount of the
+// container's namespace shared, the rootfs's own mount point (containerd's overlay) included.
+// pivot_root refuses a new root whose parent mount is shared (invalid argument): that mount is
+// made private first, as runc does, and a mount made inside under the volume reaches the host.
+func TestRsharedMountWithRootfsMountPoint(t *testing.T) {
+	mp := t.TempDir()
+	if out, err := exec.Command("mount", "--bind", rootfs, mp).CombinedOutput(); err != nil {
+		t.Fatalf("mount --bind: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mp).Run() })
+	vol := t.TempDir()
+	if out, err := exec.Command("sh", "-c", "mount -t tmpfs vol "+vol+" && mount --make-shared "+vol+" && mkdir "+vol+"/in").CombinedOutput(); err != nil {
+		t.Fatalf("volume: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-R", "-l", vol).Run() })
+	e := newEnv(t)
+	e.spec = runcSpec(t, "sh", "-c", "mount -t tmpfs from-container /data/in && grep -c ' /data .*shared:' /proc/self/mountinfo")
+	e.spec.Root.Path = mp
+	e.spec.Linux.RootfsPropagation = "rshared"
+	caps := append(e.spec.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
+	e.spec.Process.Capabilities.Bounding, e.spec.Process.Capabilities.Effective, e.spec.Process.Capabilities.Permitted = caps, caps, caps
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: vol, Options: []string{"rbind", "rshared", "rw"}})
+	r := e.run("rshared")
+	if r.code != 0 || r.stdout != "1\n" {
+		t.Fatalf("exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	info, _ := os.ReadFile("/proc/self/mountinfo")
+	if !strings.Contains(string(info), " "+vol+"/in ") {
+		t.Errorf("the container's mount under the rshared volume did not reach the host")
+	}
+}

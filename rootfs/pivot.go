@@ -3,7 +3,6 @@ package rootfs
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -28,9 +27,6 @@ func pivotRoot(rootfs string) error {
 	}
 	defer unix.Close(newroot)
 	if err := unix.Fchdir(newroot); err != nil {
-		return err
-	}
-	if err := parentMountPrivate(rootfs); err != nil {
 		return err
 	}
 	explain.Stepf("rootfs.pivotRoot", "pivot_root %s (the rootfs becomes /)", rootfs)
@@ -154,16 +150,18 @@ func UnmountHostMounts(rootfs string, before int) error {
 	return fmt.Errorf("unmounting %s: mounts keep appearing", rootfs)
 }
 
-// parentMountPrivate makes the mount under the rootfs's own mount private if it is shared:
-// pivot_root refuses a new root whose parent mount is shared (EINVAL), which is what
-// linux.rootfsPropagation "shared"/"rshared" makes of every mount (runc does the same).
-// Only the container's copy of that mount changes.
+// parentMountPrivate makes the mount that holds the rootfs (the rootfs itself when it is a mount
+// point, as containerd's overlay is) private if it is shared: the rootfs's own bind sits on it,
+// and pivot_root (like the move of --no-pivot) refuses a new root whose parent mount is shared
+// (EINVAL). linux.rootfsPropagation "shared"/"rshared", which containerd's CRI sets for a
+// Bidirectional (rshared) mount, makes every mount shared. Only the container's copy of that
+// mount changes; runc does the same.
 func parentMountPrivate(rootfs string) error {
 	mounts, err := mountinfo.Read()
 	if err != nil {
 		return err
 	}
-	parent, ok := mountinfo.Containing(mounts, filepath.Dir(rootfs))
+	parent, ok := mountinfo.Containing(mounts, rootfs)
 	if !ok {
 		return nil
 	}

@@ -59,8 +59,15 @@ type laterRO struct {
 func Setup(c *Config) error {
 	if c.HostMountNS {
 		explain.Stepf("rootfs.Setup", "no mount namespace: mounts are made on the host under %s, removed by delete", c.Rootfs)
-	} else if err := setRootPropagation(c.Propagation); err != nil {
-		return err
+	} else {
+		if err := setRootPropagation(c.Propagation); err != nil {
+			return err
+		}
+		if c.Propagation == "shared" || c.Propagation == "rshared" {
+			if err := parentMountPrivate(c.Rootfs); err != nil {
+				return err
+			}
+		}
 	}
 	if err := bindRootfs(c.Rootfs); err != nil {
 		return err
