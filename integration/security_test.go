@@ -119,7 +119,7 @@ done; cat /tmp/err`
 }
 
 // A mount destination that is a symlink out of the rootfs, or that climbs with "..", lands
-// inside the rootfs; one that resolves to nothing there is refused with the mount named.
+// inside the rootfs, also when the link dangles there (then it is made inside the rootfs).
 func TestMountDestinationsStayInRootfs(t *testing.T) {
 	host := t.TempDir() // must stay empty
 	rf := t.TempDir()
@@ -148,15 +148,20 @@ func TestMountDestinationsStayInRootfs(t *testing.T) {
 		}
 	}
 
-	// Dangling inside the root: refused, nothing made on the host.
+	// Dangling inside the root: made where the link points inside the rootfs, as runc does;
+	// nothing on the host.
 	os.RemoveAll(filepath.Join(rf, host))
 	e.spec.Mounts = append(e.spec.Mounts[:len(e.spec.Mounts)-3], specs.Mount{Destination: "/evil/z", Type: "tmpfs", Source: "tmpfs"})
+	e.spec.Process.Args = []string{"true"}
 	r = e.run("sec-dest2")
 	if ents, _ := os.ReadDir(host); len(ents) != 0 {
 		t.Fatalf("a dangling symlinked destination reached the host: %v", ents)
 	}
-	if r.code == 0 || !strings.Contains(r.stderr, "/evil/z") {
+	if r.code != 0 {
 		t.Errorf("dangling symlinked destination: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(rf, host, "z")); err != nil {
+		t.Errorf("dangling symlinked destination not made inside the rootfs: %v", err)
 	}
 	e.assertGone("sec-dest2")
 }
@@ -317,5 +322,28 @@ func TestListedDeviceStaysDenied(t *testing.T) {
 	}
 	if r := kmsg(true); r.code != 0 || !strings.Contains(r.stdout, "OPENED") {
 		t.Errorf("allowed c 1:11 w: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// SECURITY: with --no-pivot the old root stays under the container's root. Its whole procfs
+// and sysfs must be gone from the container's mount namespace: the kernel lets a new user
+// namespace mount a fresh procfs (without the masked and read-only paths) or sysfs only when
+// one is already fully visible there. As with runc, the mounts fail with permission denied.
+func TestNoPivotHidesHostProcAndSys(t *testing.T) {
+	e := newEnv(t, "sh", "-c", `unshare -mrpf sh -c 'mount -t proc none /proc && echo PROC-MOUNTED'
+unshare -mrnf sh -c 'mount -t sysfs none /sys && echo SYSFS-MOUNTED'
+echo done`)
+	caps := append(e.spec.Process.Capabilities.Bounding, "CAP_SYS_ADMIN", "CAP_SETFCAP", "CAP_SETUID", "CAP_SETGID")
+	e.spec.Process.Capabilities.Bounding, e.spec.Process.Capabilities.Effective, e.spec.Process.Capabilities.Permitted = caps, caps, caps
+	e.spec.Process.NoNewPrivileges = false
+	r := e.run("np-proc", "--no-pivot")
+	if r.code != 0 || !strings.Contains(r.stdout, "done") {
+		t.Fatalf("exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "MOUNTED") {
+		t.Errorf("a fresh procfs or sysfs could be mounted under --no-pivot: %q", r.stdout)
+	}
+	if strings.Count(r.stderr, "ermission denied") != 2 {
+		t.Errorf("want both mounts refused with permission denied, stderr %q", r.stderr)
 	}
 }

@@ -152,16 +152,16 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	spec := o.Spec
 	l := launch{dir: c.dir, plan: plan, cg: cg, preserveFds: o.PreserveFds, fifoFd: -1,
 		attr: &syscall.SysProcAttr{Cloneflags: plan.CloneFlags}}
-	idmaps, err := idmappedMounts(spec, o.Bundle)
+	sources, err := mountSources(spec, o.Bundle, plan)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	defer func() {
-		for _, f := range idmaps {
+		for _, f := range sources {
 			f.Close()
 		}
 	}()
-	l.idmaps = idmaps
+	l.sources = sources
 	if spec.Process.Terminal {
 		ends, err := openConsoleSocket(o.ConsoleSocket)
 		if err != nil {
@@ -207,7 +207,7 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		MaskedPaths: spec.Linux.MaskedPaths, ReadonlyPaths: spec.Linux.ReadonlyPaths,
 		HasNetNS: plan.Has(specs.NetworkNamespace), CgroupNS: plan.Has(specs.CgroupNamespace),
 		UserNS: plan.Has(specs.UserNamespace), HostMountNS: !plan.Has(specs.MountNamespace),
-		IDMapFds: l.idmapFds,
+		SourceFds: l.sourceFds,
 	}
 	if spec.Root != nil {
 		rcfg.Readonly = spec.Root.Readonly
@@ -245,8 +245,8 @@ type launch struct {
 	fifoFd      int      // set by start: the fifo's descriptor number in the init, or -1
 	console     *consoleEnds
 	consoleFd   int              // set by start: the console socket's number in the init, or -1
-	idmaps      map[int]*os.File // idmapped mounts by mount index (idmap.go)
-	idmapFds    map[int]int      // set by start: their numbers in the init
+	sources     map[int]*os.File // detached mounts by mount index (mountsrc.go)
+	sourceFds   map[int]int      // set by start: their numbers in the init
 	attr        *syscall.SysProcAttr
 }
 
@@ -278,11 +278,11 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 		l.consoleFd = len(files)
 		files = append(files, l.console.forInit)
 	}
-	for i, f := range l.idmaps {
-		if l.idmapFds == nil {
-			l.idmapFds = map[int]int{}
+	for i, f := range l.sources {
+		if l.sourceFds == nil {
+			l.sourceFds = map[int]int{}
 		}
-		l.idmapFds[i] = len(files)
+		l.sourceFds[i] = len(files)
 		files = append(files, f)
 	}
 	var cgFds []string

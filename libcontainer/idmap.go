@@ -13,29 +13,11 @@ import (
 	"github.com/berth-project/berth/internal/explain"
 )
 
-// idmappedMounts prepares the bind mounts of config.json that carry uidMappings/gidMappings
+// idmapMount prepares a bind mount of config.json that carries uidMappings/gidMappings
 // (runtime-spec "idmap"/"ridmap"): berth create, still root in the host's namespaces, clones
-// each source with open_tree, shifts its owners with mount_setattr(MOUNT_ATTR_IDMAP) through a
+// the source with open_tree, shifts its owners with mount_setattr(MOUNT_ATTR_IDMAP) through a
 // user namespace that has exactly the mount's mappings, and hands the resulting detached mount
-// to the init, which moves it into place (rootfs.Config.IDMapFds).
-func idmappedMounts(spec *specs.Spec, bundle string) (map[int]*os.File, error) {
-	out := map[int]*os.File{}
-	for i, m := range spec.Mounts {
-		if len(m.UIDMappings)+len(m.GIDMappings) == 0 {
-			continue
-		}
-		f, err := idmapMount(m, bundle)
-		if err != nil {
-			for _, f := range out {
-				f.Close()
-			}
-			return nil, fmt.Errorf("mounts[%d] (%s): %w", i, m.Destination, err)
-		}
-		out[i] = f
-	}
-	return out, nil
-}
-
+// to the init (mountSources), which moves it into place (rootfs.Config.SourceFds).
 func idmapMount(m specs.Mount, bundle string) (*os.File, error) {
 	src := m.Source
 	if !filepath.IsAbs(src) {

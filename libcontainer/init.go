@@ -120,6 +120,9 @@ func runInit(pipe *initPipe) error {
 			return err
 		}
 	}
+	if err := rootfs.Finish(&cfg.Rootfs); err != nil {
+		return err
+	}
 	if err := setHostnames(spec.Hostname, spec.Domainname); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 // v1 or hybrid host without one, it is a tmpfs holding a read-only bind of the container's
 // group from each host hierarchy, as runc does, so the container never sees its siblings.
 func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
-	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
+	dest, err := mkdirInRoot(root, m.Destination)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}

@@ -89,7 +89,7 @@ func makeDevice(root *os.File, d specs.LinuxDevice, userNS bool) error {
 	if d.FileMode != nil {
 		perm = uint32(d.FileMode.Perm())
 	}
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(d.Path), 0o755)
+	parent, err := mkdirInRoot(root, filepath.Dir(d.Path))
 	if err != nil {
 		return err
 	}

@@ -20,31 +20,31 @@ import (
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
 // mountEntry applies one entry of config.json's mounts.
-func mountEntry(root *os.File, c *Config, m *specs.Mount, idmapFd int) error {
+// srcFd is a detached mount berth create prepared for it, or -1 (Config.SourceFds).
+func mountEntry(root *os.File, c *Config, m *specs.Mount, srcFd int) error {
 	if !filepath.IsAbs(m.Destination) {
 		return fmt.Errorf("destination %q: must be an absolute path", m.Destination)
 	}
 	o := parseOptions(m.Options)
 	isBind := o.flags&unix.MS_BIND != 0 || m.Type == "bind"
-	if m.Type == "sysfs" && !c.HasNetNS {
-		// A new sysfs shows the network devices of the caller's net namespace, and the
-		// kernel refuses it outside one we own: bind the host's /sys read-only instead.
-		m = &specs.Mount{Destination: m.Destination, Type: "bind", Source: "/sys",
-			Options: append([]string{"rbind", "ro"}, m.Options...)}
-		o = parseOptions(m.Options)
-		o.flags |= unix.MS_RDONLY
-		isBind = true
-	}
 	if m.Type == "proc" || m.Type == "sysfs" {
 		if err := refuseSymlink(root, m.Destination); err != nil {
 			return err
 		}
 	}
 	if isBind {
-		return mountBind(root, c, m, o, idmapFd)
+		return mountBind(root, c, m, o, srcFd)
+	}
+	if m.Type == "sysfs" {
+		return mountSysfs(root, c, m, o, srcFd)
 	}
 	if m.Type == "cgroup" || m.Type == "cgroup2" {
 		return mountCgroup(root, c, m, o)
+	}
+	if m.Type == "tmpfs" && o.flags&unix.MS_RDONLY != 0 {
+		// Writable until Finish: mounts and devices below it need their mount points.
+		o.flags &^= unix.MS_RDONLY
+		c.readonlyLater = append(c.readonlyLater, laterRO{m.Destination, o.flags &^ (unix.MS_REMOUNT | unix.MS_BIND | unix.MS_REC)})
 	}
 	if o.tmpcopyup && m.Type == "tmpfs" {
 		if err := mountTmpcopyup(root, m, o); err != nil {
@@ -55,7 +55,7 @@ func mountEntry(root *os.File, c *Config, m *specs.Mount, idmapFd int) error {
 		}
 		return setPropagation(root, m.Destination, o.propagation)
 	}
-	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
+	dest, err := mkdirInRoot(root, m.Destination)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
@@ -91,27 +91,38 @@ func setRecursiveAttrs(root *os.File, dest string, r recAttr) error {
 
 // mountBind bind-mounts a host file or directory. Read-only and the other per-mount flags
 // cannot be set by the bind itself: the kernel ignores them there, so a remount follows.
-func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, idmapFd int) error {
+//
+// srcFd, when not -1, is the source cloned by berth create (Config.SourceFds): an idmapped
+// mount is always that clone; otherwise the clone serves only when this process, root of a
+// user namespace, may not reach the source (a directory on its path that only the host's
+// root may enter), and the path is bound where it can be, which keeps the kernel's locks on
+// the submounts an rbind copies.
+func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, srcFd int) error {
 	src := m.Source
 	if !filepath.IsAbs(src) {
 		src = filepath.Join(c.Bundle, src)
 	}
-	st, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
+	useClone := srcFd >= 0 && len(m.UIDMappings)+len(m.GIDMappings) > 0
+	var st unix.Stat_t
+	err := unix.Stat(src, &st)
+	if srcFd >= 0 && (useClone || errors.Is(err, unix.EACCES)) {
+		useClone = true
+		err = unix.Fstat(srcFd, &st)
 	}
-	dest, err := openOrCreate(root, m.Destination, st.IsDir())
+	if err != nil {
+		return fmt.Errorf("source: stat %s: %w", src, err)
+	}
+	dest, err := openOrCreate(root, m.Destination, st.Mode&unix.S_IFMT == unix.S_IFDIR)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
 	defer dest.Close()
 	flags := unix.MS_BIND | (o.flags & unix.MS_REC)
-	if idmapFd >= 0 {
-		explain.Stepf("rootfs.mountBind", "move_mount the idmapped clone of %s to %s", src, m.Destination)
-		err := unix.MoveMount(idmapFd, "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
-		unix.Close(idmapFd)
+	if useClone {
+		explain.Stepf("rootfs.mountBind", "move_mount the clone of %s berth create made to %s", src, m.Destination)
+		err := unix.MoveMount(srcFd, "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 		if err != nil {
-			return fmt.Errorf("idmapped mount of %s: move_mount: %w", src, err)
+			return fmt.Errorf("bind mount of %s: move_mount: %w", src, err)
 		}
 	} else {
 		explain.Stepf("rootfs.mountBind", "mount --bind %s %s (flags %s)", src, m.Destination, flagNames(uintptr(flags)))
@@ -123,6 +134,39 @@ func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, idmapFd in
 		if err := remountBind(root, m.Destination, extra); err != nil {
 			return err
 		}
+	}
+	if err := setRecursiveAttrs(root, m.Destination, o.rec); err != nil {
+		return err
+	}
+	return setPropagation(root, m.Destination, o.propagation)
+}
+
+// mountSysfs mounts a new sysfs, as runc does with or without a network namespace (a sysfs
+// shows the network devices of the mounter's network namespace). The kernel refuses it to a
+// user namespace that does not own that network namespace: the container then gets
+// srcFd, the read-only clone of the host's /sys alone that berth create made. Never the
+// host's /sys recursively: its submounts include the host's cgroup hierarchies, roots and
+// all, which a mount on top only covers and one umount uncovers.
+func mountSysfs(root *os.File, c *Config, m *specs.Mount, o mountOpts, srcFd int) error {
+	dest, err := mkdirInRoot(root, m.Destination)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer dest.Close()
+	data := strings.Join(o.data, ",")
+	explain.Stepf("rootfs.mountSysfs", "mount -t sysfs %s %s (flags %s%s)", m.Source, m.Destination, flagNames(o.flags), dataNote(data))
+	err = unix.Mount(m.Source, fdPath(dest), "sysfs", o.flags, data)
+	if errors.Is(err, unix.EPERM) && srcFd >= 0 {
+		explain.Stepf("rootfs.mountSysfs", "move_mount the read-only clone of the host's /sys (no submounts) to %s", m.Destination)
+		err = unix.MoveMount(srcFd, "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+		if err == nil {
+			if extra := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); extra != 0 {
+				err = remountBind(root, m.Destination, extra)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mount -t sysfs: %w", err)
 	}
 	if err := setRecursiveAttrs(root, m.Destination, o.rec); err != nil {
 		return err
@@ -172,24 +216,29 @@ func setPropagation(root *os.File, dest string, props []uintptr) error {
 // when missing, and returns an O_PATH handle on it.
 func openOrCreate(root *os.File, dest string, dir bool) (*os.File, error) {
 	if dir {
-		return pathrs.MkdirAllHandle(root, dest, 0o755)
+		return mkdirInRoot(root, dest)
 	}
 	if h, err := pathrs.OpenatInRoot(root, dest); err == nil {
 		return h, nil
 	}
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(dest), 0o755)
+	p, err := resolveInRoot(root, dest)
+	if err != nil {
+		return nil, err
+	}
+	parent, err := mkdirInRoot(root, filepath.Dir(p))
 	if err != nil {
 		return nil, err
 	}
 	defer parent.Close()
-	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	name := filepath.Base(p)
+	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, err
 	}
 	if err == nil {
 		unix.Close(fd)
 	}
-	fd, err = unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err = unix.Openat(int(parent.Fd()), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}

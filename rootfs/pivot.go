@@ -1,8 +1,8 @@
 package rootfs
 
 import (
+	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -29,9 +29,6 @@ func pivotRoot(rootfs string) error {
 	if err := unix.Fchdir(newroot); err != nil {
 		return err
 	}
-	if err := parentMountPrivate(rootfs); err != nil {
-		return err
-	}
 	explain.Stepf("rootfs.pivotRoot", "pivot_root %s (the rootfs becomes /)", rootfs)
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root %s: %w (use --no-pivot for roots that cannot be pivoted, e.g. ramfs)", rootfs, err)
@@ -53,6 +50,9 @@ func pivotRoot(rootfs string) error {
 // moveRoot is --no-pivot: move the rootfs mount over / and chroot into it. It serves roots that
 // pivot_root refuses (an initramfs), at the cost of leaving the old root under the new one.
 func moveRoot(rootfs string) error {
+	if err := hideHostProcSys(rootfs); err != nil {
+		return err
+	}
 	if err := unix.Chdir(rootfs); err != nil {
 		return err
 	}
@@ -64,6 +64,43 @@ func moveRoot(rootfs string) error {
 		return fmt.Errorf("chroot: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+// hideHostProcSys detaches, from the container's mount namespace, every whole procfs and sysfs
+// outside the rootfs before moveRoot leaves the old root under the new one. The kernel lets a
+// new user namespace mount procfs or sysfs only if one of that type is already fully visible
+// in its mount namespace (mount_too_revealing): the host's /proc, still mounted under the
+// chroot, would be, and a process of the container could mount a fresh /proc without the
+// masked and read-only paths (runc removes them too). Where a mount cannot be detached, an
+// empty tmpfs covers it.
+func hideHostProcSys(rootfs string) error {
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if m.Root != "/" || (m.FSType != "proc" && m.FSType != "sysfs") ||
+			m.Point == rootfs || strings.HasPrefix(m.Point, rootfs+"/") {
+			continue
+		}
+		// Slave first, so that the detach does not reach the host's mounts.
+		if err := unix.Mount("", m.Point, "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
+				continue // under a mount detached already
+			}
+			return fmt.Errorf("--no-pivot: %s: %w", m.Point, err)
+		}
+		explain.Stepf("rootfs.hideHostProcSys", "umount -l %s (the host's whole %s must not stay under the new root)", m.Point, m.FSType)
+		if err := unix.Unmount(m.Point, unix.MNT_DETACH); err != nil {
+			if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("--no-pivot: detaching %s: %w", m.Point, err)
+			}
+			if err := unix.Mount("tmpfs", m.Point, "tmpfs", unix.MS_RDONLY, ""); err != nil {
+				return fmt.Errorf("--no-pivot: covering %s: %w", m.Point, err)
+			}
+		}
+	}
+	return nil
 }
 
 // chrootRoot enters the rootfs with chroot alone: without a mount namespace of its own the
@@ -113,16 +150,18 @@ func UnmountHostMounts(rootfs string, before int) error {
 	return fmt.Errorf("unmounting %s: mounts keep appearing", rootfs)
 }
 
-// parentMountPrivate makes the mount under the rootfs's own mount private if it is shared:
-// pivot_root refuses a new root whose parent mount is shared (EINVAL), which is what
-// linux.rootfsPropagation "shared"/"rshared" makes of every mount (runc does the same).
-// Only the container's copy of that mount changes.
+// parentMountPrivate makes the mount that holds the rootfs (the rootfs itself when it is a mount
+// point, as containerd's overlay is) private if it is shared: the rootfs's own bind sits on it,
+// and pivot_root (like the move of --no-pivot) refuses a new root whose parent mount is shared
+// (EINVAL). linux.rootfsPropagation "shared"/"rshared", which containerd's CRI sets for a
+// Bidirectional (rshared) mount, makes every mount shared. Only the container's copy of that
+// mount changes; runc does the same.
 func parentMountPrivate(rootfs string) error {
 	mounts, err := mountinfo.Read()
 	if err != nil {
 		return err
 	}
-	parent, ok := mountinfo.Containing(mounts, filepath.Dir(rootfs))
+	parent, ok := mountinfo.Containing(mounts, rootfs)
 	if !ok {
 		return nil
 	}

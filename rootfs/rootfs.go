@@ -32,9 +32,11 @@ type Config struct {
 	// all under the rootfs's own bind mount (one detach on delete removes them all), the
 	// host's / is never touched, and chroot takes the place of pivot_root.
 	HostMountNS bool
-	// IDMapFds: for mounts[i] with uid/gid mappings, the descriptor of the idmapped detached
-	// mount berth create prepared (libcontainer/idmap.go); mountBind moves it into place.
-	IDMapFds map[int]int `json:"idmapFds,omitempty"`
+	// SourceFds: for mounts[i], a detached mount berth create prepared from the host's side
+	// (libcontainer/mountsrc.go): the idmapped clone of a bind source (always used), a clone
+	// of a bind source for when the init cannot reach the path from its user namespace, or a
+	// read-only clone of /sys alone for a sysfs the kernel refuses to mount there.
+	SourceFds map[int]int `json:"sourceFds,omitempty"`
 	// BeforePivot runs once every mount is made and before pivot_root: where runtime.md
 	// puts the createRuntime and createContainer hooks.
 	BeforePivot func() error `json:"-"`
@@ -44,6 +46,15 @@ type Config struct {
 	// CgroupNS says the container has its own cgroup namespace, so a "cgroup" mount can be a
 	// real cgroup filesystem that shows only the container's group.
 	CgroupNS bool
+
+	// readonlyLater: the read-only tmpfs mounts, made writable so that the mount points and
+	// device nodes below them can be made, and remounted read-only by Finish.
+	readonlyLater []laterRO
+}
+
+type laterRO struct {
+	dest  string
+	flags uintptr
 }
 
 // Setup builds the container's root filesystem and makes it the process's root. It runs in the
@@ -51,8 +62,15 @@ type Config struct {
 func Setup(c *Config) error {
 	if c.HostMountNS {
 		explain.Stepf("rootfs.Setup", "no mount namespace: mounts are made on the host under %s, removed by delete", c.Rootfs)
-	} else if err := setRootPropagation(c.Propagation); err != nil {
-		return err
+	} else {
+		if err := setRootPropagation(c.Propagation); err != nil {
+			return err
+		}
+		if c.Propagation == "shared" || c.Propagation == "rshared" {
+			if err := parentMountPrivate(c.Rootfs); err != nil {
+				return err
+			}
+		}
 	}
 	if err := bindRootfs(c.Rootfs); err != nil {
 		return err
@@ -64,11 +82,15 @@ func Setup(c *Config) error {
 	defer root.Close()
 	hasDev := false
 	for i := range c.Mounts {
-		idmapFd, ok := c.IDMapFds[i]
+		srcFd, ok := c.SourceFds[i]
 		if !ok {
-			idmapFd = -1
+			srcFd = -1
 		}
-		if err := mountEntry(root, c, &c.Mounts[i], idmapFd); err != nil {
+		err := mountEntry(root, c, &c.Mounts[i], srcFd)
+		if srcFd >= 0 {
+			unix.Close(srcFd)
+		}
+		if err != nil {
 			return fmt.Errorf("mounts[%d] (%s): %w", i, c.Mounts[i].Destination, err)
 		}
 		if c.Mounts[i].Destination == "/dev" {
@@ -122,6 +144,29 @@ func Setup(c *Config) error {
 			return fmt.Errorf("linux.rootfsPropagation: %w", err)
 		}
 	}
+	return nil
+}
+
+// Finish remounts read-only the tmpfs mounts config.json asks read-only (/dev above all), once
+// everything under them is made: the mount points of the mounts below, the device nodes and,
+// after Setup, /dev/console (runc's finalizeRootfs does the same). The init calls it after the
+// console is set up, with the container's root as its own.
+func Finish(c *Config) error {
+	if len(c.readonlyLater) == 0 {
+		return nil
+	}
+	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, l := range c.readonlyLater {
+		explain.Stepf("rootfs.Finish", "mount -o remount,bind,ro %s (made read-only once what is under it exists)", l.dest)
+		if err := remountBind(root, l.dest, l.flags|unix.MS_RDONLY); err != nil {
+			return err
+		}
+	}
+	c.readonlyLater = nil
 	return nil
 }
 

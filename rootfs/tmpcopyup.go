@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -18,7 +17,7 @@ import (
 // container). The tmpfs is made with fsopen/fsmount, mounted nowhere, filled from the
 // destination through descriptors, and only then moved over it.
 func mountTmpcopyup(root *os.File, m *specs.Mount, o mountOpts) error {
-	dest, err := pathrs.MkdirAllHandle(root, m.Destination, 0o755)
+	dest, err := mkdirInRoot(root, m.Destination)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
