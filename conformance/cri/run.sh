@@ -20,7 +20,11 @@
 # 127.0.0.1, host ports are published on 127.0.0.1 only, and the pods' bridge has no route
 # out (no masquerade, ip_forward left as it is). At the end (or on interrupt) every pod is
 # removed, containerd and the registry stopped, leftover shims of this run killed, mounts under
-# the run's directory undone and the bridge deleted.
+# the run's directory undone and the bridge deleted (and the portmap plugin's iptables chains,
+# when this run made them and nothing uses them). containerd and critest share an IPC namespace
+# of their own (see below). Outside the run's directory, only what containerd 1.6 puts in fixed
+# places is used while it runs: shim sockets in /run/containerd/s and pod network namespaces in
+# /var/run/netns (both removed with the pods).
 set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -55,6 +59,9 @@ W=$(mktemp -d /tmp/berth-cri.XXXXXX) || die "mktemp"
 sock=$W/containerd.sock
 crictl=("$CACHE/bin/crictl" --config "$W/crictl.yaml" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 60s)
 cd_pid= reg_pid=
+had_hostport=0 had_run_containerd=0
+iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && had_hostport=1
+[ -d /run/containerd ] && had_run_containerd=1
 : >"$W/crictl.yaml"
 
 cleanup() {
@@ -73,6 +80,18 @@ cleanup() {
 	findmnt -rn -o TARGET | grep -F "$W/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 	ip link del "$BRIDGE" 2>/dev/null
 	rm -rf --one-file-system "$W"
+	# The portmap plugin's chains, if this run made them and no pod of anyone's is mapped now.
+	if [ "$had_hostport" = 0 ] && iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q -- '^-N' &&
+		! iptables -t nat -S CNI-HOSTPORT-DNAT | grep -q -- '^-A'; then
+		iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null
+		iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null
+		iptables -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ 2>/dev/null
+		for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
+			iptables -t nat -F "$c" 2>/dev/null && iptables -t nat -X "$c" 2>/dev/null
+		done
+	fi
+	# The shims' socket directory (containerd 1.6 puts it there whatever its state dir).
+	[ "$had_run_containerd" = 0 ] && rmdir /run/containerd/s /run/containerd 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -171,7 +190,9 @@ runtime() { # NAME BINARY
 cp "$W/config.toml" "$OUT/containerd.toml"
 
 say "starting containerd ($W)"
-containerd --config "$W/config.toml" >"$OUT/containerd.log" 2>&1 &
+# In an IPC namespace of its own, which critest joins: the host-IPC tests make System V shared
+# memory segments "on the host" (ipcmk) and never remove them; they go with the namespace.
+unshare --ipc -- containerd --config "$W/config.toml" >"$OUT/containerd.log" 2>&1 &
 cd_pid=$!
 for _ in $(seq 100); do
 	"${crictl[@]}" info >/dev/null 2>&1 && break
@@ -191,7 +212,8 @@ for h in $HANDLERS; do
 		-ginkgo.no-color -ginkgo.v -ginkgo.json-report "$OUT/$h/report.json" -ginkgo.timeout 40m)
 	[ -n "$skip_re" ] && args+=(-ginkgo.skip "$skip_re")
 	[ -n "$FOCUS" ] && args+=(-ginkgo.focus "$FOCUS")
-	(cd "$OUT/$h" && timeout -k 30 45m "$CACHE/bin/critest" "${args[@]}" -test.timeout 44m) >"$OUT/$h/critest.log" 2>&1
+	(cd "$OUT/$h" && timeout -k 30 45m nsenter --ipc="/proc/$cd_pid/ns/ipc" -- \
+		"$CACHE/bin/critest" "${args[@]}" -test.timeout 44m) >"$OUT/$h/critest.log" 2>&1
 	echo $(($(date +%s) - t0)) >"$OUT/$h/seconds"
 	"${crictl[@]}" rmp -fa >/dev/null 2>&1 # nothing of one handler's run left for the next
 done

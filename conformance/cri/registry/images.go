@@ -86,7 +86,7 @@ tail -n +2 /proc/sysvipc/shm
 )
 
 // base is the busybox image's only layer: Debian's dynamically linked busybox with every
-// applet linked into place, the C library it needs from this machine, /etc/passwd and group.
+// applet hard-linked into place, the C library it needs from this machine, /etc/passwd and group.
 func base(busyboxDir string) (*layer, error) {
 	l := newLayer()
 	bb := filepath.Join(busyboxDir, "bin/busybox")
@@ -99,7 +99,7 @@ func base(busyboxDir string) (*layer, error) {
 	}
 	for _, a := range strings.Fields(string(out)) {
 		if a != "bin/busybox" {
-			l.symlink(a, "/bin/busybox")
+			l.hardlink(a, "bin/busybox")
 		}
 	}
 	libs := map[string]string{

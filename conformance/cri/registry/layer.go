@@ -62,6 +62,14 @@ func (l *layer) hostFile(name string, mode int64, host string) error {
 	return nil
 }
 
+// hardlink adds name as a hard link to target, a file of the same layer. busybox's own image
+// links its applets this way, and it matters: a masked path (a bind mount of /dev/null over
+// /bin/ls) must hide that one name, not the busybox binary a symlink would lead to.
+func (l *layer) hardlink(name, target string) {
+	l.parents(name)
+	l.entries[name] = &tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target, Mode: 0o755}
+}
+
 func (l *layer) symlink(name, target string) {
 	l.parents(name)
 	l.entries[name] = &tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}
@@ -81,13 +89,33 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// blob writes the layer as a gzip-compressed tar, entries in name order.
+// rank orders the entries of a layer: directories, files, then links (a hard link must come
+// after its target).
+func rank(h *tar.Header) int {
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return 0
+	case tar.TypeReg:
+		return 1
+	case tar.TypeSymlink:
+		return 2
+	}
+	return 3
+}
+
+// blob writes the layer as a gzip-compressed tar, entries in rank and then name order.
 func (l *layer) blob() (*blob, error) {
 	names := make([]string, 0, len(l.entries))
 	for n := range l.entries {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool {
+		ri, rj := rank(l.entries[names[i]]), rank(l.entries[names[j]])
+		if ri != rj {
+			return ri < rj
+		}
+		return names[i] < names[j]
+	})
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
 	for _, n := range names {
