@@ -23,8 +23,9 @@
 # the run's directory undone and the bridge deleted (and the portmap plugin's iptables chains,
 # when this run made them and nothing uses them). containerd and critest share an IPC namespace
 # of their own (see below). Outside the run's directory, only what containerd 1.6 puts in fixed
-# places is used while it runs: shim sockets in /run/containerd/s and pod network namespaces in
-# /var/run/netns (both removed with the pods).
+# places is used while it runs: shim sockets in /run/containerd/s, pod network namespaces in
+# /var/run/netns and libcni's cache in /var/lib/cni (removed with the pods, and the directories
+# too when this run made them).
 set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -59,9 +60,10 @@ W=$(mktemp -d /tmp/berth-cri.XXXXXX) || die "mktemp"
 sock=$W/containerd.sock
 crictl=("$CACHE/bin/crictl" --config "$W/crictl.yaml" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 60s)
 cd_pid= reg_pid=
-had_hostport=0 had_run_containerd=0
+had_hostport=0 had_run_containerd=0 had_var_lib_cni=0
 iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && had_hostport=1
 [ -d /run/containerd ] && had_run_containerd=1
+[ -d /var/lib/cni ] && had_var_lib_cni=1
 : >"$W/crictl.yaml"
 
 cleanup() {
@@ -92,6 +94,9 @@ cleanup() {
 	fi
 	# The shims' socket directory (containerd 1.6 puts it there whatever its state dir).
 	[ "$had_run_containerd" = 0 ] && rmdir /run/containerd/s /run/containerd 2>/dev/null
+	# libcni's result cache (not configurable in containerd 1.6), empty once the pods are gone.
+	[ "$had_var_lib_cni" = 0 ] && rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null
+	return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -212,7 +217,10 @@ for h in $HANDLERS; do
 		-ginkgo.no-color -ginkgo.v -ginkgo.json-report "$OUT/$h/report.json" -ginkgo.timeout 40m)
 	[ -n "$skip_re" ] && args+=(-ginkgo.skip "$skip_re")
 	[ -n "$FOCUS" ] && args+=(-ginkgo.focus "$FOCUS")
-	(cd "$OUT/$h" && timeout -k 30 45m nsenter --ipc="/proc/$cd_pid/ns/ipc" -- \
+	# TMPDIR: the mount propagation tests bind-mount directories they make in it, and leave
+	# them mounted when a test fails before its cleanup; under $W, cleanup() undoes them.
+	mkdir -p "$W/tmp"
+	(cd "$OUT/$h" && TMPDIR=$W/tmp timeout -k 30 45m nsenter --ipc="/proc/$cd_pid/ns/ipc" -- \
 		"$CACHE/bin/critest" "${args[@]}" -test.timeout 44m) >"$OUT/$h/critest.log" 2>&1
 	echo $(($(date +%s) - t0)) >"$OUT/$h/seconds"
 	"${crictl[@]}" rmp -fa >/dev/null 2>&1 # nothing of one handler's run left for the next
