@@ -15,7 +15,11 @@ for h in "${handlers[@]}"; do
 		jq -r '.[].SpecReports[]? | select(.LeafNodeType == "It")
 			| [((.ContainerHierarchyTexts // []) + [.LeafNodeText] | join(" ")),
 			   .State,
-			   ((.Failure.Message // "") | gsub("[\t\n ]+"; " ") | ltrimstr(" ") | .[0:400])]
+			   ((.Failure.Message // "") | gsub("[\t\n ]+"; " ") | ltrimstr(" ")
+			     # gomega dumps the gRPC status struct after the text, and a message of
+			     # its own often repeats the error after "Unexpected error:".
+			     | gsub("<\\*status\\.Error \\| 0x[0-9a-f]+>: "; "") | sub(" \\{ s: \\{.*"; "")
+			     | sub("(?<a>.) Unexpected error: .*"; "\(.a)") | .[0:400])]
 			| @tsv' "$out/$h/report.json" | sort -t$'\t' -k1,1 >"$out/$h/verdicts.tsv"
 	else
 		: >"$out/$h/verdicts.tsv" # critest did not get as far as a report: see critest.log
@@ -55,6 +59,7 @@ END {
 				note = "berth only: " msg[n, b]; print n > (out "/regressions.txt")
 			} else {
 				for (i = 1; i <= nh; i++) if (V[i] == "FAIL" || V[i] == "skip") { note = msg[n, i]; break }
+				if (note == "" && n ~ / benchmark /) note = "a benchmark: runs only with critest -benchmark"
 			}
 		}
 		line = n
