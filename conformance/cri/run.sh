@@ -14,6 +14,7 @@
 #   FOCUS=REGEX                only the tests whose full names match (ginkgo focus)
 #   STRICT=1                   exit 1 if a test passes with runc and fails with berth
 #   SUBNET=10.222.0.0/24       the pods' network (a bridge of this run's own, host side .1)
+#   LIMIT=10                   minutes per handler before critest is stopped (a run takes ~1.5)
 #
 # Everything runs on this machine only: containerd listens on a unix socket in a directory of
 # its own (config, root, state, runtime roots), its streaming server and the image registry on
@@ -37,6 +38,7 @@ BERTH="${BERTH:-$repo/berth}"
 FOCUS="${FOCUS:-}"
 STRICT="${STRICT:-0}"
 SUBNET="${SUBNET:-10.222.0.0/24}"
+LIMIT="${LIMIT:-10}"
 BRIDGE=berthcri0
 
 die() { echo "cri-suite: $*" >&2; exit 2; }
@@ -59,7 +61,7 @@ rm -rf --one-file-system "$OUT" && mkdir -p "$OUT" || die "cannot create $OUT"
 W=$(mktemp -d /tmp/berth-cri.XXXXXX) || die "mktemp"
 sock=$W/containerd.sock
 crictl=("$CACHE/bin/crictl" --config "$W/crictl.yaml" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 60s)
-cd_pid= reg_pid=
+cd_pid= reg_pid= crit_pid=
 had_hostport=0 had_run_containerd=0 had_var_lib_cni=0
 iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && had_hostport=1
 [ -d /run/containerd ] && had_run_containerd=1
@@ -68,6 +70,10 @@ iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && had_hostport=1
 
 cleanup() {
 	trap - EXIT INT TERM
+	if [ -n "$crit_pid" ]; then
+		kill "$crit_pid" 2>/dev/null # timeout(1) hands the signal on to critest
+		wait "$crit_pid" 2>/dev/null
+	fi
 	if [ -n "$cd_pid" ] && kill -0 "$cd_pid" 2>/dev/null; then
 		"${crictl[@]}" rmp -fa >/dev/null 2>&1
 		kill "$cd_pid" 2>/dev/null
@@ -214,14 +220,20 @@ for h in $HANDLERS; do
 	say "critest --runtime-handler $h"
 	t0=$(date +%s)
 	args=(--runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --runtime-handler "$h"
-		-ginkgo.no-color -ginkgo.v -ginkgo.json-report "$OUT/$h/report.json" -ginkgo.timeout 40m)
+		-ginkgo.no-color -ginkgo.v -ginkgo.json-report "$OUT/$h/report.json" -ginkgo.timeout "${LIMIT}m")
 	[ -n "$skip_re" ] && args+=(-ginkgo.skip "$skip_re")
 	[ -n "$FOCUS" ] && args+=(-ginkgo.focus "$FOCUS")
 	# TMPDIR: the mount propagation tests bind-mount directories they make in it, and leave
 	# them mounted when a test fails before its cleanup; under $W, cleanup() undoes them.
+	# In the background and waited for, so that an interrupt is handled at once (cleanup stops it).
 	mkdir -p "$W/tmp"
-	(cd "$OUT/$h" && TMPDIR=$W/tmp timeout -k 30 45m nsenter --ipc="/proc/$cd_pid/ns/ipc" -- \
-		"$CACHE/bin/critest" "${args[@]}" -test.timeout 44m) >"$OUT/$h/critest.log" 2>&1
+	cd "$OUT/$h" || die "cd $OUT/$h"
+	TMPDIR=$W/tmp timeout -k 20 "$((LIMIT + 1))m" nsenter --ipc="/proc/$cd_pid/ns/ipc" -- \
+		"$CACHE/bin/critest" "${args[@]}" -test.timeout "${LIMIT}m" >"$OUT/$h/critest.log" 2>&1 &
+	crit_pid=$!
+	wait "$crit_pid"
+	crit_pid=
+	cd / || die "cd /"
 	echo $(($(date +%s) - t0)) >"$OUT/$h/seconds"
 	"${crictl[@]}" rmp -fa >/dev/null 2>&1 # nothing of one handler's run left for the next
 done
