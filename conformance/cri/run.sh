@@ -82,8 +82,14 @@ cleanup() {
 	fi
 	[ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null
 	# Shims of this run (their command line names this run's socket) and what they still hold.
-	local p
-	for p in $(pgrep -f -- "-address $sock" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+	# containerd may have just started a shim's own cleanup (`containerd-shim-runc-v2 ... delete`),
+	# so look again until none is left.
+	local p i
+	for i in $(seq 25); do
+		p=$(pgrep -f -- "-address $sock" 2>/dev/null) || break
+		kill -9 $p 2>/dev/null
+		sleep 0.2
+	done
 	wait 2>/dev/null
 	findmnt -rn -o TARGET | grep -F "$W/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 	ip link del "$BRIDGE" 2>/dev/null
