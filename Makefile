@@ -53,3 +53,11 @@ conformance: build
 .PHONY: runc-suite
 runc-suite: build
 	bash conformance/runc/run.sh
+
+# The CRI conformance suite (critest, cri-tools v1.34.0) against a private containerd 1.6 with a
+# `runc` and a `berth` runtime handler, installed by conformance/cri/install.sh (.ci/deps runs it).
+# Root. Results in /tmp/berth-cri-suite (OUT=...); STRICT=1 fails on a test that passes with runc
+# and fails with berth. See conformance/cri/README.md.
+.PHONY: cri-suite
+cri-suite: build
+	bash conformance/cri/run.sh
