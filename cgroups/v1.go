@@ -215,9 +215,6 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 		}
 	}
 	if len(r.Devices) > 0 {
-		if _, err := parseDeviceRules(r.Devices); err != nil {
-			return err
-		}
 		if err := m.setDevices(r.Devices); err != nil {
 			return err
 		}
@@ -430,42 +427,36 @@ func (m *v1) setBlkio(io *specs.LinuxBlockIO) error {
 // Rules are runc's default deny: unless the first rule is a wildcard ("a", which resets the
 // group to all-denied or all-allowed), "devices.deny a" goes first, so that v1 allows exactly
 // what the device program allows on v2. (A group starts with its parent's list, usually
-// everything.)
+// everything.) A group that holds processes (an update) is frozen meanwhile, so that none of
+// them meets the moment between the reset and the rule that allows its device again.
 func (m *v1) setDevices(rules []specs.LinuxDeviceCgroup) error {
+	parsed, err := parseDeviceRules(rules, true)
+	if err != nil {
+		return err
+	}
 	d, ok := m.dirs["devices"]
 	if !ok {
 		return errors.New("linux.resources.devices: the host mounts no devices cgroup controller")
 	}
-	if t := rules[0].Type; t != "" && t != "a" {
+	if pids, _ := readPids(filepath.Join(d, "cgroup.procs")); len(pids) > 0 {
+		if frozen, err := m.Paused(); err == nil && !frozen && m.Freeze() == nil {
+			defer func() { _ = m.Thaw() }()
+		}
+	}
+	if parsed[0].typ != 0 {
 		if err := writeFile(d, "devices.deny", "a"); err != nil {
 			return fmt.Errorf("linux.resources.devices: %w", err)
 		}
 	}
-	for i, r := range rules {
-		typ := r.Type
-		if typ == "" {
-			typ = "a"
-		}
-		major, minor := "*", "*"
-		if r.Major != nil {
-			major = strconv.FormatInt(*r.Major, 10)
-		}
-		if r.Minor != nil {
-			minor = strconv.FormatInt(*r.Minor, 10)
-		}
-		access := r.Access
-		if access == "" {
-			access = "rwm"
-		}
-		rule := fmt.Sprintf("%s %s:%s %s", typ, major, minor, access)
-		if typ == "a" {
-			rule = "a"
+	for i, r := range parsed {
+		if r.typ != 0 && r.access == 0 {
+			continue // only letters v1 passes over: the rule grants and denies nothing
 		}
 		file := "devices.deny"
-		if r.Allow {
+		if r.allow {
 			file = "devices.allow"
 		}
-		if err := writeFile(d, file, rule); err != nil {
+		if err := writeFile(d, file, r.v1String()); err != nil {
 			return fmt.Errorf("linux.resources.devices[%d]: %w", i, err)
 		}
 	}
