@@ -333,21 +333,54 @@ func (m *v1) setCPU(cpu *specs.LinuxCPU) error {
 	if cpu.Shares != nil && *cpu.Shares != 0 {
 		ws = append(ws, w{"cpu", "cpu.shares", strconv.FormatUint(*cpu.Shares, 10), "linux.resources.cpu.shares"})
 	}
+	for _, x := range ws {
+		if err := m.write(x.ctrl, x.file, x.value, x.field); err != nil {
+			return err
+		}
+	}
+	ws = ws[:0]
+	// A period and its quota (or real-time runtime) are checked together, against the
+	// parent's: the new period with the old quota may be refused (EINVAL) where the new pair
+	// is fine, e.g. lowering both in a pod whose group has a limit. The period is then
+	// written again after the quota.
+	var period, quota *w
 	if cpu.Period != nil && *cpu.Period != 0 {
-		ws = append(ws, w{"cpu", "cpu.cfs_period_us", strconv.FormatUint(*cpu.Period, 10), "linux.resources.cpu.period"})
+		period = &w{"cpu", "cpu.cfs_period_us", strconv.FormatUint(*cpu.Period, 10), "linux.resources.cpu.period"}
 	}
 	if cpu.Quota != nil && *cpu.Quota != 0 {
-		ws = append(ws, w{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(*cpu.Quota, 10), "linux.resources.cpu.quota"})
+		quota = &w{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(*cpu.Quota, 10), "linux.resources.cpu.quota"}
+	}
+	var rtPeriod, rtRuntime *w
+	if cpu.RealtimePeriod != nil && *cpu.RealtimePeriod != 0 {
+		rtPeriod = &w{"cpu", "cpu.rt_period_us", strconv.FormatUint(*cpu.RealtimePeriod, 10), "linux.resources.cpu.realtimePeriod"}
+	}
+	if cpu.RealtimeRuntime != nil && *cpu.RealtimeRuntime != 0 {
+		rtRuntime = &w{"cpu", "cpu.rt_runtime_us", strconv.FormatInt(*cpu.RealtimeRuntime, 10), "linux.resources.cpu.realtimeRuntime"}
+	}
+	pairs := []struct{ period, amount *w }{{period, quota}, {rtPeriod, rtRuntime}}
+	for _, p := range pairs {
+		retry := false
+		if p.period != nil {
+			if err := m.write(p.period.ctrl, p.period.file, p.period.value, p.period.field); err != nil {
+				if !errors.Is(err, unix.EINVAL) || p.amount == nil {
+					return err
+				}
+				retry = true
+			}
+		}
+		if p.amount != nil {
+			if err := m.write(p.amount.ctrl, p.amount.file, p.amount.value, p.amount.field); err != nil {
+				return err
+			}
+		}
+		if retry {
+			if err := m.write(p.period.ctrl, p.period.file, p.period.value, p.period.field); err != nil {
+				return err
+			}
+		}
 	}
 	if cpu.Burst != nil {
 		ws = append(ws, w{"cpu", "cpu.cfs_burst_us", strconv.FormatUint(*cpu.Burst, 10), "linux.resources.cpu.burst"})
-	}
-	// The period first: a runtime is checked against it.
-	if cpu.RealtimePeriod != nil && *cpu.RealtimePeriod != 0 {
-		ws = append(ws, w{"cpu", "cpu.rt_period_us", strconv.FormatUint(*cpu.RealtimePeriod, 10), "linux.resources.cpu.realtimePeriod"})
-	}
-	if cpu.RealtimeRuntime != nil && *cpu.RealtimeRuntime != 0 {
-		ws = append(ws, w{"cpu", "cpu.rt_runtime_us", strconv.FormatInt(*cpu.RealtimeRuntime, 10), "linux.resources.cpu.realtimeRuntime"})
 	}
 	if cpu.Idle != nil {
 		ws = append(ws, w{"cpu", "cpu.idle", strconv.FormatInt(*cpu.Idle, 10), "linux.resources.cpu.idle"})
