@@ -472,6 +472,8 @@ func (m *v1) setDevices(rules []specs.LinuxDeviceCgroup) error {
 		return errors.New("linux.resources.devices: the host mounts no devices cgroup controller")
 	}
 	if pids, _ := readPids(filepath.Join(d, "cgroup.procs")); len(pids) > 0 {
+		// Best effort: a group that will not freeze is left running (Freeze thaws it
+		// again) and its rules are rewritten all the same.
 		if frozen, err := m.Paused(); err == nil && !frozen && m.Freeze() == nil {
 			defer func() { _ = m.Thaw() }()
 		}
@@ -516,12 +518,25 @@ func (m *v1) JoinFiles() []string {
 func (m *v1) Freeze() error { return m.setFreezer("FROZEN") }
 func (m *v1) Thaw() error   { return m.setFreezer("THAWED") }
 
+// setFreezer writes freezer.state and waits until the group reaches it.
+//
+// A v1 group can stay FREEZING for ever: a multi-threaded process calling execve (an exec'd
+// "berth init" becoming the user's program, say) waits in the kernel for its other threads to
+// exit, which they cannot do once frozen, and that wait is not itself freezable. So a freeze
+// that does not complete within a few tries is undone (THAWED, letting the execve finish) and
+// tried again; one that never completes leaves the group thawed and says so.
 func (m *v1) setFreezer(state string) error {
 	d, ok := m.dirs["freezer"]
 	if !ok {
 		return errors.New("no freezer controller on this host")
 	}
 	for i := 0; i < 1000; i++ {
+		if state == "FROZEN" && i > 0 && i%25 == 0 {
+			if err := writeFile(d, "freezer.state", "THAWED"); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
 		if err := writeFile(d, "freezer.state", state); err != nil {
 			return err
 		}
@@ -533,6 +548,9 @@ func (m *v1) setFreezer(state string) error {
 			return nil
 		}
 		time.Sleep(time.Millisecond)
+	}
+	if state == "FROZEN" {
+		_ = writeFile(d, "freezer.state", "THAWED")
 	}
 	return fmt.Errorf("freezer did not reach %s", state)
 }

@@ -113,8 +113,9 @@ func TestUpdatePodCPUV1(t *testing.T) {
 	const pod = "/berth-test-upd2/pod"
 	const cg = pod + "/u2"
 	t.Cleanup(func() {
-		for _, d := range []string{"cpu", "cpuacct"} {
-			os.Remove(filepath.Join("/sys/fs/cgroup", d, pod))
+		pods, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", pod))
+		for _, d := range append(pods, filepath.Join("/sys/fs/cgroup/unified", pod)) {
+			os.Remove(d)
 		}
 		removeTestGroups("berth-test-upd2")
 	})
