@@ -35,6 +35,9 @@ type Manager interface {
 	Stats() (*Stats, error)
 	// KillAll sends SIGKILL to every process in the group.
 	KillAll() error
+	// Sub is the group an exec'd process joins for `exec --cgroup` (see ParseSubPaths): one
+	// below this one, which must exist.
+	Sub(sub map[string]string) (Manager, error)
 	// Destroy kills what is left and removes the group. Removing a group that does not
 	// exist is not an error.
 	Destroy() error

@@ -43,7 +43,7 @@ func TestParseDeviceRulesErrors(t *testing.T) {
 		{specs.LinuxDeviceCgroup{Type: "c", Access: "rwx"}, "devices[0].access"},
 		{specs.LinuxDeviceCgroup{Type: "c", Major: i(1 << 40)}, "devices[0].major"},
 	} {
-		if _, err := parseDeviceRules([]specs.LinuxDeviceCgroup{c.rule}); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := parseDeviceRules([]specs.LinuxDeviceCgroup{c.rule}, false); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want an error naming %s", c.rule, err, c.want)
 		}
 	}
@@ -160,5 +160,23 @@ func TestCheck(t *testing.T) {
 	}
 	if err := Check(nil); err != nil {
 		t.Error(err)
+	}
+}
+
+// On v1 an access string's other letters are passed over, as runc's v1 driver does.
+func TestDeviceRuleV1String(t *testing.T) {
+	i := func(v int64) *int64 { return &v }
+	rules, err := parseDeviceRules([]specs.LinuxDeviceCgroup{
+		{Type: "c", Major: i(1), Minor: i(11), Access: "rwa", Allow: true},
+		{Type: "b", Major: i(8), Access: "mr"},
+		{Access: "rwm"},
+	}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range []string{"c 1:11 rw", "b 8:* rm", "a"} {
+		if got := rules[k].v1String(); got != want {
+			t.Errorf("rule %d: %q, want %q", k, got, want)
+		}
 	}
 }

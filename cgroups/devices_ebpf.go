@@ -49,7 +49,11 @@ type deviceRule struct {
 	access       int32
 }
 
-func parseDeviceRules(rules []specs.LinuxDeviceCgroup) ([]deviceRule, error) {
+// parseDeviceRules validates linux.resources.devices. An access string may only hold r, w and m
+// on cgroup v2 (the program has no other bit to test); on v1 (v1 set) other letters are passed
+// over, as runc's v1 driver does ("rwa" is "rw"), since runc's suite and older configs carry
+// them.
+func parseDeviceRules(rules []specs.LinuxDeviceCgroup, v1 bool) ([]deviceRule, error) {
 	out := make([]deviceRule, 0, len(rules))
 	for i, r := range rules {
 		d := deviceRule{allow: r.Allow, major: -1, minor: -1}
@@ -89,7 +93,9 @@ func parseDeviceRules(rules []specs.LinuxDeviceCgroup) ([]deviceRule, error) {
 			case 'm':
 				d.access |= accMknod
 			default:
-				return nil, fmt.Errorf("linux.resources.devices[%d].access: %q holds %q (only r, w and m)", i, r.Access, c)
+				if !v1 {
+					return nil, fmt.Errorf("linux.resources.devices[%d].access: %q holds %q (only r, w and m)", i, r.Access, c)
+				}
 			}
 		}
 		out = append(out, d)
@@ -156,7 +162,7 @@ func deviceFilter(rules []deviceRule) asm.Instructions {
 // new program is attached (BPF_F_ALLOW_MULTI, as runc) before the old ones are detached, so
 // the group is never left without a filter.
 func setDevicesBPF(dir string, rules []specs.LinuxDeviceCgroup) error {
-	parsed, err := parseDeviceRules(rules)
+	parsed, err := parseDeviceRules(rules, false)
 	if err != nil {
 		return err
 	}
@@ -230,4 +236,31 @@ func ruleString(r specs.LinuxDeviceCgroup) string {
 		verb = "allow"
 	}
 	return fmt.Sprintf("%s %s %s:%s %s", verb, typ, num(r.Major), num(r.Minor), access)
+}
+
+// v1String is the rule as devices.allow and devices.deny take it ("c 1:3 rwm", "a").
+func (d deviceRule) v1String() string {
+	if d.typ == 0 {
+		return "a"
+	}
+	typ := "c"
+	if d.typ == devBlock {
+		typ = "b"
+	}
+	num := func(n int64) string {
+		if n < 0 {
+			return "*"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	access := ""
+	for _, a := range []struct {
+		bit int32
+		c   string
+	}{{accRead, "r"}, {accWrite, "w"}, {accMknod, "m"}} {
+		if d.access&a.bit != 0 {
+			access += a.c
+		}
+	}
+	return fmt.Sprintf("%s %s:%s %s", typ, num(d.major), num(d.minor), access)
 }

@@ -65,10 +65,11 @@ func Check(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
 	}
-	if _, err := parseDeviceRules(r.Devices); err != nil {
+	mode := DetectMode()
+	if _, err := parseDeviceRules(r.Devices, mode != Unified); err != nil {
 		return err
 	}
-	if DetectMode() == Unified {
+	if mode == Unified {
 		return checkV2(r)
 	}
 	if len(r.Unified) > 0 {

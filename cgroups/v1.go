@@ -215,9 +215,6 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 		}
 	}
 	if len(r.Devices) > 0 {
-		if _, err := parseDeviceRules(r.Devices); err != nil {
-			return err
-		}
 		if err := m.setDevices(r.Devices); err != nil {
 			return err
 		}
@@ -336,21 +333,54 @@ func (m *v1) setCPU(cpu *specs.LinuxCPU) error {
 	if cpu.Shares != nil && *cpu.Shares != 0 {
 		ws = append(ws, w{"cpu", "cpu.shares", strconv.FormatUint(*cpu.Shares, 10), "linux.resources.cpu.shares"})
 	}
+	for _, x := range ws {
+		if err := m.write(x.ctrl, x.file, x.value, x.field); err != nil {
+			return err
+		}
+	}
+	ws = ws[:0]
+	// A period and its quota (or real-time runtime) are checked together, against the
+	// parent's: the new period with the old quota may be refused (EINVAL) where the new pair
+	// is fine, e.g. lowering both in a pod whose group has a limit. The period is then
+	// written again after the quota.
+	var period, quota *w
 	if cpu.Period != nil && *cpu.Period != 0 {
-		ws = append(ws, w{"cpu", "cpu.cfs_period_us", strconv.FormatUint(*cpu.Period, 10), "linux.resources.cpu.period"})
+		period = &w{"cpu", "cpu.cfs_period_us", strconv.FormatUint(*cpu.Period, 10), "linux.resources.cpu.period"}
 	}
 	if cpu.Quota != nil && *cpu.Quota != 0 {
-		ws = append(ws, w{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(*cpu.Quota, 10), "linux.resources.cpu.quota"})
+		quota = &w{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(*cpu.Quota, 10), "linux.resources.cpu.quota"}
+	}
+	var rtPeriod, rtRuntime *w
+	if cpu.RealtimePeriod != nil && *cpu.RealtimePeriod != 0 {
+		rtPeriod = &w{"cpu", "cpu.rt_period_us", strconv.FormatUint(*cpu.RealtimePeriod, 10), "linux.resources.cpu.realtimePeriod"}
+	}
+	if cpu.RealtimeRuntime != nil && *cpu.RealtimeRuntime != 0 {
+		rtRuntime = &w{"cpu", "cpu.rt_runtime_us", strconv.FormatInt(*cpu.RealtimeRuntime, 10), "linux.resources.cpu.realtimeRuntime"}
+	}
+	pairs := []struct{ period, amount *w }{{period, quota}, {rtPeriod, rtRuntime}}
+	for _, p := range pairs {
+		retry := false
+		if p.period != nil {
+			if err := m.write(p.period.ctrl, p.period.file, p.period.value, p.period.field); err != nil {
+				if !errors.Is(err, unix.EINVAL) || p.amount == nil {
+					return err
+				}
+				retry = true
+			}
+		}
+		if p.amount != nil {
+			if err := m.write(p.amount.ctrl, p.amount.file, p.amount.value, p.amount.field); err != nil {
+				return err
+			}
+		}
+		if retry {
+			if err := m.write(p.period.ctrl, p.period.file, p.period.value, p.period.field); err != nil {
+				return err
+			}
+		}
 	}
 	if cpu.Burst != nil {
 		ws = append(ws, w{"cpu", "cpu.cfs_burst_us", strconv.FormatUint(*cpu.Burst, 10), "linux.resources.cpu.burst"})
-	}
-	// The period first: a runtime is checked against it.
-	if cpu.RealtimePeriod != nil && *cpu.RealtimePeriod != 0 {
-		ws = append(ws, w{"cpu", "cpu.rt_period_us", strconv.FormatUint(*cpu.RealtimePeriod, 10), "linux.resources.cpu.realtimePeriod"})
-	}
-	if cpu.RealtimeRuntime != nil && *cpu.RealtimeRuntime != 0 {
-		ws = append(ws, w{"cpu", "cpu.rt_runtime_us", strconv.FormatInt(*cpu.RealtimeRuntime, 10), "linux.resources.cpu.realtimeRuntime"})
 	}
 	if cpu.Idle != nil {
 		ws = append(ws, w{"cpu", "cpu.idle", strconv.FormatInt(*cpu.Idle, 10), "linux.resources.cpu.idle"})
@@ -430,42 +460,38 @@ func (m *v1) setBlkio(io *specs.LinuxBlockIO) error {
 // Rules are runc's default deny: unless the first rule is a wildcard ("a", which resets the
 // group to all-denied or all-allowed), "devices.deny a" goes first, so that v1 allows exactly
 // what the device program allows on v2. (A group starts with its parent's list, usually
-// everything.)
+// everything.) A group that holds processes (an update) is frozen meanwhile, so that none of
+// them meets the moment between the reset and the rule that allows its device again.
 func (m *v1) setDevices(rules []specs.LinuxDeviceCgroup) error {
+	parsed, err := parseDeviceRules(rules, true)
+	if err != nil {
+		return err
+	}
 	d, ok := m.dirs["devices"]
 	if !ok {
 		return errors.New("linux.resources.devices: the host mounts no devices cgroup controller")
 	}
-	if t := rules[0].Type; t != "" && t != "a" {
+	if pids, _ := readPids(filepath.Join(d, "cgroup.procs")); len(pids) > 0 {
+		// Best effort: a group that will not freeze is left running (Freeze thaws it
+		// again) and its rules are rewritten all the same.
+		if frozen, err := m.Paused(); err == nil && !frozen && m.Freeze() == nil {
+			defer func() { _ = m.Thaw() }()
+		}
+	}
+	if parsed[0].typ != 0 {
 		if err := writeFile(d, "devices.deny", "a"); err != nil {
 			return fmt.Errorf("linux.resources.devices: %w", err)
 		}
 	}
-	for i, r := range rules {
-		typ := r.Type
-		if typ == "" {
-			typ = "a"
-		}
-		major, minor := "*", "*"
-		if r.Major != nil {
-			major = strconv.FormatInt(*r.Major, 10)
-		}
-		if r.Minor != nil {
-			minor = strconv.FormatInt(*r.Minor, 10)
-		}
-		access := r.Access
-		if access == "" {
-			access = "rwm"
-		}
-		rule := fmt.Sprintf("%s %s:%s %s", typ, major, minor, access)
-		if typ == "a" {
-			rule = "a"
+	for i, r := range parsed {
+		if r.typ != 0 && r.access == 0 {
+			continue // only letters v1 passes over: the rule grants and denies nothing
 		}
 		file := "devices.deny"
-		if r.Allow {
+		if r.allow {
 			file = "devices.allow"
 		}
-		if err := writeFile(d, file, rule); err != nil {
+		if err := writeFile(d, file, r.v1String()); err != nil {
 			return fmt.Errorf("linux.resources.devices[%d]: %w", i, err)
 		}
 	}
@@ -492,12 +518,25 @@ func (m *v1) JoinFiles() []string {
 func (m *v1) Freeze() error { return m.setFreezer("FROZEN") }
 func (m *v1) Thaw() error   { return m.setFreezer("THAWED") }
 
+// setFreezer writes freezer.state and waits until the group reaches it.
+//
+// A v1 group can stay FREEZING for ever: a multi-threaded process calling execve (an exec'd
+// "berth init" becoming the user's program, say) waits in the kernel for its other threads to
+// exit, which they cannot do once frozen, and that wait is not itself freezable. So a freeze
+// that does not complete within a few tries is undone (THAWED, letting the execve finish) and
+// tried again; one that never completes leaves the group thawed and says so.
 func (m *v1) setFreezer(state string) error {
 	d, ok := m.dirs["freezer"]
 	if !ok {
 		return errors.New("no freezer controller on this host")
 	}
 	for i := 0; i < 1000; i++ {
+		if state == "FROZEN" && i > 0 && i%25 == 0 {
+			if err := writeFile(d, "freezer.state", "THAWED"); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
 		if err := writeFile(d, "freezer.state", state); err != nil {
 			return err
 		}
@@ -509,6 +548,9 @@ func (m *v1) setFreezer(state string) error {
 			return nil
 		}
 		time.Sleep(time.Millisecond)
+	}
+	if state == "FROZEN" {
+		_ = writeFile(d, "freezer.state", "THAWED")
 	}
 	return fmt.Errorf("freezer did not reach %s", state)
 }

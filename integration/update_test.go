@@ -17,7 +17,7 @@ import (
 )
 
 // v1 hierarchies the update tests may leave a /berth-test-upd group in.
-var updHierarchies = []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "systemd", "hugetlb", "net_cls", "net_prio", "rdma"}
+var updHierarchies = []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "systemd", "hugetlb", "net_cls", "net_prio", "rdma", "unified"}
 
 func cleanupUpdGroups() {
 	for _, h := range updHierarchies {

@@ -18,6 +18,7 @@ type ExecOpts struct {
 	PidFile       string
 	ConsoleSocket string
 	PreserveFds   int
+	SubCgroups    map[string]string // exec --cgroup: groups below the container's to join (cgroups.ParseSubPaths)
 }
 
 // Exec starts another process in a created or running container: a `berth init` that joins
@@ -43,6 +44,11 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	cg, err := c.cgroup()
 	if err != nil {
 		return nil, err
+	}
+	if len(o.SubCgroups) > 0 {
+		if cg, err = cg.Sub(o.SubCgroups); err != nil {
+			return nil, err
+		}
 	}
 	plan := namespaces.ForExec(c.State.Config, c.State.Pid)
 	explain.Stepf("libcontainer.Exec", "join the namespaces of init %d [%s] and its cgroup %s", c.State.Pid, strings.Join(planNames(plan), " "), cg.Path())

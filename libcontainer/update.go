@@ -32,6 +32,7 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 		old = *spec.Linux.Resources
 	}
 	merged := MergeResources(old, r)
+	liftSwap(&merged, r)
 	cg, err := c.cgroup()
 	if err != nil {
 		return err
@@ -60,6 +61,20 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	}
 	spec.Linux.Resources = &merged
 	return c.State.save(c.dir)
+}
+
+// liftSwap makes an update to unlimited memory (-1) that gives no swap lift the recorded
+// memory+swap limit too, as runc does: a memory+swap limit below an unlimited memory cannot
+// stand (the kernel refuses it on v1).
+func liftSwap(merged *specs.LinuxResources, r *specs.LinuxResources) {
+	m := merged.Memory
+	if r.Memory == nil || r.Memory.Limit == nil || *r.Memory.Limit != -1 || r.Memory.Swap != nil || m == nil {
+		return
+	}
+	if m.Swap != nil && *m.Swap != 0 && *m.Swap != -1 {
+		unlimited := int64(-1)
+		m.Swap = &unlimited
+	}
 }
 
 // MergeResources returns old with every field r sets replaced: pointers that are not nil,

@@ -48,3 +48,25 @@ func TestMergeResources(t *testing.T) {
 		t.Errorf("devices: %+v", got.Devices)
 	}
 }
+
+// Unlimited memory without a swap in the same update lifts the recorded memory+swap limit.
+func TestLiftSwap(t *testing.T) {
+	i := func(v int64) *int64 { return &v }
+	for _, c := range []struct {
+		oldSwap, limit, swap *int64
+		want                 *int64
+	}{
+		{i(200), i(-1), nil, i(-1)},
+		{i(200), i(-1), i(300), i(300)},
+		{i(200), i(100), nil, i(200)},
+		{nil, i(-1), nil, nil},
+	} {
+		old := specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i(50), Swap: c.oldSwap}}
+		r := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: c.limit, Swap: c.swap}}
+		m := MergeResources(old, r)
+		liftSwap(&m, r)
+		if (m.Memory.Swap == nil) != (c.want == nil) || (c.want != nil && *m.Memory.Swap != *c.want) {
+			t.Errorf("old swap %v, update limit %v swap %v: swap %v", c.oldSwap, *c.limit, c.swap, m.Memory.Swap)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/libcontainer"
 )
 
@@ -34,7 +35,7 @@ var execCommand = &cli.Command{
 		&cli.StringFlag{Name: "process-label", Usage: "SELinux label of the process"},
 		&cli.StringFlag{Name: "apparmor", Usage: "AppArmor profile of the process"},
 		&cli.BoolFlag{Name: "ignore-paused", Usage: "accepted for runc compatibility"},
-		&cli.StringFlag{Name: "cgroup", Usage: "accepted for runc compatibility (sub-cgroups are not supported)"},
+		&cli.GenericFlag{Name: "cgroup", Value: &rawList{}, Usage: "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."},
 	},
 	Action: func(c *cli.Context) error {
 		if c.NArg() < 1 {
@@ -51,6 +52,10 @@ var execCommand = &cli.Command{
 		var sigs chan os.Signal
 		if !detach {
 			sigs = libcontainer.CatchSignals()
+		}
+		subCgroups, err := cgroups.ParseSubPaths(*c.Generic("cgroup").(*rawList))
+		if err != nil {
+			return err
 		}
 		ct, err := libcontainer.Load(root(c), id)
 		if err != nil {
@@ -71,6 +76,7 @@ var execCommand = &cli.Command{
 		l, err := ct.Exec(libcontainer.ExecOpts{
 			Process: proc, Detach: detach, PidFile: pidFile,
 			ConsoleSocket: c.String("console-socket"), PreserveFds: c.Int("preserve-fds"),
+			SubCgroups: subCgroups,
 		})
 		// The container is not locked while the process runs: kill, state and delete
 		// must work on it meanwhile.
@@ -158,3 +164,10 @@ func execProcess(c *cli.Context, cfg *specs.Spec) (*specs.Process, error) {
 	}
 	return &p, nil
 }
+
+// rawList collects every value of a repeated flag as given: urfave's StringSlice would cut
+// "cpu,cpuacct:sub" at the comma.
+type rawList []string
+
+func (l *rawList) Set(v string) error { *l = append(*l, v); return nil }
+func (l *rawList) String() string     { return strings.Join(*l, " ") }

@@ -11,13 +11,13 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/berth-project/berth/libcontainer"
+	"github.com/berth-project/berth/cgroups"
 )
 
 type statsEvent struct {
-	Type string              `json:"type"`
-	ID   string              `json:"id"`
-	Data *libcontainer.Stats `json:"data"`
+	Type string             `json:"type"`
+	ID   string             `json:"id"`
+	Data *cgroups.RuncStats `json:"data"`
 }
 
 func decodeStats(t *testing.T, line string) statsEvent {
