@@ -4,7 +4,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Static: the waiting stage of a created container re-executes berth inside the container's
 # root, where no dynamic loader is. Stripped: a smaller binary maps and starts faster.
-LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
+LDFLAGS := -s -w -X main.commit=$(VERSION) -linkmode external -extldflags -static
 # urfave_cli_no_docs: leave out urfave/cli's man-page generator (blackfriday), whose package
 # initialisation every berth process, the container's init included, would pay (~0.4 ms).
 TAGS    := osusergo,netgo,urfave_cli_no_docs

@@ -117,7 +117,7 @@ func TestExecRefusals(t *testing.T) {
 	}{
 		{[]string{"exec", "ex-3", "true"}, "stopped"},
 		{[]string{"exec", "nosuch", "true"}, "does not exist"},
-		{[]string{"exec", "ex-3"}, "needs a command"},
+		{[]string{"exec", "ex-3"}, "cannot exec in a stopped container"},
 	} {
 		r := e.berth(c.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {

@@ -1,6 +1,7 @@
 package libcontainer
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -19,6 +20,25 @@ type ExecOpts struct {
 	ConsoleSocket string
 	PreserveFds   int
 	SubCgroups    map[string]string // exec --cgroup: groups below the container's to join (cgroups.ParseSubPaths)
+	// IgnorePaused lets the process join a paused (frozen) container; it runs once the
+	// container is resumed.
+	IgnorePaused bool
+}
+
+// CanExec says whether a process may be started in the container now, in runc's words
+// when not.
+func (c *Container) CanExec(ignorePaused bool) error {
+	switch st := c.status(); st {
+	case Created, Running:
+		return nil
+	case Paused:
+		if ignorePaused {
+			return nil
+		}
+		return errors.New("cannot exec in a paused container (use --ignore-paused to override)")
+	default:
+		return fmt.Errorf("cannot exec in a %s container", st)
+	}
 }
 
 // Exec starts another process in a created or running container: a `berth init` that joins
@@ -26,10 +46,8 @@ type ExecOpts struct {
 // process as the init did (rlimits, user, capabilities, no_new_privs) and executes it. For a
 // foreground exec the caller waits with Launched.Wait.
 func (c *Container) Exec(o ExecOpts) (*Launched, error) {
-	switch st := c.status(); st {
-	case Created, Running:
-	default:
-		return nil, fmt.Errorf("cannot exec in a %s container", st)
+	if err := c.CanExec(o.IgnorePaused); err != nil {
+		return nil, err
 	}
 	if err := ValidateProcess(o.Process); err != nil {
 		return nil, err

@@ -18,12 +18,15 @@ import (
 // Start lets a created container's init execute the user's program: opening the exec fifo
 // for reading releases the init blocked opening it for writing.
 func (c *Container) Start() error {
+	// runc's words for each state.
 	switch st := c.status(); st {
 	case Created:
 	case Stopped:
-		return fmt.Errorf("container %q is stopped: cannot start it", c.ID)
+		return errors.New("cannot start a container that has stopped")
+	case Running:
+		return errors.New("cannot start an already running container")
 	default:
-		return fmt.Errorf("container %q is %s, not created: cannot start it", c.ID, st)
+		return fmt.Errorf("cannot start a container in the %s state", st)
 	}
 	fifo := filepath.Join(c.dir, fifoName)
 	// O_NONBLOCK: a blocking open would hang forever if init died in the meantime.
@@ -81,10 +84,8 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 	}
 	explain.Stepf("libcontainer.Signal", "kill -%d %d", sig, c.State.Pid)
 	if err := unix.Kill(c.State.Pid, sig); err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("%w: no such process", ErrNotRunning)
-		}
-		return err
+		// runc's words; containerd's shim reads "no such process" as already finished.
+		return fmt.Errorf("unable to signal init: %w", err)
 	}
 	if sig == unix.SIGKILL && st == Paused {
 		// A frozen process dies only once thawed (runc thaws too).
@@ -125,7 +126,7 @@ func (c *Container) Delete(force bool) error {
 	switch st {
 	case Running, Paused:
 		if !force {
-			return fmt.Errorf("cannot delete container %q that is not stopped: %s", c.ID, st)
+			return fmt.Errorf("cannot delete container %s that is not stopped: %s", c.ID, st)
 		}
 	case Creating:
 		// A create in progress must not be torn down under its feet; a dead one may.

@@ -179,7 +179,7 @@ func lookPath(name string, env []string) (string, error) {
 func checkExecutable(p string) error {
 	st, err := os.Stat(p)
 	if err != nil {
-		return errors.Unwrap(err)
+		return err // "stat PATH: no such file or directory", as Go's exec.LookPath (and runc) say
 	}
 	if st.IsDir() {
 		return errors.New("is a directory")

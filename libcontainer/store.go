@@ -57,11 +57,11 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// ErrNotExist is returned for unknown ids; its text holds "does not exist" because containerd
-// matches that phrase.
+// ErrNotExist is returned for unknown ids. Its text is runc's: containerd's shim matches
+// "does not exist" (no such container), and the id is on the caller's command line.
 type ErrNotExist struct{ ID string }
 
-func (e ErrNotExist) Error() string { return fmt.Sprintf("container %q does not exist", e.ID) }
+func (e ErrNotExist) Error() string { return "container does not exist" }
 
 // Load opens and locks an existing container. Callers must Close it.
 func Load(root, id string) (*Container, error) {

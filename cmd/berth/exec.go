@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,61 +35,77 @@ var execCommand = &cli.Command{
 		&cli.IntFlag{Name: "preserve-fds", Usage: "pass this many descriptors (from fd 3) to the process"},
 		&cli.StringFlag{Name: "process-label", Usage: "SELinux label of the process"},
 		&cli.StringFlag{Name: "apparmor", Usage: "AppArmor profile of the process"},
-		&cli.BoolFlag{Name: "ignore-paused", Usage: "accepted for runc compatibility"},
+		&cli.BoolFlag{Name: "ignore-paused", Usage: "exec in a paused container too: the process starts once it is resumed"},
 		&cli.GenericFlag{Name: "cgroup", Value: &rawList{}, Usage: "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."},
 	},
 	Action: func(c *cli.Context) error {
 		if c.NArg() < 1 {
 			return fmt.Errorf("exec: needs a container id")
 		}
-		id := c.Args().First()
-		if c.String("process") == "" && c.NArg() < 2 {
-			return fmt.Errorf("exec: needs a command (or --process FILE)")
-		}
-		if n := c.Int("preserve-fds"); n < 0 {
-			return fmt.Errorf("--preserve-fds: %d must not be negative", n)
-		}
-		detach := c.Bool("detach")
-		var sigs chan os.Signal
-		if !detach {
-			sigs = libcontainer.CatchSignals()
-		}
-		subCgroups, err := cgroups.ParseSubPaths(*c.Generic("cgroup").(*rawList))
-		if err != nil {
-			return err
-		}
-		ct, err := libcontainer.Load(root(c), id)
-		if err != nil {
-			return err
-		}
-		proc, err := execProcess(c, ct.State.Config)
-		if err != nil {
-			ct.Close()
-			return err
-		}
 		pidFile := c.String("pid-file")
 		if pidFile != "" {
+			var err error
 			if pidFile, err = filepath.Abs(pidFile); err != nil {
-				ct.Close()
 				return err
 			}
 		}
-		l, err := ct.Exec(libcontainer.ExecOpts{
-			Process: proc, Detach: detach, PidFile: pidFile,
-			ConsoleSocket: c.String("console-socket"), PreserveFds: c.Int("preserve-fds"),
-			SubCgroups: subCgroups,
-		})
-		// The container is not locked while the process runs: kill, state and delete
-		// must work on it meanwhile.
-		ct.Close()
-		if err != nil || detach {
+		// From here on a failure is exec's own, not the process's: runc exits 255 then,
+		// which callers tell apart from the exit status of the program they ran.
+		err := execInContainer(c, pidFile)
+		var ex exitError
+		if err == nil || errors.As(err, &ex) {
 			return err
 		}
-		if code := l.Wait(sigs); code != 0 {
-			return exitError{code}
-		}
-		return nil
+		return codedError{255, fmt.Errorf("exec failed: %w", err)}
 	},
+}
+
+func execInContainer(c *cli.Context, pidFile string) error {
+	if n := c.Int("preserve-fds"); n < 0 {
+		return fmt.Errorf("--preserve-fds: %d must not be negative", n)
+	}
+	detach := c.Bool("detach")
+	var sigs chan os.Signal
+	if !detach {
+		sigs = libcontainer.CatchSignals()
+	}
+	subCgroups, err := cgroups.ParseSubPaths(*c.Generic("cgroup").(*rawList))
+	if err != nil {
+		return err
+	}
+	ct, err := libcontainer.Load(root(c), c.Args().First())
+	if err != nil {
+		return err
+	}
+	// Unlocked once the process runs: kill, state and delete must work on it meanwhile.
+	defer ct.Close()
+	if err := ct.CanExec(c.Bool("ignore-paused")); err != nil {
+		return err
+	}
+	if ct.Status() == libcontainer.Paused {
+		// --ignore-paused: the process stays frozen until `resume`, which needs the lock.
+		ct.Close()
+	}
+	if c.String("process") == "" && c.NArg() < 2 {
+		return errors.New("process args cannot be empty")
+	}
+	proc, err := execProcess(c, ct.State.Config)
+	if err != nil {
+		return err
+	}
+	l, err := ct.Exec(libcontainer.ExecOpts{
+		Process: proc, Detach: detach, PidFile: pidFile, IgnorePaused: c.Bool("ignore-paused"),
+		ConsoleSocket: c.String("console-socket"), PreserveFds: c.Int("preserve-fds"),
+		SubCgroups: subCgroups,
+	})
+	ct.Close()
+	if err != nil || detach {
+		return err
+	}
+	if code := l.Wait(sigs); code != 0 {
+		return exitError{code}
+	}
+	return nil
 }
 
 // execProcess builds the process as runc does: --process replaces everything; otherwise the

@@ -22,7 +22,12 @@ var killCommand = &cli.Command{
 		if c.NArg() < 1 || c.NArg() > 2 {
 			return fmt.Errorf("usage: berth kill [--all] <container-id> [signal]")
 		}
-		id := c.Args().Get(0)
+		// The container first, as runc: a missing one says so whatever the signal.
+		ct, err := libcontainer.Load(root(c), c.Args().Get(0))
+		if err != nil {
+			return err
+		}
+		defer ct.Close()
 		sig := unix.SIGTERM
 		if c.NArg() == 2 {
 			s, err := parseSignal(c.Args().Get(1))
@@ -31,21 +36,15 @@ var killCommand = &cli.Command{
 			}
 			sig = s
 		}
-		ct, err := libcontainer.Load(root(c), id)
-		if err != nil {
-			return err
-		}
-		defer ct.Close()
 		return ct.Signal(sig, c.Bool("all"))
 	},
 }
 
-// parseSignal accepts "9", "KILL" and "SIGKILL".
+// parseSignal accepts "9", "KILL" and "SIGKILL". Any number goes to kill(2) as it is, as
+// with runc: 0 checks that the process exists (`kill --all ID 0` after the container
+// stopped succeeds), and the kernel refuses a number that is no signal.
 func parseSignal(s string) (unix.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("signal %d: out of range", n)
-		}
 		return unix.Signal(n), nil
 	}
 	name := strings.ToUpper(s)

@@ -40,10 +40,14 @@ func setupLogging(c *cli.Context) error {
 	return nil
 }
 
-// logError reports a failed command: to the log, and to stderr where people and conmon read it.
+// logError reports a failed command: to the log, and to stderr where people and conmon read
+// it. With --log, stderr gets the bare message, as from runc; without, it is "berth: " and
+// the message (runc writes a log line there instead).
 func logError(err error) {
 	if logToFile {
 		logrus.Error(err.Error())
+		fmt.Fprintln(os.Stderr, err.Error())
+		return
 	}
 	fmt.Fprintln(os.Stderr, "berth: "+err.Error())
 }
@@ -61,5 +65,14 @@ func setupExplain(c *cli.Context) {
 	}
 	explain.SetSink(func(s explain.Step) {
 		fmt.Fprintf(os.Stderr, "%-32s %s\n", s.Name, s.Detail)
+	})
+}
+
+// debugSteps sends every step berth and the container's init take to the log at level
+// debug (--debug without --explain): the same narration, one log entry a step, with the
+// step's function in the "step" field.
+func debugSteps() {
+	explain.SetSink(func(s explain.Step) {
+		logrus.WithField("step", s.Name).Debug(s.Detail)
 	})
 }

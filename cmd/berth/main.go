@@ -7,14 +7,19 @@ import (
 	"fmt"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/libcontainer"
 	_ "github.com/berth-project/berth/libcontainer/nsenter" // runs before Go starts in `berth init`
 )
 
-// version is set by the Makefile.
-var version = "0.1.0-dev"
+// version is berth's release, in the X.Y.Z form go-runc and runc's suite read from
+// `berth --version`; commit is set by the Makefile (git describe).
+var (
+	version = "0.1.0"
+	commit  = "unknown"
+)
 
 func main() {
 	// The init process skips the CLI entirely: it is on the hot path of every container.
@@ -22,12 +27,16 @@ func main() {
 		libcontainer.InitMain()
 	}
 	app := newApp()
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(reorderArgs(app, os.Args)); err != nil {
 		var ex exitError
 		if errors.As(err, &ex) {
 			os.Exit(ex.code)
 		}
 		logError(err)
+		var ce codedError
+		if errors.As(err, &ce) {
+			os.Exit(ce.code)
+		}
 		os.Exit(1)
 	}
 }
@@ -37,14 +46,27 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// codedError is a failure reported as usual but with an exit status other than 1: `exec`
+// exits 255 when it fails itself, as runc does, so that a caller can tell that from the
+// status of the process it ran.
+type codedError struct {
+	code int
+	err  error
+}
+
+func (e codedError) Error() string { return e.err.Error() }
+func (e codedError) Unwrap() error { return e.err }
+
 func newApp() *cli.App {
 	cli.VersionPrinter = func(c *cli.Context) {
-		// go-runc parses "runc version X" from the first line; tools probe for it.
-		fmt.Printf("runc version %s (berth)\ncommit: berth-%s\nspec: 1.2.0\n", version, version)
+		// go-runc's parseVersion reads "runc version X" from the first line, then the
+		// "commit: " and "spec: " lines; runc's suite wants X to start with X.Y.Z.
+		fmt.Printf("runc version %s\ncommit: berth-%s\nspec: %s\n", version, commit, specs.Version)
 	}
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "berth",
-		Usage:                "run OCI bundles and images as containers (runc-compatible)",
+		Usage:                "Open Container Initiative runtime",
+		Description:          appDescription,
 		Version:              version,
 		EnableBashCompletion: false,
 		HideHelpCommand:      true,
@@ -52,11 +74,11 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "root", Value: libcontainer.DefaultRoot, Usage: "directory for container state"},
 			&cli.StringFlag{Name: "log", Usage: "log file (default: stderr)"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
-			&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
+			&cli.BoolFlag{Name: "debug", Usage: "log debug messages: each step berth and the container's init take"},
 			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "manage cgroups through systemd (not supported)"},
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "true, false or auto"},
-			&cli.BoolFlag{Name: "explain", Usage: "narrate every step taken to build the container"},
 			&cli.StringFlag{Name: "criu", Hidden: true},
+			&cli.BoolFlag{Name: "explain", Usage: "narrate every step taken to build the container"},
 		},
 		Before: setupGlobals,
 		Commands: []*cli.Command{
@@ -67,6 +89,8 @@ func newApp() *cli.App {
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors, once
 	}
+	setupHelp(app)
+	return app
 }
 
 func setupGlobals(c *cli.Context) error {
@@ -83,6 +107,8 @@ func setupGlobals(c *cli.Context) error {
 	}
 	if c.Bool("explain") {
 		setupExplain(c)
+	} else if c.Bool("debug") {
+		debugSteps()
 	}
 	return nil
 }
