@@ -180,6 +180,12 @@ func TestCLIExecStatus(t *testing.T) {
 		}
 	}
 
+	// A repeated flag's value is taken whole, commas and all (runc's urfave/cli v1 splits
+	// nothing): one variable A="b,c", and --cap values likewise.
+	if r := e.berth("exec", "--env", "A=b,c", "--env", "B=d", "xs-1", "sh", "-c", `echo "$A|$B"`); r.code != 0 || strings.TrimSpace(r.stdout) != "b,c|d" {
+		t.Errorf("exec --env A=b,c: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+
 	e.mustBerth("pause", "xs-1")
 	r := e.berth("exec", "xs-1", "echo", "ok")
 	if r.code != 255 || !strings.Contains(r.stderr, "cannot exec in a paused container") {

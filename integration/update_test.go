@@ -186,10 +186,10 @@ func TestUpdateV1(t *testing.T) {
 		}
 	}
 
-	// A stopped container cannot be updated.
+	// A stopped container cannot be updated: runc's words, which callers match.
 	e.mustBerth("kill", "upd-1", "KILL")
 	e.waitStatus("upd-1", "stopped")
-	if r := e.berth("update", "--memory", "64m", "upd-1"); r.code == 0 || !strings.Contains(r.stderr, "stopped") {
+	if r := e.berth("update", "--memory", "64m", "upd-1"); r.code == 0 || !strings.Contains(r.stderr, "container not running") {
 		t.Errorf("update of a stopped container: exit %d, %q", r.code, r.stderr)
 	}
 	e.mustBerth("delete", "upd-1")

@@ -17,7 +17,9 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 		return errors.New("update: no resources given")
 	}
 	switch st := c.status(); st {
-	case Stopped, Creating:
+	case Stopped:
+		return errors.New("container not running") // runc's words, which callers match
+	case Creating:
 		return fmt.Errorf("container %q is %s: only a created, running or paused container can be updated", c.ID, st)
 	}
 	spec := c.State.Config

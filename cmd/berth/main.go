@@ -88,6 +88,9 @@ func newApp() *cli.App {
 			psCommand, pauseCommand, resumeCommand, eventsCommand, featuresCommand,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors, once
+		// A repeated flag (exec --env, --cap) takes each value whole, as runc's urfave/cli v1:
+		// `--env A=b,c` is one variable, not "A=b" and "c".
+		DisableSliceFlagSeparator: true,
 	}
 	setupHelp(app)
 	return app
