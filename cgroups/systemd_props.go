@@ -1,0 +1,171 @@
+package cgroups
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// usecInfinity is systemd's "no limit" for byte, task and time properties.
+const usecInfinity = math.MaxUint64
+
+func prop(name string, v any) sd.Property {
+	return sd.Property{Name: name, Value: dbus.MakeVariant(v)}
+}
+
+// systemdProps translates linux.resources into the unit properties systemd can express, so
+// that systemd itself holds (and re-applies, on a daemon-reload) the same limits the files get.
+// What it cannot express is written to the files only (systemd.Set), as runc does:
+//
+//	linux.resources field      property                    value
+//	---------------------      --------                    -----
+//	memory.limit               MemoryMax                   bytes; -1 -> infinity
+//	memory.reservation         MemoryLow                   bytes; -1 -> infinity
+//	memory.swap                MemorySwapMax               swap-limit (spec is memory+swap)
+//	cpu.shares                 CPUWeight                   SharesToWeight (as cpu.weight)
+//	cpu.quota, cpu.period      CPUQuotaPerSecUSec          quota*1e6/period, rounded up to 10 ms
+//	                           CPUQuotaPeriodUSec          period (systemd 242+)
+//	pids.limit                 TasksMax                    >0 as is; -1 -> infinity
+//	cpu.cpus, cpu.mems         AllowedCPUs/MemoryNodes     bitmask (systemd 244+)
+//	blockIO.weight             IOWeight                    BlkioToIOWeight
+//	the rest (devices, io.max, hugetlb, rdma, unified...)  files only
+//
+// Devices stay with berth's own eBPF program (devices_ebpf.go): systemd's DeviceAllow names
+// devices by path or driver name, not by the spec's major:minor rules, and its DevicePolicy is
+// left at auto, which adds no program of its own.
+func systemdProps(r *specs.LinuxResources, version int) ([]sd.Property, error) {
+	if r == nil {
+		return nil, nil
+	}
+	var props []sd.Property
+	if mem := r.Memory; mem != nil {
+		limit, swap, low := int64Or0(mem.Limit), int64Or0(mem.Swap), int64Or0(mem.Reservation)
+		if limit != 0 {
+			props = append(props, prop("MemoryMax", bytesOrInfinity(limit)))
+		}
+		if low != 0 {
+			props = append(props, prop("MemoryLow", bytesOrInfinity(low)))
+		}
+		if swap != 0 || limit == -1 {
+			switch {
+			case swap == -1 || limit == -1:
+				v := uint64(usecInfinity)
+				if swap > 0 {
+					v = uint64(swap)
+				}
+				props = append(props, prop("MemorySwapMax", v))
+			case limit == 0:
+				return nil, fmt.Errorf("linux.resources.memory.swap: cgroup v2 needs memory.limit too (swap is memory+swap)")
+			case swap < limit:
+				return nil, fmt.Errorf("linux.resources.memory.swap: %d is below memory.limit %d (swap is memory+swap)", swap, limit)
+			default:
+				props = append(props, prop("MemorySwapMax", uint64(swap-limit)))
+			}
+		}
+	}
+	if cpu := r.CPU; cpu != nil {
+		if cpu.Shares != nil && *cpu.Shares != 0 {
+			props = append(props, prop("CPUWeight", SharesToWeight(*cpu.Shares)))
+		}
+		quota, period := int64(0), uint64(0)
+		if cpu.Quota != nil {
+			quota = *cpu.Quota
+		}
+		if cpu.Period != nil {
+			period = *cpu.Period
+		}
+		if period != 0 && version >= 242 {
+			props = append(props, prop("CPUQuotaPeriodUSec", period))
+		}
+		if quota != 0 || period != 0 {
+			props = append(props, prop("CPUQuotaPerSecUSec", quotaPerSec(quota, period)))
+		}
+		if version >= 244 {
+			for _, c := range []struct{ field, name, list string }{
+				{"cpus", "AllowedCPUs", cpu.Cpus}, {"mems", "AllowedMemoryNodes", cpu.Mems},
+			} {
+				if c.list == "" {
+					continue
+				}
+				bits, err := listToBits(c.list)
+				if err != nil {
+					return nil, fmt.Errorf("linux.resources.cpu.%s: %w", c.field, err)
+				}
+				props = append(props, prop(c.name, bits))
+			}
+		}
+	}
+	if r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit != 0 {
+		v := uint64(usecInfinity)
+		if *r.Pids.Limit > 0 {
+			v = uint64(*r.Pids.Limit)
+		}
+		props = append(props, prop("TasksMax", v))
+	}
+	if io := r.BlockIO; io != nil && io.Weight != nil && *io.Weight != 0 {
+		props = append(props, prop("IOWeight", BlkioToIOWeight(*io.Weight)))
+	}
+	return props, nil
+}
+
+func int64Or0(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func bytesOrInfinity(v int64) uint64 {
+	if v < 0 {
+		return usecInfinity
+	}
+	return uint64(v)
+}
+
+// quotaPerSec is CPU time per second of wall time, as CPUQuotaPerSecUSec wants it. systemd
+// keeps it as a whole percentage of a CPU, so it is rounded up to 10 ms: the cpu.max systemd
+// writes then never allows less than the spec asks (the file then gets the exact value).
+func quotaPerSec(quota int64, period uint64) uint64 {
+	if quota <= 0 {
+		return usecInfinity
+	}
+	if period == 0 {
+		period = 100000
+	}
+	v := uint64(quota) * 1000000 / period
+	if r := v % 10000; r != 0 {
+		v += 10000 - r
+	}
+	return v
+}
+
+// listToBits turns a cpu or node list ("0-2,7") into the little-endian bitmask systemd's
+// AllowedCPUs and AllowedMemoryNodes take (bit n of byte n/8).
+func listToBits(list string) ([]byte, error) {
+	var bits []byte
+	for _, r := range strings.Split(strings.TrimSpace(list), ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(r), "-")
+		a, err := strconv.ParseUint(lo, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a list such as 0-2,7", list)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 16); err != nil || b < a {
+				return nil, fmt.Errorf("%q is not a list such as 0-2,7", list)
+			}
+		}
+		for n := a; n <= b; n++ {
+			for int(n/8) >= len(bits) {
+				bits = append(bits, 0)
+			}
+			bits[n/8] |= 1 << (n % 8)
+		}
+	}
+	return bits, nil
+}

@@ -1,0 +1,83 @@
+package cgroups
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestParseSystemdPath(t *testing.T) {
+	good := []struct{ in, unit, cgroup string }{
+		{"", "berth-ID.scope", "/system.slice/berth-ID.scope"},
+		{":cri-containerd:abc", "cri-containerd-abc.scope", "/system.slice/cri-containerd-abc.scope"},
+		{"kubepods-besteffort-pod1.slice:cri-containerd:abc", "cri-containerd-abc.scope",
+			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-abc.scope"},
+		{"-.slice:p:n", "p-n.scope", "/p-n.scope"},
+	}
+	for _, g := range good {
+		p, err := parseSystemdPath(g.in, "ID")
+		if err != nil {
+			t.Errorf("%q: %v", g.in, err)
+			continue
+		}
+		if p.unit() != g.unit || p.cgroup() != g.cgroup {
+			t.Errorf("%q: unit %q cgroup %q, want %q %q", g.in, p.unit(), p.cgroup(), g.unit, g.cgroup)
+		}
+		if q, err := parseSystemdPath(p.String(), "other"); err != nil || q != p {
+			t.Errorf("%q: does not read back from %q: %v %v", g.in, p.String(), q, err)
+		}
+	}
+	for _, bad := range []string{"/berth/abc", "a:b", "a:b:c:d", "system:p:n", "a--b.slice:p:n", "-a.slice:p:n",
+		"a/b.slice:p:n", "system.slice:p:", "system.slice:p:n.slice", "system.slice:p/q:n"} {
+		if _, err := parseSystemdPath(bad, "ID"); err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: error does not quote the path: %v", bad, err)
+		}
+	}
+}
+
+func TestSystemdProps(t *testing.T) {
+	i64 := func(v int64) *int64 { return &v }
+	u64 := func(v uint64) *uint64 { return &v }
+	w := uint16(500)
+	r := &specs.LinuxResources{
+		Memory:  &specs.LinuxMemory{Limit: i64(64 << 20), Swap: i64(96 << 20), Reservation: i64(-1)},
+		CPU:     &specs.LinuxCPU{Shares: u64(1024), Quota: i64(12345), Period: u64(100000), Cpus: "0-2,9", Mems: "0"},
+		Pids:    &specs.LinuxPids{Limit: i64(-1)},
+		BlockIO: &specs.LinuxBlockIO{Weight: &w},
+	}
+	props, err := systemdProps(r, 252)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, p := range props {
+		got[p.Name] = p.Value.Value()
+	}
+	want := map[string]any{
+		"MemoryMax": uint64(64 << 20), "MemorySwapMax": uint64(32 << 20), "MemoryLow": uint64(usecInfinity),
+		"CPUWeight": uint64(100), "CPUQuotaPeriodUSec": uint64(100000), "CPUQuotaPerSecUSec": uint64(130000),
+		"TasksMax": uint64(usecInfinity), "IOWeight": BlkioToIOWeight(500),
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if b, _ := got["AllowedCPUs"].([]byte); !bytes.Equal(b, []byte{0x07, 0x02}) {
+		t.Errorf("AllowedCPUs = %v", got["AllowedCPUs"])
+	}
+	// systemd before 244 has no AllowedCPUs: the files alone carry cpuset.
+	props, _ = systemdProps(r, 243)
+	for _, p := range props {
+		if p.Name == "AllowedCPUs" || p.Name == "AllowedMemoryNodes" {
+			t.Errorf("%s given to systemd 243", p.Name)
+		}
+	}
+	if _, err := systemdProps(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "2-1"}}, 252); err == nil || !strings.Contains(err.Error(), "linux.resources.cpu.cpus") {
+		t.Errorf("bad cpu list: %v", err)
+	}
+}
