@@ -14,6 +14,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
 )
@@ -241,7 +242,9 @@ func (m *systemd) Set(r *specs.LinuxResources) error {
 func (m *systemd) Destroy() error {
 	m.LeaveGroup()
 	if _, err := os.Stat(m.dir); err == nil {
-		if err := m.KillAll(); err != nil {
+		// systemd removes an emptied scope by itself: a group that went away meanwhile
+		// (ENODEV from a removed group's files) is not an error.
+		if err := m.KillAll(); err != nil && !errors.Is(err, unix.ENODEV) && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
