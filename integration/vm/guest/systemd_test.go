@@ -166,3 +166,37 @@ func TestSystemdHostCgroupfsExec(t *testing.T) {
 	}
 	e.mustBerth("delete", "--force", "sd4")
 }
+
+// A create that fails after the scope exists leaves neither unit nor directory nor state, and
+// berth reports the error (it is not killed with the scope): before the init exists (a bind
+// mount source that cannot be opened, while berth itself still holds the scope) and after (a
+// program that does not exist).
+func TestSystemdFailedCreate(t *testing.T) {
+	needSystemd(t)
+	for _, c := range []struct {
+		name, want string
+		edit       func(*specs.Spec)
+	}{
+		{"sd5", "/nonexistent-source", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Source: "/nonexistent-source", Type: "bind", Options: []string{"bind"}})
+		}},
+		{"sd6", "no-such-program", func(s *specs.Spec) { s.Process.Args = []string{"no-such-program"} }},
+	} {
+		e := newEnv(t, "true")
+		e.spec.Linux.CgroupsPath = "system.slice:berthvm:" + c.name
+		c.edit(e.spec)
+		e.writeSpec()
+		r := e.berth("--systemd-cgroup", "create", "--bundle", e.bundle, c.name)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: create: exit %d, stderr %q, want an error naming %s", c.name, r.code, r.stderr, c.want)
+		}
+		unit := "berthvm-" + c.name + ".scope"
+		expectProps(t, unit, map[string]string{"LoadState": "not-found"})
+		if _, err := os.Stat(cgroupRoot + "/system.slice/" + unit); !os.IsNotExist(err) {
+			t.Errorf("%s: scope directory left (%v)", c.name, err)
+		}
+		if ents, _ := os.ReadDir(e.root); len(ents) != 0 {
+			t.Errorf("%s: %d entries left in the state root", c.name, len(ents))
+		}
+	}
+}
