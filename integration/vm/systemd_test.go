@@ -146,7 +146,11 @@ func addSystemd(c *cpioWriter, tree string, args []string) error {
 		"etc/passwd":     "root:x:0:0:root:/root:/bin/sh\nmessagebus:x:100:101::/nonexistent:/bin/false\n",
 		"etc/group":      "root:x:0:\nmessagebus:x:101:\n",
 		"etc/machine-id": "",
-		"etc/os-release": "ID=debian\nNAME=\"berth VM\"\n",
+		// containerd's CRI copies these into a host-network pod.
+		"etc/hosts":       "127.0.0.1 localhost\n",
+		"etc/resolv.conf": "nameserver 127.0.0.1\n",
+		"etc/hostname":    "berthvm\n",
+		"etc/os-release":  "ID=debian\nNAME=\"berth VM\"\n",
 		"etc/systemd/system/berth-vm.target": `[Unit]
 Description=berth guest tests
 Requires=berth-vm.service dbus.socket
@@ -173,6 +177,9 @@ TTYPath=/dev/ttyS0
 	for name, body := range files {
 		c.file("sd/"+name, 0o644, []byte(body))
 	}
+	if err := addCRI(c); err != nil {
+		return err
+	}
 	c.file("sd/berth-vm-tests", 0o755, []byte(strings.Replace(systemdStage, "@ARGS@", strings.Join(args, " "), 1)))
 	return nil
 }
@@ -194,3 +201,61 @@ BERTH_VM_GUEST=1 BERTH_VM_SYSTEMD=1 BERTH_BIN=/berth /guest.test @ARGS@ 2>&1
 echo "BERTH-VM-END status=$?"
 poweroff -f
 `
+
+// criBinaries are containerd and the CRI client the guest's CRI scenario runs (as a node
+// would: containerd's CRI plugin, a handler for berth with SystemdCgroup = true, crictl).
+// containerd's come from Debian's package (.ci/deps installs it), crictl from conformance/cri.
+var criBinaries = map[string]string{
+	"containerd": "/usr/bin/containerd", "containerd-shim-runc-v2": "/usr/bin/containerd-shim-runc-v2",
+	"ctr": "/usr/bin/ctr", "crictl": "/var/cache/berth-cri/bin/crictl",
+}
+
+// criConfig is the guest's containerd: CRI on, berth the default handler with the systemd
+// cgroup driver, pods on the host network (no CNI in the guest).
+const criConfig = `version = 2
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.tracing.processor.v1.otlp"]
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.6"
+  enable_selinux = false
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "berth"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]
+  BinaryName = "/berth"
+  SystemdCgroup = true
+`
+
+// addCRI puts containerd, crictl, their config and two images (a pause look-alike and busybox)
+// into the systemd guest, when this machine has them; the guest test skips otherwise.
+func addCRI(c *cpioWriter) error {
+	for _, src := range criBinaries {
+		if _, err := os.Stat(src); err != nil {
+			return nil
+		}
+	}
+	c.dir("sd/cri")
+	for name, src := range criBinaries {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		c.file("sd/usr/bin/"+name, 0o755, data)
+	}
+	pause, err := busyboxImageArchive("registry.k8s.io/pause:3.6", []string{"sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 1; done"})
+	if err != nil {
+		return err
+	}
+	busybox, err := busyboxImageArchive("docker.io/berth/busybox:1", []string{"sh"})
+	if err != nil {
+		return err
+	}
+	c.file("sd/cri/pause.tar", 0o644, pause)
+	c.file("sd/cri/busybox.tar", 0o644, busybox)
+	c.dir("sd/etc/containerd")
+	c.file("sd/etc/containerd/config.toml", 0o644, []byte(criConfig))
+	return nil
+}
