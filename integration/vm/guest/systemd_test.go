@@ -101,6 +101,21 @@ func TestSystemdScope(t *testing.T) {
 		t.Errorf("exec: /proc/self/cgroup = %q, want 0::/\n%s", r.stdout, r.stderr)
 	}
 
+	// pause, ps and events work on the scope's group, without the flag.
+	e.mustBerth("pause", "sd1")
+	expectFile(t, path, "cgroup.freeze", "1")
+	if st := e.mustBerth("state", "sd1").stdout; !strings.Contains(st, `"status": "paused"`) && !strings.Contains(st, `"status":"paused"`) {
+		t.Errorf("state after pause: %s", st)
+	}
+	e.mustBerth("resume", "sd1")
+	expectFile(t, path, "cgroup.freeze", "0")
+	if ps := e.mustBerth("ps", "--format", "json", "sd1").stdout; strings.TrimSpace(ps) != "["+strconv.Itoa(s.Pid)+"]" {
+		t.Errorf("ps --format json = %q, want [%d]", ps, s.Pid)
+	}
+	if ev := e.mustBerth("events", "--stats", "sd1").stdout; !strings.Contains(ev, `"limit":67108864`) {
+		t.Errorf("events --stats does not show the memory limit: %s", ev)
+	}
+
 	// update goes to the unit and the files, without the flag (the state knows the driver).
 	e.mustBerth("update", "--memory", "128m", "--pids-limit", "80", "--cpu-quota", "25000", "sd1")
 	expectProps(t, unit, map[string]string{"MemoryMax": "134217728", "TasksMax": "80", "CPUQuotaPerSecUSec": "250ms"})
