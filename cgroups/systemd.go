@@ -34,7 +34,8 @@ var SystemdDriver bool
 // init is cloned into the scope's directory, and LeaveGroup moves berth back where it was.
 type systemd struct {
 	*v2
-	unit systemdPath
+	unit  systemdPath
+	extra []sd.Property // from org.systemd.property.* annotations (UseAnnotations)
 }
 
 // origins maps a scope's group to berth's own group before Create moved berth into it, so that
@@ -150,6 +151,7 @@ func (m *systemd) Create() error {
 		prop("IOAccounting", true), prop("TasksAccounting", true),
 		prop("DefaultDependencies", false),
 	}
+	props = append(props, m.extra...)
 	explain.Stepf("cgroups.systemd.Create", "D-Bus StartTransientUnit %s in %s (Delegate=yes, PIDs=[berth %d]): systemd makes %s", name, m.unit.slice, os.Getpid(), m.dir)
 	for attempt := 0; ; attempt++ {
 		ch := make(chan string, 1)

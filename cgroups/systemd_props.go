@@ -169,3 +169,71 @@ func listToBits(list string) ([]byte, error) {
 	}
 	return bits, nil
 }
+
+// annotationPrefix marks an annotation that is a property of the container's unit, as runc
+// reads them: "org.systemd.property.TimeoutStopUSec": "uint64 10000000" (the value in D-Bus's
+// variant text form). A name ending in a lowercase letter and "Sec" is a number of seconds that
+// systemd takes as "...USec" (TimeoutStopSec=5 is TimeoutStopUSec=5000000).
+const annotationPrefix = "org.systemd.property."
+
+func annotationProps(annotations map[string]string) ([]sd.Property, error) {
+	var props []sd.Property
+	for _, k := range sortedKeys(annotations) {
+		name, ok := strings.CutPrefix(k, annotationPrefix)
+		if !ok {
+			continue
+		}
+		if len(name) < 3 || strings.IndexFunc(name, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') }) >= 0 {
+			return nil, fmt.Errorf("annotations[%q]: %q is not a systemd property name (letters only)", k, name)
+		}
+		v, err := dbus.ParseVariant(annotations[k], dbus.Signature{})
+		if err != nil {
+			return nil, fmt.Errorf("annotations[%q]: %q is not a D-Bus value (e.g. \"uint64 10\", \"'text'\", \"true\"): %w", k, annotations[k], err)
+		}
+		if base, ok := strings.CutSuffix(name, "Sec"); ok && base[len(base)-1] >= 'a' && base[len(base)-1] <= 'z' {
+			usec, ok := secondsToUSec(v.Value())
+			if !ok {
+				return nil, fmt.Errorf("annotations[%q]: %q is not a number of seconds", k, annotations[k])
+			}
+			name, v = base+"USec", dbus.MakeVariant(usec)
+		}
+		props = append(props, sd.Property{Name: name, Value: v})
+	}
+	return props, nil
+}
+
+func secondsToUSec(v any) (uint64, bool) {
+	const m = 1000000
+	switch n := v.(type) {
+	case byte:
+		return uint64(n) * m, true
+	case int16:
+		return uint64(n) * m, n >= 0
+	case uint16:
+		return uint64(n) * m, true
+	case int32:
+		return uint64(n) * m, n >= 0
+	case uint32:
+		return uint64(n) * m, true
+	case int64:
+		return uint64(n) * m, n >= 0
+	case uint64:
+		return n * m, true
+	case float64:
+		return uint64(n * m), n >= 0
+	}
+	return 0, false
+}
+
+// UseAnnotations takes the unit properties a container's annotations give
+// (org.systemd.property.*) for the scope Create starts; a bad one is an error naming it. With
+// the cgroupfs driver they mean nothing and are ignored, as with runc.
+func UseAnnotations(m Manager, annotations map[string]string) error {
+	s, ok := m.(*systemd)
+	if !ok {
+		return nil
+	}
+	props, err := annotationProps(annotations)
+	s.extra = props
+	return err
+}

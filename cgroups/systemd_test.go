@@ -81,3 +81,43 @@ func TestSystemdProps(t *testing.T) {
 		t.Errorf("bad cpu list: %v", err)
 	}
 }
+
+func TestAnnotationProps(t *testing.T) {
+	props, err := annotationProps(map[string]string{
+		"org.systemd.property.TimeoutStopSec":  "uint32 5",
+		"org.systemd.property.CollectMode":     "'inactive-or-failed'",
+		"org.systemd.property.TimeoutStopUSec": "uint64 7000000",
+		"io.kubernetes.cri.container-type":    "container",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, p := range props {
+		got[p.Name] = p.Value.Value()
+	}
+	if len(got) != 2 || got["CollectMode"] != "inactive-or-failed" {
+		t.Errorf("props %v", got)
+	}
+	// Sorted by annotation: ...TimeoutStopSec (5 s) comes before ...TimeoutStopUSec.
+	if props[len(props)-1].Name != "TimeoutStopUSec" || props[len(props)-1].Value.Value() != uint64(7000000) {
+		t.Errorf("props %v", props)
+	}
+	var sec bool
+	for _, p := range props {
+		sec = sec || p.Name == "TimeoutStopUSec" && p.Value.Value() == uint64(5000000)
+	}
+	if !sec {
+		t.Errorf("TimeoutStopSec=5 not converted to TimeoutStopUSec=5000000: %v", props)
+	}
+	for _, bad := range []map[string]string{
+		{"org.systemd.property.Ti": "true"},
+		{"org.systemd.property.Time-out": "true"},
+		{"org.systemd.property.CollectMode": "not a variant"},
+		{"org.systemd.property.TimeoutStopSec": "'five'"},
+	} {
+		if _, err := annotationProps(bad); err == nil || !strings.Contains(err.Error(), "annotations[") {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+}

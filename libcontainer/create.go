@@ -74,6 +74,9 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
+	if err := cgroups.UseAnnotations(cg, spec.Annotations); err != nil {
+		return nil, err
+	}
 	// Before anything exists: a refusal here leaves a pre-existing group as it was.
 	if err := cgroups.CheckPreexisting(cg); err != nil {
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)

@@ -66,6 +66,9 @@ func TestSystemdScope(t *testing.T) {
 	e.spec.Linux.Resources.CPU = &specs.LinuxCPU{Shares: u64(512), Quota: i64(50000), Period: u64(100000), Cpus: "0", Mems: "0"}
 	e.spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(50)}
 	e.spec.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: u16(300)}
+	// Unit properties from annotations, as podman sets TimeoutStopUSec.
+	e.spec.Annotations = map[string]string{"org.systemd.property.TimeoutStopSec": "uint32 12",
+		"org.systemd.property.CollectMode": "'inactive-or-failed'"}
 	e.writeSpec()
 	r := e.mustBerth("--systemd-cgroup", "--explain", "create", "--bundle", e.bundle, "sd1")
 	for _, want := range []string{"cgroups.systemd.Create", "StartTransientUnit " + unit, "cgroups.systemd.LeaveGroup", "SetUnitProperties " + unit} {
@@ -80,6 +83,7 @@ func TestSystemdScope(t *testing.T) {
 		"ActiveState": "active", "Slice": "berth-vm.slice", "ControlGroup": path, "Delegate": "yes",
 		"MemoryMax": "67108864", "MemoryLow": "8388608", "CPUWeight": weight, "CPUQuotaPerSecUSec": "500ms",
 		"TasksMax": "50", "AllowedCPUs": "0", "AllowedMemoryNodes": "0", "IOWeight": ioWeight,
+		"TimeoutStopUSec": "12s", "CollectMode": "inactive-or-failed",
 	})
 	for file, want := range map[string]string{
 		"memory.max": "67108864", "memory.low": "8388608", "cpu.weight": weight, "cpu.max": "50000 100000",
@@ -165,6 +169,13 @@ func TestSystemdBadPath(t *testing.T) {
 		if ents, _ := os.ReadDir(e.root); len(ents) != 0 {
 			t.Errorf("%q: %d entries left in the state root", bad, len(ents))
 		}
+	}
+	e := newEnv(t, "true")
+	e.spec.Annotations = map[string]string{"org.systemd.property.CollectMode": "inactive"}
+	e.writeSpec()
+	r := e.berth("--systemd-cgroup", "create", "--bundle", e.bundle, "sd3")
+	if r.code == 0 || !strings.Contains(r.stderr, `annotations["org.systemd.property.CollectMode"]`) {
+		t.Errorf("a property value that is not a D-Bus value: exit %d, %q", r.code, r.stderr)
 	}
 }
 
