@@ -87,7 +87,7 @@ func TestAnnotationProps(t *testing.T) {
 		"org.systemd.property.TimeoutStopSec":  "uint32 5",
 		"org.systemd.property.CollectMode":     "'inactive-or-failed'",
 		"org.systemd.property.TimeoutStopUSec": "uint64 7000000",
-		"io.kubernetes.cri.container-type":    "container",
+		"io.kubernetes.cri.container-type":     "container",
 	})
 	if err != nil {
 		t.Fatal(err)
