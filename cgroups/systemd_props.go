@@ -33,7 +33,8 @@ func prop(name string, v any) sd.Property {
 //	pids.limit                 TasksMax                    >0 as is; -1 -> infinity
 //	cpu.cpus, cpu.mems         AllowedCPUs/MemoryNodes     bitmask (systemd 244+)
 //	blockIO.weight             IOWeight                    BlkioToIOWeight
-//	the rest (devices, io.max, hugetlb, rdma, unified...)  files only
+//	unified (some keys)        see unifiedProps
+//	the rest (devices, io.max, hugetlb, rdma...)           files only
 //
 // Devices stay with berth's own eBPF program (devices_ebpf.go): systemd's DeviceAllow names
 // devices by path or driver name, not by the spec's major:minor rules, and its DevicePolicy is
@@ -109,6 +110,87 @@ func systemdProps(r *specs.LinuxResources, version int) ([]sd.Property, error) {
 	}
 	if io := r.BlockIO; io != nil && io.Weight != nil && *io.Weight != 0 {
 		props = append(props, prop("IOWeight", BlkioToIOWeight(*io.Weight)))
+	}
+	unified, err := unifiedProps(r.Unified, version)
+	if err != nil {
+		return nil, err
+	}
+	return append(props, unified...), nil
+}
+
+// unifiedProps gives the unit the linux.resources.unified keys systemd has a property for (they
+// are written to the files too, last, and win over the fields above, as they do there):
+//
+//	cpu.weight -> CPUWeight; cpu.max -> CPUQuotaPerSecUSec (+ CPUQuotaPeriodUSec);
+//	cpuset.cpus, cpuset.mems -> AllowedCPUs, AllowedMemoryNodes (systemd 244+);
+//	memory.min, .low, .high, .max, .swap.max -> MemoryMin, ...; pids.max -> TasksMax.
+func unifiedProps(unified map[string]string, version int) ([]sd.Property, error) {
+	var props []sd.Property
+	bytesProp := map[string]string{"memory.min": "MemoryMin", "memory.low": "MemoryLow", "memory.high": "MemoryHigh",
+		"memory.max": "MemoryMax", "memory.swap.max": "MemorySwapMax", "pids.max": "TasksMax"}
+	for _, k := range sortedKeys(unified) {
+		v := strings.TrimSpace(unified[k])
+		bad := func() error {
+			return fmt.Errorf("linux.resources.unified[%q]: %q is not a value systemd can take for it", k, unified[k])
+		}
+		switch k {
+		case "cpu.weight":
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, bad()
+			}
+			props = append(props, prop("CPUWeight", n))
+		case "cpu.max":
+			f := strings.Fields(v)
+			if len(f) == 0 || len(f) > 2 {
+				return nil, bad()
+			}
+			quota, period := int64(-1), uint64(0)
+			if f[0] != "max" {
+				q, err := strconv.ParseInt(f[0], 10, 64)
+				if err != nil || q <= 0 {
+					return nil, bad()
+				}
+				quota = q
+			}
+			if len(f) == 2 {
+				p, err := strconv.ParseUint(f[1], 10, 64)
+				if err != nil || p == 0 {
+					return nil, bad()
+				}
+				period = p
+			}
+			if period != 0 && version >= 242 {
+				props = append(props, prop("CPUQuotaPeriodUSec", period))
+			}
+			props = append(props, prop("CPUQuotaPerSecUSec", quotaPerSec(quota, period)))
+		case "cpuset.cpus", "cpuset.mems":
+			if version < 244 {
+				continue
+			}
+			bits, err := listToBits(v)
+			if err != nil {
+				return nil, bad()
+			}
+			name := "AllowedCPUs"
+			if k == "cpuset.mems" {
+				name = "AllowedMemoryNodes"
+			}
+			props = append(props, prop(name, bits))
+		default:
+			name, ok := bytesProp[k]
+			if !ok {
+				continue // files only
+			}
+			n := uint64(usecInfinity)
+			if v != "max" {
+				var err error
+				if n, err = strconv.ParseUint(v, 10, 64); err != nil {
+					return nil, bad()
+				}
+			}
+			props = append(props, prop(name, n))
+		}
 	}
 	return props, nil
 }

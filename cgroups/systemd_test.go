@@ -121,3 +121,30 @@ func TestAnnotationProps(t *testing.T) {
 		}
 	}
 }
+
+func TestUnifiedProps(t *testing.T) {
+	props, err := unifiedProps(map[string]string{"cpu.weight": "42", "cpu.max": "max 50000", "memory.high": "max",
+		"memory.max": "1048576", "pids.max": "9", "cpuset.cpus": "1", "io.max": "8:0 rbps=1", "memory.oom.group": "1"}, 252)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, p := range props {
+		got[p.Name] = p.Value.Value()
+	}
+	want := map[string]any{"CPUWeight": uint64(42), "CPUQuotaPeriodUSec": uint64(50000), "CPUQuotaPerSecUSec": uint64(usecInfinity),
+		"MemoryHigh": uint64(usecInfinity), "MemoryMax": uint64(1048576), "TasksMax": uint64(9)}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if len(got) != len(want)+1 { // + AllowedCPUs; io.max and memory.oom.group are files only
+		t.Errorf("props %v", got)
+	}
+	for _, bad := range []map[string]string{{"cpu.max": "x 1"}, {"memory.max": "1G"}, {"cpu.weight": "-1"}} {
+		if _, err := unifiedProps(bad, 252); err == nil || !strings.Contains(err.Error(), "linux.resources.unified[") {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+}

@@ -66,6 +66,7 @@ func TestSystemdScope(t *testing.T) {
 	e.spec.Linux.Resources.CPU = &specs.LinuxCPU{Shares: u64(512), Quota: i64(50000), Period: u64(100000), Cpus: "0", Mems: "0"}
 	e.spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(50)}
 	e.spec.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: u16(300)}
+	e.spec.Linux.Resources.Unified = map[string]string{"memory.high": "50331648"}
 	// Unit properties from annotations, as podman sets TimeoutStopUSec.
 	e.spec.Annotations = map[string]string{"org.systemd.property.TimeoutStopSec": "uint32 12",
 		"org.systemd.property.CollectMode": "'inactive-or-failed'"}
@@ -83,11 +84,12 @@ func TestSystemdScope(t *testing.T) {
 		"ActiveState": "active", "Slice": "berth-vm.slice", "ControlGroup": path, "Delegate": "yes",
 		"MemoryMax": "67108864", "MemoryLow": "8388608", "CPUWeight": weight, "CPUQuotaPerSecUSec": "500ms",
 		"TasksMax": "50", "AllowedCPUs": "0", "AllowedMemoryNodes": "0", "IOWeight": ioWeight,
-		"TimeoutStopUSec": "12s", "CollectMode": "inactive-or-failed",
+		"TimeoutStopUSec": "12s", "CollectMode": "inactive-or-failed", "MemoryHigh": "50331648",
 	})
 	for file, want := range map[string]string{
 		"memory.max": "67108864", "memory.low": "8388608", "cpu.weight": weight, "cpu.max": "50000 100000",
 		"pids.max": "50", "cpuset.cpus": "0", "cpuset.mems": "0", "io.weight": "default " + ioWeight,
+		"memory.high": "50331648",
 	} {
 		expectFile(t, path, file, want)
 	}
