@@ -97,7 +97,8 @@ func TestSystemdCRI(t *testing.T) {
   "linux": {"cgroup_parent": "berthvm-pod.slice", "security_context": {"namespace_options": {"network": 2}}}}`, dir)), 0o644)
 	os.WriteFile(ctr, []byte(`{"metadata": {"name": "sdctr"}, "image": {"image": "docker.io/berth/busybox:1"},
   "command": ["sh", "-c", "echo hello-cri; trap 'exit 0' TERM; while :; do sleep 1; done"], "log_path": "sdctr.log",
-  "linux": {"resources": {"memory_limit_in_bytes": 67108864, "cpu_period": 100000, "cpu_quota": 50000, "cpu_shares": 512}}}`), 0o644)
+  "linux": {"resources": {"memory_limit_in_bytes": 67108864, "cpu_period": 100000, "cpu_quota": 50000, "cpu_shares": 512,
+    "cpuset_cpus": "0", "cpuset_mems": "0", "unified": {"memory.high": "50331648"}}}}`), 0o644)
 
 	podID := mustCrictl(t, "runp", pod)
 	t.Cleanup(func() { crictl(t, "stopp", podID); crictl(t, "rmp", "-f", podID) })
@@ -112,10 +113,14 @@ func TestSystemdCRI(t *testing.T) {
 	expectProps(t, unit, map[string]string{
 		"ActiveState": "active", "Slice": "berthvm-pod.slice", "ControlGroup": path, "Delegate": "yes",
 		"MemoryMax": "67108864", "CPUWeight": weight, "CPUQuotaPerSecUSec": "500ms",
+		"AllowedCPUs": "0", "AllowedMemoryNodes": "0", "MemoryHigh": "50331648",
 	})
 	expectFile(t, path, "memory.max", "67108864")
 	expectFile(t, path, "cpu.max", "50000 100000")
 	expectFile(t, path, "cpu.weight", weight)
+	expectFile(t, path, "cpuset.cpus", "0")
+	expectFile(t, path, "cpuset.mems", "0")
+	expectFile(t, path, "memory.high", "50331648")
 
 	if out := mustCrictl(t, "exec", "-s", ctrID, "cat", "/proc/self/cgroup"); !strings.HasPrefix(out, "0::") {
 		t.Errorf("crictl exec: /proc/self/cgroup = %q", out)
