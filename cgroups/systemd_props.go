@@ -36,9 +36,9 @@ func prop(name string, v any) sd.Property {
 //	unified (some keys)        see unifiedProps
 //	the rest (devices, io.max, hugetlb, rdma...)           files only
 //
-// Devices stay with berth's own eBPF program (devices_ebpf.go): systemd's DeviceAllow names
-// devices by path or driver name, not by the spec's major:minor rules, and its DevicePolicy is
-// left at auto, which adds no program of its own.
+//	devices                    DevicePolicy, DeviceAllow   when systemd can express the rules
+//	                                                       exactly (see deviceProps); berth's
+//	                                                       own eBPF program is attached anyway
 func systemdProps(r *specs.LinuxResources, version int) ([]sd.Property, error) {
 	if r == nil {
 		return nil, nil
@@ -110,6 +110,9 @@ func systemdProps(r *specs.LinuxResources, version int) ([]sd.Property, error) {
 	}
 	if io := r.BlockIO; io != nil && io.Weight != nil && *io.Weight != 0 {
 		props = append(props, prop("IOWeight", BlkioToIOWeight(*io.Weight)))
+	}
+	if dev, ok := deviceProps(r.Devices); ok {
+		props = append(props, dev...)
 	}
 	unified, err := unifiedProps(r.Unified, version)
 	if err != nil {

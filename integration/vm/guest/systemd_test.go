@@ -93,6 +93,15 @@ func TestSystemdScope(t *testing.T) {
 	} {
 		expectFile(t, path, file, want)
 	}
+	// The device rules (the defaults: deny all, then allow /dev/null and friends, any mknod,
+	// the pty slaves) are the unit's device policy too; the container still has its nodes.
+	expectProps(t, unit, map[string]string{"DevicePolicy": "strict"})
+	if out, _ := exec.Command("systemctl", "show", "-p", "DeviceAllow", unit).CombinedOutput(); !strings.Contains(string(out), "/dev/char/1:3 rwm") || !strings.Contains(string(out), "char-pts rw") {
+		t.Errorf("DeviceAllow of %s: %s", unit, out)
+	}
+	if r := e.berth("exec", "sd1", "sh", "-c", "echo x > /dev/null && head -c 3 /dev/zero | wc -c"); r.code != 0 || strings.TrimSpace(r.stdout) != "3" {
+		t.Errorf("devices in the container: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
 	// Only the container is in the scope: berth went back to its own group after the clone.
 	var s struct{ Pid int }
 	st := e.mustBerth("state", "sd1")
