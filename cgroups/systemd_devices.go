@@ -61,7 +61,9 @@ func deviceProps(rules []specs.LinuxDeviceCgroup) ([]sd.Property, bool) {
 			allow = append(allow, deviceAllow{Path: path, Perms: permString(r.access)})
 		}
 	}
-	return []sd.Property{prop("DevicePolicy", "strict"), prop("DeviceAllow", allow)}, true
+	// An empty DeviceAllow clears the unit's list (a non-empty one adds to it): cleared first,
+	// so that an update replaces the list instead of growing it.
+	return []sd.Property{prop("DevicePolicy", "strict"), prop("DeviceAllow", []deviceAllow{}), prop("DeviceAllow", allow)}, true
 }
 
 func devicePath(typ int32, major, minor int64) (string, bool) {

@@ -159,10 +159,10 @@ func TestDeviceProps(t *testing.T) {
 		{Allow: true, Type: "c", Major: i64(136), Access: "rw"},
 	}
 	props, ok := deviceProps(rules)
-	if !ok || len(props) != 2 || props[0].Value.Value() != "strict" {
+	if !ok || len(props) != 3 || props[0].Value.Value() != "strict" || len(props[1].Value.Value().([]deviceAllow)) != 0 {
 		t.Fatalf("props %v %v", props, ok)
 	}
-	got := props[1].Value.Value().([]deviceAllow)
+	got := props[2].Value.Value().([]deviceAllow)
 	want := []deviceAllow{{"/dev/char/1:3", "rwm"}, {"char-*", "m"}, {"char-pts", "rw"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("DeviceAllow %v, want %v", got, want)

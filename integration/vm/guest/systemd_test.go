@@ -116,6 +116,8 @@ func TestSystemdScope(t *testing.T) {
 		t.Errorf("exec: /proc/self/cgroup = %q, want 0::/\n%s", r.stdout, r.stderr)
 	}
 
+	// An update that carries the device rules again replaces the unit's list (no duplicates).
+	allowBefore, _ := exec.Command("systemctl", "show", "-p", "DeviceAllow", unit).CombinedOutput()
 	// pause, ps and events work on the scope's group, without the flag.
 	e.mustBerth("pause", "sd1")
 	expectFile(t, path, "cgroup.freeze", "1")
@@ -137,6 +139,9 @@ func TestSystemdScope(t *testing.T) {
 	expectFile(t, path, "memory.max", "134217728")
 	expectFile(t, path, "pids.max", "80")
 	expectFile(t, path, "cpu.max", "25000 100000")
+	if after, _ := exec.Command("systemctl", "show", "-p", "DeviceAllow", unit).CombinedOutput(); string(after) != string(allowBefore) {
+		t.Errorf("DeviceAllow changed by update:\nbefore %s\nafter  %s", allowBefore, after)
+	}
 
 	e.mustBerth("--systemd-cgroup", "delete", "--force", "sd1")
 	expectProps(t, unit, map[string]string{"LoadState": "not-found", "ActiveState": "inactive"})
