@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,6 +68,8 @@ func TestSystemdScope(t *testing.T) {
 	e.spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(50)}
 	e.spec.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: u16(300)}
 	e.spec.Linux.Resources.Unified = map[string]string{"memory.high": "50331648"}
+	e.spec.Linux.Resources.Devices = append(e.spec.Linux.Resources.Devices,
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(4), Access: "rw"})
 	// Unit properties from annotations, as podman sets TimeoutStopUSec.
 	e.spec.Annotations = map[string]string{"org.systemd.property.TimeoutStopSec": "uint32 12",
 		"org.systemd.property.CollectMode": "'inactive-or-failed'"}
@@ -96,7 +99,7 @@ func TestSystemdScope(t *testing.T) {
 	// The device rules (the defaults: deny all, then allow /dev/null and friends, any mknod,
 	// the pty slaves) are the unit's device policy too; the container still has its nodes.
 	expectProps(t, unit, map[string]string{"DevicePolicy": "strict"})
-	if out, _ := exec.Command("systemctl", "show", "-p", "DeviceAllow", unit).CombinedOutput(); !strings.Contains(string(out), "/dev/char/1:3 rwm") || !strings.Contains(string(out), "char-pts rw") {
+	if out, _ := exec.Command("systemctl", "show", "-p", "DeviceAllow", unit).CombinedOutput(); !strings.Contains(string(out), "/dev/char/1:3 rwm") || !strings.Contains(string(out), "char-pts rw") || !strings.Contains(string(out), "/dev/char/1:4 rw") {
 		t.Errorf("DeviceAllow of %s: %s", unit, out)
 	}
 	if r := e.berth("exec", "sd1", "sh", "-c", "echo x > /dev/null && head -c 3 /dev/zero | wc -c"); r.code != 0 || strings.TrimSpace(r.stdout) != "3" {
@@ -141,6 +144,16 @@ func TestSystemdScope(t *testing.T) {
 	expectFile(t, path, "cpu.max", "25000 100000")
 	if after, _ := exec.Command("systemctl", "show", "-p", "DeviceAllow", unit).CombinedOutput(); string(after) != string(allowBefore) {
 		t.Errorf("DeviceAllow changed by update:\nbefore %s\nafter  %s", allowBefore, after)
+	}
+
+	// New device rules replace the unit's list: the new device is in it, the one only the
+	// config had (1:4) is gone, nothing is there twice.
+	res := filepath.Join(t.TempDir(), "res.json")
+	os.WriteFile(res, []byte(`{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}]}`), 0o644)
+	e.mustBerth("update", "--resources", res, "sd1")
+	out, _ := exec.Command("systemctl", "show", "-p", "DeviceAllow", unit).CombinedOutput()
+	if !strings.Contains(string(out), "/dev/char/1:11 rw\n") || strings.Contains(string(out), "/dev/char/1:4 ") || strings.Count(string(out), "/dev/char/1:3 rwm") != 1 {
+		t.Errorf("DeviceAllow after update --resources: %s", out)
 	}
 
 	e.mustBerth("--systemd-cgroup", "delete", "--force", "sd1")
