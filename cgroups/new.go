@@ -41,8 +41,17 @@ func DetectMode() Mode {
 // "/berth/<id>", a relative path is placed under /berth) on whatever layout the host has.
 // A systemd-style "slice:prefix:name" (containerd's CRI passes one even with its cgroupfs
 // driver) is, without --systemd-cgroup, a literal directory name, as with runc.
-// It touches nothing: Create does.
+// It touches nothing: Create does. With --systemd-cgroup (SystemdDriver) the path is systemd's
+// "slice:prefix:name" and the group a transient scope (NewSystemd).
 func New(path, id string) (Manager, error) {
+	return Open(path, id, SystemdDriver)
+}
+
+// Open is New for a container whose driver is known (recorded in its state).
+func Open(path, id string, systemd bool) (Manager, error) {
+	if systemd {
+		return NewSystemd(path, id)
+	}
 	if path == "" {
 		path = "/berth/" + id
 	} else if !filepath.IsAbs(path) {

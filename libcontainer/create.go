@@ -74,6 +74,9 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
+	if err := cgroups.UseAnnotations(cg, spec.Annotations); err != nil {
+		return nil, err
+	}
 	// Before anything exists: a refusal here leaves a pre-existing group as it was.
 	if err := cgroups.CheckPreexisting(cg); err != nil {
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
@@ -81,7 +84,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	c := &Container{ID: o.ID, State: &State{
 		OCIVersion: spec.Version, ID: o.ID, Bundle: o.Bundle, Rootfs: RootfsPath(spec, o.Bundle),
 		Created: time.Now().UTC(), Annotations: spec.Annotations, Creating: true,
-		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), Image: o.Image, Config: spec,
+		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), SystemdCgroup: cgroups.IsSystemd(cg), Image: o.Image, Config: spec,
 	}}
 	if !plan.Has(specs.MountNamespace) {
 		c.State.HostMounts = true
@@ -337,6 +340,10 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 		return 0, nil, err
 	}
 	started(proc.Pid)
+	if s, ok := l.cg.(interface{ LeaveGroup() }); ok {
+		// systemd driver: the scope was started around berth; the init holds it now.
+		s.LeaveGroup()
+	}
 	pipe := newInitPipe(parentEnd)
 	pid := proc.Pid
 	if l.plan.Forks() {

@@ -44,6 +44,9 @@ type State struct {
 	// PidStart is init's start time (field 22 of /proc/PID/stat): a recycled pid has another.
 	PidStart   uint64 `json:"pidStart,omitempty"`
 	CgroupPath string `json:"cgroupPath"`
+	// SystemdCgroup: the cgroup is a systemd scope (--systemd-cgroup at create) and
+	// CgroupPath its "slice:prefix:name".
+	SystemdCgroup bool `json:"systemdCgroup,omitempty"`
 	// Image is set when the rootfs was made from an OCI image by berth; delete releases it.
 	Image string `json:"image,omitempty"`
 	// HostMounts: the container has no mount namespace, so its mounts are on the host, on top

@@ -143,7 +143,7 @@ func List(root string) ([]*Container, error) {
 
 // cgroup rebuilds the container's cgroup manager from its recorded path.
 func (c *Container) cgroup() (cgroups.Manager, error) {
-	return cgroups.New(c.State.CgroupPath, c.ID)
+	return cgroups.Open(c.State.CgroupPath, c.ID, c.State.SystemdCgroup)
 }
 
 func (c *Container) paused() bool {

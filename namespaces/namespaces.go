@@ -37,13 +37,14 @@ var procName = map[specs.LinuxNamespaceType]string{
 // Plan is what the init process's namespaces will be, and who makes each one:
 //
 //   - CloneFlags: created by clone(2) when `berth create` starts the init.
-//   - Join (net, uts, ipc, cgroup, pid): entered by the thread of `berth create` that clones
+//   - Join (net, uts, ipc, pid): entered by the thread of `berth create` that clones
 //     the init, just before the clone; these setns calls only change that thread (pid and
 //     time only its children's), so they are safe in a multi-threaded Go process and the
 //     init inherits them.
-//   - Join (user, mnt, time): entered by the init's C constructor (libcontainer/nsenter),
-//     before the Go runtime starts a second thread; the kernel refuses these to a
-//     multi-threaded process.
+//   - Join (user, mnt, time, cgroup): entered by the init's C constructor (libcontainer/nsenter),
+//     before the Go runtime starts a second thread; the kernel refuses the first three to a
+//     multi-threaded process, and cgroup is entered once the process is in its group (see
+//     byInit).
 //   - UnshareFlags: created by that constructor after it joined a user namespace, so that
 //     the joined user namespace owns them (as runc does); and a new cgroup namespace always,
 //     after the constructor joined the container's cgroup, so that it is rooted there.

@@ -90,7 +90,7 @@ func featuresJSON() ([]byte, error) {
 			Namespaces:   supportedNamespaces(),
 			Capabilities: supportedCapabilities(),
 			Cgroup: &features.Cgroup{
-				V1: &tru, V2: &tru, Systemd: &fals, SystemdUser: &fals, Rdma: &tru,
+				V1: &tru, V2: &tru, Systemd: &tru, SystemdUser: &fals, Rdma: &tru,
 			},
 			Seccomp:         supportedSeccomp(),
 			Apparmor:        &features.Apparmor{Enabled: &apparmor},

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -53,10 +54,16 @@ func logError(err error) {
 }
 
 // setupExplain prints each step on stderr: "step-name: what was done" on a terminal, or one
-// JSON object per step with --log-format json.
+// JSON object per step with --log-format json. With --log-format json and --log (how
+// containerd's shim and podman call a runtime) the steps go to the log file instead: stderr
+// of `create` is the container's own, and containerd keeps only an error line from the log.
 func setupExplain(c *cli.Context) {
 	if c.String("log-format") == "json" {
-		enc := json.NewEncoder(os.Stderr)
+		out := io.Writer(os.Stderr)
+		if logToFile {
+			out = logrus.StandardLogger().Out
+		}
+		enc := json.NewEncoder(out)
 		explain.SetSink(func(s explain.Step) {
 			_ = enc.Encode(map[string]string{"level": "info", "step": s.Name, "msg": s.Detail,
 				"time": time.Now().Format(time.RFC3339Nano)})

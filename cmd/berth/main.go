@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/libcontainer"
 	_ "github.com/berth-project/berth/libcontainer/nsenter" // runs before Go starts in `berth init`
 )
@@ -75,7 +76,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "log", Usage: "log file (default: stderr)"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages: each step berth and the container's init take"},
-			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "manage cgroups through systemd (not supported)"},
+			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "enable systemd cgroup support: cgroupsPath is \"slice:prefix:name\" and the container a transient scope"},
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "true, false or auto"},
 			&cli.StringFlag{Name: "criu", Hidden: true},
 			&cli.BoolFlag{Name: "explain", Usage: "narrate every step taken to build the container"},
@@ -100,9 +101,7 @@ func setupGlobals(c *cli.Context) error {
 	if err := setupLogging(c); err != nil {
 		return err
 	}
-	if c.Bool("systemd-cgroup") {
-		return errors.New("--systemd-cgroup: systemd cgroup management is not supported; use cgroupfs (drop the flag)")
-	}
+	cgroups.SystemdDriver = c.Bool("systemd-cgroup")
 	switch c.String("rootless") {
 	case "true", "false", "auto":
 	default:

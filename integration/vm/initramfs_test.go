@@ -71,6 +71,9 @@ type initramfsSpec struct {
 	modArgs map[string]string // module name (file name without .ko) -> insmod parameters
 	extra   []string          // .ko files -> /lib/modules/, listed in order in /lib/modules/extra for the guest tests to load
 	args    []string          // arguments for the guest test binary
+	// systemdTree is an unpacked systemd + dbus (systemd_test.go): when set, the guest boots
+	// it as PID 1, which runs the guest tests from a unit.
+	systemdTree string
 }
 
 // writeInitramfs builds a gzip'd newc cpio at out.
@@ -117,8 +120,15 @@ func writeInitramfs(out string, s initramfsSpec) error {
 		extra = append(extra, filepath.Base(ko))
 	}
 	c.file("lib/modules/extra", 0o644, []byte(strings.Join(extra, "\n")+"\n"))
-	c.file("init", 0o755, []byte(stage1))
-	c.file("init2", 0o755, []byte(strings.Replace(stage2, "@ARGS@", strings.Join(s.args, " "), 1)))
+	if s.systemdTree != "" {
+		if err := addSystemd(c, s.systemdTree, s.args); err != nil {
+			return err
+		}
+		c.file("init", 0o755, []byte(strings.Replace(stage1, "exec switch_root /newroot /init2", "exec switch_root /newroot /lib/systemd/systemd", 1)))
+	} else {
+		c.file("init", 0o755, []byte(stage1))
+		c.file("init2", 0o755, []byte(strings.Replace(stage2, "@ARGS@", strings.Join(s.args, " "), 1)))
+	}
 	if err := c.close(); err != nil {
 		return err
 	}
@@ -136,7 +146,9 @@ func writeInitramfs(out string, s initramfsSpec) error {
 const stage1 = `#!/bin/sh
 /bin/busybox --install -s /bin
 mount -t tmpfs -o size=700m tmpfs /newroot
-cp -a /bin /lib /berth /guest.test /init2 /newroot/
+cp -a /bin /lib /berth /guest.test /newroot/
+[ -e /init2 ] && cp -a /init2 /newroot/
+[ -d /sd ] && cp -a /sd/. /newroot/ && rm -rf /sd
 mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run /newroot/etc
 exec switch_root /newroot /init2
 echo "BERTH-VM-END status=switch_root-failed"

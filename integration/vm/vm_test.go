@@ -20,7 +20,12 @@ import (
 // It needs qemu-system-x86_64 (apt: qemu-system-x86), busybox-static, gcc for the static
 // berth, and Debian's kernel package (cached by .ci/deps, else downloaded with apt-get).
 // Without qemu it fails, unless BERTH_VM_SKIP is set, which turns that into a skip.
-func TestCgroupV2InVM(t *testing.T) {
+func TestCgroupV2InVM(t *testing.T) { runVMSuite(t, false) }
+
+// runVMSuite builds berth and the guest tests, boots the VM and reports the guest's results.
+// With systemd, the guest boots Debian's systemd as PID 1 (systemd_test.go) and runs only the
+// guest tests named Systemd*.
+func runVMSuite(t *testing.T, systemd bool) {
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		if os.Getenv("BERTH_VM_SKIP") != "" {
@@ -58,6 +63,11 @@ func TestCgroupV2InVM(t *testing.T) {
 		ch <- built{"guest tests", err, out}
 	}()
 	k, kerr := findKernel(t.Logf)
+	var sdTree string
+	var sdErr error
+	if systemd {
+		sdTree, sdErr = findSystemdTree(t.Logf)
+	}
 	for i := 0; i < 2; i++ {
 		b := <-ch
 		if b.err != nil {
@@ -66,6 +76,9 @@ func TestCgroupV2InVM(t *testing.T) {
 	}
 	if kerr != nil {
 		t.Fatal(kerr)
+	}
+	if sdErr != nil {
+		t.Fatal(sdErr)
 	}
 	// brd gives the guest a block device (/dev/ram0, 1:0) for io.max and device rules; berth
 	// seals its own binary in an overlay mount.
@@ -82,11 +95,13 @@ func TestCgroupV2InVM(t *testing.T) {
 	args := []string{"-test.v", "-test.timeout", "300s"}
 	if r := os.Getenv("BERTH_VM_RUN"); r != "" {
 		args = append(args, "-test.run", "'"+r+"'")
+	} else if systemd {
+		args = append(args, "-test.run", "Systemd")
 	}
 	initrd := filepath.Join(work, "initrd.cpio.gz")
 	err = writeInitramfs(initrd, initramfsSpec{
 		berth: berth, guest: guest, modules: mods, extra: extra, args: args,
-		modArgs: map[string]string{"brd": "rd_nr=1 rd_size=8192"},
+		modArgs: map[string]string{"brd": "rd_nr=1 rd_size=8192"}, systemdTree: sdTree,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,9 +111,13 @@ func TestCgroupV2InVM(t *testing.T) {
 	// TCG only: a nested KVM guest hangs on these machines.
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
+	cmdline := "console=ttyS0 quiet panic=-1"
+	if systemd {
+		cmdline += " " + systemdCmdline
+	}
 	cmd := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-m", "1024", "-smp", "2",
 		"-nographic", "-no-reboot", "-kernel", k.vmlinuz, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet panic=-1")
+		"-append", cmdline)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	boot := time.Now()
@@ -110,6 +129,9 @@ func TestCgroupV2InVM(t *testing.T) {
 	m := regexp.MustCompile(`(?m)^BERTH-VM-END status=(\S+)$`).FindStringSubmatchIndex(console)
 	if begin < 0 || m == nil {
 		t.Fatalf("the VM gave no complete result (qemu: %v); console:\n%s", runErr, tail(console, 200))
+	}
+	if systemd {
+		t.Logf("console before the tests:\n%s", tail(console[:begin], 10))
 	}
 	body := console[begin+len("BERTH-VM-BEGIN\n") : m[0]]
 	status := console[m[2]:m[3]]
