@@ -218,6 +218,20 @@ func TestHookWorkingDirAndEnvAsRunc(t *testing.T) {
 	if got := read("exactEnv", "env"); got != "PATH=/usr/bin:/bin\nONLY=1" {
 		t.Errorf("a hook with env got %q", got)
 	}
+
+	// runc's run works from the bundle: the poststart and poststop hooks of a foreground run,
+	// and the poststart of run -d, run there; the delete after run -d is the caller's.
+	cwdOf := func(kind string) string { return strings.TrimSpace(read(kind, "cwd")) }
+	berth("run", "--bundle", bundle, "hk-run")
+	if p, s := cwdOf("poststart"), cwdOf("poststop"); p != bundle || s != bundle {
+		t.Errorf("run: poststart ran in %q, poststop in %q; want the bundle %q", p, s, bundle)
+	}
+	berth("run", "--detach", "--bundle", bundle, "hk-rund")
+	e.waitStatus("hk-rund", "stopped")
+	berth("delete", "hk-rund")
+	if p, s := cwdOf("poststart"), cwdOf("poststop"); p != bundle || s != caller {
+		t.Errorf("run -d then delete: poststart ran in %q, poststop in %q; want %q and %q", p, s, bundle, caller)
+	}
 }
 
 // The startContainer hook runs under the container's seccomp filter, as with runc: a profile

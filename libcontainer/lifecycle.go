@@ -64,7 +64,7 @@ func (c *Container) Start() error {
 		return err
 	}
 	if h := c.State.Config.Hooks; h != nil {
-		warnHooks("poststart", h.Poststart, c.specState(Running, c.State.Pid), hookPlace{})
+		warnHooks("poststart", h.Poststart, c.specState(Running, c.State.Pid), hookPlace{dir: c.HookDir})
 	}
 	return nil
 }
@@ -169,7 +169,7 @@ func (c *Container) destroy() error {
 		}
 	}
 	if cfg := c.State.Config; cfg != nil && cfg.Hooks != nil && len(errs) == 0 {
-		warnHooks("poststop", cfg.Hooks.Poststop, c.specState(Stopped, 0), hookPlace{})
+		warnHooks("poststop", cfg.Hooks.Poststop, c.specState(Stopped, 0), hookPlace{dir: c.HookDir})
 	}
 	if len(errs) == 0 {
 		explain.Stepf("libcontainer.destroy", "rm -r %s", c.dir)

@@ -20,8 +20,11 @@ const DefaultRoot = "/run/berth"
 type Container struct {
 	ID    string
 	State *State
-	dir   string
-	lock  *os.File
+	// HookDir is where Start's poststart and Delete's poststop hooks run: "" is the caller's
+	// working directory (runc's start and delete); `run` sets the bundle, where runc's run is.
+	HookDir string
+	dir     string
+	lock    *os.File
 }
 
 // idPattern is runc's rule for ids; ids starting with "." are kept for berth's own data

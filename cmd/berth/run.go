@@ -35,6 +35,8 @@ var runCommand = &cli.Command{
 		}
 		if detach {
 			defer l.Close()
+			// runc's run works from the bundle: its poststart hooks run there.
+			l.HookDir = l.State.Bundle
 			err := l.Start()
 			if err != nil {
 				_ = l.Delete(true)
@@ -46,6 +48,7 @@ var runCommand = &cli.Command{
 		code := l.Wait(sigs)
 		if !c.Bool("keep") {
 			if ct, err := libcontainer.Load(root(c), l.ID); err == nil {
+				ct.HookDir = ct.State.Bundle // poststop, from the bundle as with runc's run
 				if err := ct.Delete(true); err != nil {
 					logError(err)
 				}
