@@ -246,7 +246,7 @@ func TestCLIVersionAndHelp(t *testing.T) {
 	e := newEnv(t)
 	for _, flag := range []string{"-v", "--version"} {
 		lines := strings.Split(e.mustBerth(flag).stdout, "\n")
-		if len(lines) < 3 || !regexp.MustCompile(`^runc version [0-9]+\.[0-9]+\.[0-9]+`).MatchString(lines[0]) ||
+		if len(lines) < 3 || !regexp.MustCompile(`^runc version 1\.1\.5\+berth\.[0-9]+\.[0-9]+\.[0-9]+$`).MatchString(lines[0]) ||
 			!strings.HasPrefix(lines[1], "commit: ") || lines[2] != "spec: "+specs.Version {
 			t.Errorf("%s: %q", flag, lines)
 		}

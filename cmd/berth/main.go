@@ -15,11 +15,15 @@ import (
 	_ "github.com/berth-project/berth/libcontainer/nsenter" // runs before Go starts in `berth init`
 )
 
-// version is berth's release, in the X.Y.Z form go-runc and runc's suite read from
-// `berth --version`; commit is set by the Makefile (git describe).
+// version is berth's release; commit is set by the Makefile (git describe). runcLevel is the
+// runc release whose command line and behaviour berth keeps: callers that compare the version
+// on `--version`'s first line (go-runc reads "runc version X") must see a runc that has what
+// they use, not 0.1.0, so that line is "runc version 1.1.5+berth.0.1.0" (semver build
+// metadata, ignored in comparisons; runc's suite wants X.Y.Z first).
 var (
-	version = "0.1.0"
-	commit  = "unknown"
+	version   = "0.1.0"
+	runcLevel = "1.1.5"
+	commit    = "unknown"
 )
 
 func main() {
@@ -62,7 +66,7 @@ func newApp() *cli.App {
 	cli.VersionPrinter = func(c *cli.Context) {
 		// go-runc's parseVersion reads "runc version X" from the first line, then the
 		// "commit: " and "spec: " lines; runc's suite wants X to start with X.Y.Z.
-		fmt.Printf("runc version %s\ncommit: berth-%s\nspec: %s\n", version, commit, specs.Version)
+		fmt.Printf("runc version %s+berth.%s\ncommit: berth-%s\nspec: %s\n", runcLevel, version, commit, specs.Version)
 	}
 	app := &cli.App{
 		Name:                 "berth",
