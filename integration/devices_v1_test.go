@@ -14,7 +14,7 @@ import (
 // reading) and the given device rules, as runc's dev.bats and update.bats write them.
 func kmsgBundle(t *testing.T, cgPath string, rules []any, args ...string) string {
 	bundle := runcSpecBundle(t, args...)
-	patchConfig(t, bundle, func(cfg map[string]any) {
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
 		linux := cfg["linux"].(map[string]any)
 		linux["cgroupsPath"] = cgPath
 		linux["resources"] = map[string]any{"devices": rules}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,29 +13,9 @@ import (
 // as it was written.
 func setCgroupsPath(t *testing.T, bundle, path string) {
 	t.Helper()
-	patchConfig(t, bundle, func(cfg map[string]any) {
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
 		cfg["linux"].(map[string]any)["cgroupsPath"] = path
 	})
-}
-
-// patchConfig rewrites a bundle's config.json through edit, on the generic JSON, so that every
-// field another tool wrote stays as it wrote it.
-func patchConfig(t *testing.T, bundle string, edit func(cfg map[string]any)) {
-	t.Helper()
-	p := filepath.Join(bundle, "config.json")
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	edit(cfg)
-	data, _ = json.Marshal(cfg)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // exec --cgroup (runc 1.1): the process joins a group below the container's, in every

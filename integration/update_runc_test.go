@@ -23,7 +23,7 @@ func cgFile(t *testing.T, hierarchy, path, file string) string {
 // runcLimitsBundle is a `runc spec` bundle with update.bats's starting limits.
 func runcLimitsBundle(t *testing.T, cgPath string, cpu map[string]any) string {
 	bundle := runcSpecBundle(t, "sleep", "1000")
-	patchConfig(t, bundle, func(cfg map[string]any) {
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
 		linux := cfg["linux"].(map[string]any)
 		linux["cgroupsPath"] = cgPath
 		res := linux["resources"].(map[string]any)
