@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Seeds are config.json files other tools wrote (testdata/configs: berth spec, runc spec and
@@ -35,13 +37,24 @@ func configSeeds(f *testing.F) [][]byte {
 
 // One bundle per fuzzing process: config.json is rewritten for each input.
 var (
-	fuzzBundleOnce sync.Once
-	fuzzBundle     string
+	fuzzBundleMu sync.Mutex
+	fuzzBundle   string
 )
 
 func bundleFor(t *testing.T) string {
-	fuzzBundleOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-fuzz-bundle-")
+	fuzzBundleMu.Lock()
+	defer fuzzBundleMu.Unlock()
+	if fuzzBundle == "" {
+		// Named by pid: a fuzzing worker is killed at the end, and the next run removes what
+		// the dead ones left.
+		olds, _ := filepath.Glob(filepath.Join(os.TempDir(), "berth-fuzz-bundle-*"))
+		for _, d := range olds {
+			pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "berth-fuzz-bundle-"), "-")
+			if n, err := strconv.Atoi(pid); err == nil && unix.Kill(n, 0) == unix.ESRCH {
+				os.RemoveAll(d)
+			}
+		}
+		dir, err := os.MkdirTemp("", fmt.Sprintf("berth-fuzz-bundle-%d-", os.Getpid()))
 		if err != nil {
 			panic(err)
 		}
@@ -49,8 +62,17 @@ func bundleFor(t *testing.T) string {
 			panic(err)
 		}
 		fuzzBundle = dir
-	})
+	}
 	return fuzzBundle
+}
+
+func removeBundle() {
+	fuzzBundleMu.Lock()
+	defer fuzzBundleMu.Unlock()
+	if fuzzBundle != "" {
+		os.RemoveAll(fuzzBundle)
+		fuzzBundle = ""
+	}
 }
 
 // An error from LoadSpec is one line that starts with the file's path and then names where
@@ -97,6 +119,7 @@ func FuzzLoadSpec(f *testing.F) {
 	for _, s := range configSeeds(f) {
 		f.Add(s)
 	}
+	f.Cleanup(removeBundle)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		loadAndCheck(t, data)
 	})
@@ -129,6 +152,7 @@ func FuzzSpecField(f *testing.F) {
 		f.Add(uint8(i), "mounts.0", []byte(`{"destination":"/x","type":"tmpfs","uidMappings":[{"containerID":0,"hostID":1,"size":1}]}`))
 		f.Add(uint8(i), "linux.namespaces.0", []byte(`{"type":"network","path":"/proc/1/ns/net"}`))
 	}
+	f.Cleanup(removeBundle)
 	f.Fuzz(func(t *testing.T, seed uint8, field string, value []byte) {
 		var doc any
 		if err := json.Unmarshal(seeds[int(seed)%len(seeds)], &doc); err != nil {
