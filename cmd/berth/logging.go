@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -42,10 +43,13 @@ func setupLogging(c *cli.Context) error {
 
 // logError reports a failed command: to the log, and to stderr where people and conmon read it.
 func logError(err error) {
+	// One line: containerd and podman show the last line of our output. Several failures
+	// joined (layers applied in parallel, a delete's cleanup steps) are separated by "; ".
+	msg := strings.ReplaceAll(strings.TrimRight(err.Error(), "\n"), "\n", "; ")
 	if logToFile {
-		logrus.Error(err.Error())
+		logrus.Error(msg)
 	}
-	fmt.Fprintln(os.Stderr, "berth: "+err.Error())
+	fmt.Fprintln(os.Stderr, "berth: "+msg)
 }
 
 // setupExplain prints each step on stderr: "step-name: what was done" on a terminal, or one
