@@ -41,6 +41,7 @@ func TestFaultStateRootFull(t *testing.T) {
 	f.Close()
 	e.writeSpec()
 	r := e.berth("create", "--bundle", e.bundle, "full-1")
+	t.Logf("create on a full state root: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 	oneLine(t, "create on a full state root", r)
 	e.assertGone("full-1")
 	ents, _ := os.ReadDir(e.root)
@@ -70,6 +71,7 @@ func TestFaultFewDescriptors(t *testing.T) {
 		t.Skip("prlimit not installed")
 	}
 	r := lim("create", "--bundle", e.bundle, "fd-1")
+	t.Logf("create with 20 descriptors: exit %d %s", r.code, strings.TrimSpace(r.stderr))
 	if r.code != 0 {
 		oneLine(t, "create with 20 descriptors", r)
 	} else if r = lim("start", "fd-1"); r.code != 0 {
@@ -78,6 +80,7 @@ func TestFaultFewDescriptors(t *testing.T) {
 	e.berth("delete", "--force", "fd-1")
 	e.assertGone("fd-1")
 	r = lim("run", "--bundle", e.bundle, "fd-2")
+	t.Logf("run with 20 descriptors: exit %d %s", r.code, strings.TrimSpace(r.stderr))
 	if r.code != 0 {
 		oneLine(t, "run with 20 descriptors", r)
 	}
@@ -99,7 +102,9 @@ func TestFaultRootfsRemovedBeforeStart(t *testing.T) {
 	if err := os.RemoveAll(own); err != nil {
 		t.Fatalf("removing the rootfs: %v", err)
 	}
-	if r := e.berth("start", "gone-1"); r.code != 0 {
+	r0 := e.berth("start", "gone-1")
+	t.Logf("start without the bundle's rootfs: exit %d %s", r0.code, strings.TrimSpace(r0.stderr))
+	if r := r0; r.code != 0 {
 		oneLine(t, "start without the bundle's rootfs", r)
 	}
 	e.berth("delete", "--force", "gone-1")
@@ -150,6 +155,7 @@ func TestFaultImageStoreFull(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(e.root, unix.MNT_DETACH) })
 	r := e.berth("image", "load", img+":t")
+	t.Logf("image load on a full store: exit %d %s", r.code, strings.TrimSpace(r.stderr))
 	oneLine(t, "image load on a full store", r)
 	layers, _ := os.ReadDir(filepath.Join(e.root, ".images", "layers"))
 	for _, l := range layers {
