@@ -24,6 +24,7 @@ berth: $(shell find . -name '*.go' -o -name '*.c' | grep -v _test.go) go.mod go.
 test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME_SHORT)
 	$(MAKE) conformance STRICT=1
 	$(MAKE) runc-suite STRICT=1
 	$(MAKE) cri-suite STRICT=1
@@ -37,6 +38,16 @@ bench: build
 .PHONY: bench-smoke
 bench-smoke: build
 	BENCH_N=2 BENCH_IMAGE_N=1 bash bench/run.sh
+
+# Every fuzz target (go test -fuzz) for FUZZTIME each, one worker (-parallel 1): the seed
+# corpora (testdata/ of each package, and testdata/fuzz/ with every crash found, fixed) run in
+# plain `go test` already; `make test` fuzzes each target for FUZZTIME_SHORT on top. Root (the
+# layer fuzzers mknod, chown and mount a tmpfs). FUZZ='regex' on "package target" picks some.
+FUZZTIME       ?= 2m
+FUZZTIME_SHORT ?= 5s
+.PHONY: fuzz
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
 
 install: build
 	install -D -m 0755 berth $(DESTDIR)$(PREFIX)/bin/berth

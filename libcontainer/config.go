@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -64,10 +65,10 @@ func ValidateSpec(spec *specs.Spec, bundle string) error {
 	rootfs := RootfsPath(spec, bundle)
 	st, err := os.Stat(rootfs)
 	if err != nil {
-		return fmt.Errorf("root.path: %s: %s", rootfs, errnoText(err))
+		return fmt.Errorf("root.path: %s: %s", oneLine(rootfs), errnoText(err))
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("root.path: %s: not a directory", rootfs)
+		return fmt.Errorf("root.path: %s: not a directory", oneLine(rootfs))
 	}
 	if err := ValidateProcess(spec.Process); err != nil {
 		return err
@@ -122,4 +123,13 @@ func errnoText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// oneLine is s as it is, or quoted when it holds a character that would break the one-line
+// error (a newline, a control character): a path or name from config.json goes in errors.
+func oneLine(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
 }

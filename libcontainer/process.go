@@ -53,7 +53,7 @@ func validateLinux(spec *specs.Spec) error {
 		if len(m.UIDMappings)+len(m.GIDMappings) > 0 || hasOption(m.Options, "idmap") || hasOption(m.Options, "ridmap") {
 			switch {
 			case m.Type != "bind" && !hasBind(m.Options):
-				return fmt.Errorf("mounts[%d] (%s): idmapped mounts must be bind mounts", i, m.Destination)
+				return fmt.Errorf("mounts[%d] (%s): idmapped mounts must be bind mounts", i, oneLine(m.Destination))
 			case len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0:
 				return fmt.Errorf("mounts[%d].uidMappings: an idmapped mount needs both uidMappings and gidMappings", i)
 			}

@@ -51,7 +51,7 @@ func (p Plan) Open() (*Handles, error) {
 		if err != nil || uintptr(t) != cloneFlag[j.Type] {
 			f.Close()
 			h.Close()
-			return nil, fmt.Errorf("linux.namespaces[%s].path: %s is not a %s namespace", j.Type, j.Path, j.Type)
+			return nil, fmt.Errorf("linux.namespaces[%s].path: %s is not a %s namespace", j.Type, oneLine(j.Path), j.Type)
 		}
 		hd := Handle{Type: j.Type, Path: j.Path, File: f}
 		if byInit[j.Type] {
@@ -84,7 +84,7 @@ func (h *Handles) EnterThread() error {
 	for _, x := range h.Thread {
 		explain.Stepf("namespaces.EnterThread", "setns %s (%s): the init is cloned into it", x.Type, x.Path)
 		if err := unix.Setns(int(x.File.Fd()), int(cloneFlag[x.Type])); err != nil {
-			return fmt.Errorf("linux.namespaces[%s].path: joining %s: %w", x.Type, x.Path, err)
+			return fmt.Errorf("linux.namespaces[%s].path: joining %s: %w", x.Type, oneLine(x.Path), err)
 		}
 	}
 	if h.plan.NewTime {

@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -46,25 +47,34 @@ func checkSysctls(spec *specs.Spec, p Plan) error {
 			name == "kernel.shmall" || name == "kernel.shmmax" || name == "kernel.shmmni" || name == "kernel.shm_rmid_forced" ||
 			strings.HasPrefix(name, "fs.mqueue."):
 			if !p.Has(specs.IPCNamespace) {
-				return fmt.Errorf("linux.sysctl[%s]: needs an ipc namespace in linux.namespaces", key)
+				return fmt.Errorf("linux.sysctl[%s]: needs an ipc namespace in linux.namespaces", oneLine(key))
 			}
 		case strings.HasPrefix(name, "net."):
 			if !p.Has(specs.NetworkNamespace) {
-				return fmt.Errorf("linux.sysctl[%s]: needs a network namespace in linux.namespaces", key)
+				return fmt.Errorf("linux.sysctl[%s]: needs a network namespace in linux.namespaces", oneLine(key))
 			}
 		case name == "kernel.hostname" || name == "kernel.domainname":
 			if !p.Has(specs.UTSNamespace) {
-				return fmt.Errorf("linux.sysctl[%s]: needs a uts namespace in linux.namespaces", key)
+				return fmt.Errorf("linux.sysctl[%s]: needs a uts namespace in linux.namespaces", oneLine(key))
 			}
 			if name == "kernel.hostname" {
-				return fmt.Errorf("linux.sysctl[%s]: not allowed as it conflicts with the OCI \"hostname\" field", key)
+				return fmt.Errorf("linux.sysctl[%s]: not allowed as it conflicts with the OCI \"hostname\" field", oneLine(key))
 			}
 			if spec.Domainname != "" {
-				return fmt.Errorf("linux.sysctl[%s]: not allowed as it conflicts with the OCI \"domainname\" field", key)
+				return fmt.Errorf("linux.sysctl[%s]: not allowed as it conflicts with the OCI \"domainname\" field", oneLine(key))
 			}
 		default:
-			return fmt.Errorf("linux.sysctl[%s]: not namespaced, it would change the host", key)
+			return fmt.Errorf("linux.sysctl[%s]: not namespaced, it would change the host", oneLine(key))
 		}
 	}
 	return nil
+}
+
+// oneLine is s as it is, or quoted when it holds a character that would break a one-line
+// error (a newline, a control character).
+func oneLine(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
 }

@@ -10,6 +10,7 @@ package seccomp
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/rand"
 	"os"
 	"strings"
@@ -54,20 +55,29 @@ var lscOps = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
 
 // runcCompile follows runc's libcontainer/seccomp/seccomp_linux.go.
 func runcCompile(t testing.TB, cfg *specs.LinuxSeccomp) []unix.SockFilter {
+	prog, err := runcCompileErr(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prog
+}
+
+// runcCompileErr is runcCompile reporting libseccomp's refusals (for fuzzed profiles).
+func runcCompileErr(cfg *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	def := lscAction(cfg.DefaultAction, cfg.DefaultErrnoRet)
 	f, err := libseccomp.NewFilter(def)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer f.Release()
 	f.SetNoNewPrivsBit(false)
 	for _, a := range cfg.Architectures {
 		sa, err := libseccomp.GetArchFromString(strings.ToLower(strings.TrimPrefix(string(a), "SCMP_ARCH_")))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if err := f.AddArch(sa); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	for _, c := range cfg.Syscalls {
@@ -82,7 +92,7 @@ func runcCompile(t testing.TB, cfg *specs.LinuxSeccomp) []unix.SockFilter {
 			}
 			if len(c.Args) == 0 {
 				if err := f.AddRule(nr, act); err != nil {
-					t.Fatal(name, err)
+					return nil, fmt.Errorf("%s: %w", name, err)
 				}
 				continue
 			}
@@ -92,7 +102,7 @@ func runcCompile(t testing.TB, cfg *specs.LinuxSeccomp) []unix.SockFilter {
 			for _, x := range c.Args {
 				cond, err := libseccomp.MakeCondition(x.Index, lscOps[x.Op], x.Value, x.ValueTwo)
 				if err != nil {
-					t.Fatal(err)
+					return nil, err
 				}
 				counts[x.Index]++
 				multi = multi || counts[x.Index] > 1
@@ -101,17 +111,17 @@ func runcCompile(t testing.TB, cfg *specs.LinuxSeccomp) []unix.SockFilter {
 			if multi {
 				for _, cond := range conds {
 					if err := f.AddRuleConditional(nr, act, []libseccomp.ScmpCondition{cond}); err != nil {
-						t.Fatal(err)
+						return nil, err
 					}
 				}
 			} else if err := f.AddRuleConditional(nr, act, conds); err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
 		}
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer r.Close()
 	done := make(chan []byte)
@@ -128,7 +138,9 @@ func runcCompile(t testing.TB, cfg *specs.LinuxSeccomp) []unix.SockFilter {
 		done <- b
 	}()
 	if err := f.ExportBPF(w); err != nil {
-		t.Fatal(err)
+		w.Close()
+		<-done
+		return nil, err
 	}
 	w.Close()
 	b := <-done
@@ -136,7 +148,7 @@ func runcCompile(t testing.TB, cfg *specs.LinuxSeccomp) []unix.SockFilter {
 	for i := 0; i+8 <= len(b); i += 8 {
 		prog = append(prog, unix.SockFilter{Code: binary.LittleEndian.Uint16(b[i:]), Jt: b[i+2], Jf: b[i+3], K: binary.LittleEndian.Uint32(b[i+4:])})
 	}
-	return prog
+	return prog, nil
 }
 
 // runFull interprets the classic BPF libseccomp emits, a few more opcodes than ours.

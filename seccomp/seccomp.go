@@ -405,6 +405,12 @@ func generate(native arch, archs [3]bool, table *ruleTable, def uint32) ([]unix.
 		if archs[archX32] {
 			a.tree(table, archX32, x32SyscallBit, 0xffffffff, def, true)
 		} else {
+			// Number -1 (a tracer skipping the syscall; the filter runs again) is not taken
+			// for an x32 call: as libseccomp (and so runc), the default action.
+			lBad := a.label()
+			a.jmp(opJeq, 0xffffffff, next, lBad)
+			a.ret(def)
+			a.mark(lBad)
 			a.ret(badArchAction)
 		}
 	}
@@ -442,6 +448,11 @@ func (a *asm) tree(t *ruleTable, ar arch, lo, hi uint32, def uint32, arg32 bool)
 			continue
 		}
 		nr := lo | uint32(i)
+		if last := t.last[ar]; last != 0 && nr > last {
+			// runc's stub answers ENOSYS above the last number the profile names, before
+			// any rule: the socketcall and ipc rules of x86 (102, 117) included.
+			break
+		}
 		if nr > cur {
 			add(leaf{start: cur, end: nr - 1, ret: def})
 		}
@@ -502,6 +513,11 @@ func (a *asm) cond(c specs.LinuxSeccompArg, fail int, arg32 bool) {
 	lo := uint32(offArgs + 8*c.Index)
 	hi := lo + 4
 	v, v2 := c.Value, c.ValueTwo
+	if c.Op == specs.OpMaskedEqual {
+		// As libseccomp (and so runc): the datum counts only within the mask, so that
+		// arg & 0x30 == 0x1 is arg & 0x30 == 0, not a rule that never matches.
+		v2 &= v
+	}
 	vl, vh := uint32(v), uint32(v>>32)
 	if arg32 {
 		a.ld(lo)

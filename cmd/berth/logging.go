@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -45,12 +46,15 @@ func setupLogging(c *cli.Context) error {
 // it. With --log, stderr gets the bare message, as from runc; without, it is "berth: " and
 // the message (runc writes a log line there instead).
 func logError(err error) {
+	// One line: containerd and podman show the last line of our output. Several failures
+	// joined (layers applied in parallel, a delete's cleanup steps) are separated by "; ".
+	msg := strings.ReplaceAll(strings.TrimRight(err.Error(), "\n"), "\n", "; ")
 	if logToFile {
-		logrus.Error(err.Error())
-		fmt.Fprintln(os.Stderr, err.Error())
+		logrus.Error(msg)
+		fmt.Fprintln(os.Stderr, msg)
 		return
 	}
-	fmt.Fprintln(os.Stderr, "berth: "+err.Error())
+	fmt.Fprintln(os.Stderr, "berth: "+msg)
 }
 
 // setupExplain prints each step on stderr: "step-name: what was done" on a terminal, or one

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
@@ -31,6 +32,14 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.InitMain()
 	}
+	// A panic in the command's goroutine is a bug, but the caller (containerd, podman) must
+	// still get one line and a failure status, not a Go stack trace.
+	defer func() {
+		if r := recover(); r != nil {
+			logError(fmt.Errorf("internal error (please report): %s", strings.ReplaceAll(fmt.Sprint(r), "\n", " ")))
+			os.Exit(1)
+		}
+	}()
 	app := newApp()
 	if err := app.Run(reorderArgs(app, os.Args)); err != nil {
 		var ex exitError

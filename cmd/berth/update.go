@@ -175,13 +175,21 @@ func parseSize(s string) (int64, error) {
 	if m == nil {
 		return 0, fmt.Errorf("%q is not a size (such as 512m, 1g, 1048576 or -1)", s)
 	}
+	if m[2] == "" && !strings.Contains(m[1], ".") {
+		// A plain byte count: exact, up to the largest int64.
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is too large", s)
+		}
+		return n, nil
+	}
 	f, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a size", s)
 	}
 	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}[m[2]]
 	v := f * mult
-	if v > math.MaxInt64 {
+	if v >= math.MaxInt64 { // float64(MaxInt64) is 2^63, which does not fit
 		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return int64(v), nil

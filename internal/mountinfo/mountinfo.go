@@ -3,6 +3,7 @@ package mountinfo
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -27,17 +28,30 @@ func Read() ([]Mount, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parse(f)
+}
+
+// parse reads mountinfo lines from r; a line of another shape is skipped.
+func parse(r io.Reader) ([]Mount, error) {
 	var out []Mount
-	s := bufio.NewScanner(f)
+	s := bufio.NewScanner(r)
 	s.Buffer(make([]byte, 64*1024), 1024*1024)
 	for s.Scan() {
-		line := s.Text()
-		sep := strings.Index(line, " - ")
+		// The optional fields end at the first field "-" after the sixth: found by field, not
+		// as " - " in the line, since a root or mount point may itself be "-".
+		all := fields(s.Text())
+		sep := -1
+		for i := 6; i < len(all); i++ {
+			if all[i] == "-" {
+				sep = i
+				break
+			}
+		}
 		if sep < 0 {
 			continue
 		}
-		pre, post := strings.Fields(line[:sep]), strings.Fields(line[sep+3:])
-		if len(pre) < 6 || len(post) < 2 {
+		pre, post := all[:sep], all[sep+1:]
+		if len(post) < 2 {
 			continue
 		}
 		m := Mount{Root: unescape(pre[3]), Point: unescape(pre[4]), Options: pre[5], Optional: pre[6:], FSType: post[0], Source: unescape(post[1])}
@@ -49,6 +63,19 @@ func Read() ([]Mount, error) {
 		out = append(out, m)
 	}
 	return out, s.Err()
+}
+
+// fields splits a line at its spaces: only at spaces, because the kernel escapes nothing but
+// space, tab, newline and backslash in paths, so a path may hold a form feed, a carriage return
+// or a no-break space, which strings.Fields would split at.
+func fields(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, " ") {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for a space, ...).

@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// oneLine fails the test unless a failing berth said why on one line, without a Go panic.
+func oneLine(t *testing.T, what string, r result) {
+	t.Helper()
+	msg := strings.TrimSpace(r.stderr)
+	if r.code == 0 || msg == "" || strings.Contains(msg, "\n") || strings.Contains(msg, "goroutine ") || strings.Contains(msg, "panic") {
+		t.Errorf("%s: exit %d, stderr %q: want a failure explained on one line", what, r.code, r.stderr)
+	}
+}
+
+// The state root on a tmpfs that is full: create fails with one line, and nothing of the
+// container is left (no state directory, half-published or not; no cgroup; no process).
+func TestFaultStateRootFull(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	if err := unix.Mount("tmpfs", e.root, "tmpfs", 0, "size=64k,mode=0700"); err != nil {
+		t.Skipf("tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(e.root, unix.MNT_DETACH) })
+	// Fill it: the last write fails with ENOSPC.
+	f, err := os.Create(filepath.Join(e.root, ".fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	e.writeSpec()
+	r := e.berth("create", "--bundle", e.bundle, "full-1")
+	t.Logf("create on a full state root: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+	oneLine(t, "create on a full state root", r)
+	e.assertGone("full-1")
+	ents, _ := os.ReadDir(e.root)
+	for _, d := range ents {
+		if d.Name() != ".fill" && !strings.HasSuffix(d.Name(), ".lock") {
+			t.Errorf("left in the state root: %s", d.Name())
+		}
+	}
+	// With room again, the same container can be made.
+	os.Remove(filepath.Join(e.root, ".fill"))
+	e.mustBerth("create", "--bundle", e.bundle, "full-1")
+	e.mustBerth("delete", "--force", "full-1")
+	e.assertGone("full-1")
+}
+
+// RLIMIT_NOFILE of 20 for berth itself: create and start either work or fail with one line,
+// and delete --force leaves nothing.
+func TestFaultFewDescriptors(t *testing.T) {
+	e := newEnv(t, "true")
+	e.writeSpec()
+	lim := func(args ...string) result {
+		// prlimit for the berth process only (the test keeps its own limit).
+		cmd := exec.Command("prlimit", append([]string{"--nofile=20:20", berthBin, "--root", e.root}, args...)...)
+		return e.berthCmd(cmd)
+	}
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("prlimit not installed")
+	}
+	r := lim("create", "--bundle", e.bundle, "fd-1")
+	t.Logf("create with 20 descriptors: exit %d %s", r.code, strings.TrimSpace(r.stderr))
+	if r.code != 0 {
+		oneLine(t, "create with 20 descriptors", r)
+	} else if r = lim("start", "fd-1"); r.code != 0 {
+		oneLine(t, "start with 20 descriptors", r)
+	}
+	e.berth("delete", "--force", "fd-1")
+	e.assertGone("fd-1")
+	r = lim("run", "--bundle", e.bundle, "fd-2")
+	t.Logf("run with 20 descriptors: exit %d %s", r.code, strings.TrimSpace(r.stderr))
+	if r.code != 0 {
+		oneLine(t, "run with 20 descriptors", r)
+	}
+	e.berth("delete", "--force", "fd-2")
+	e.assertGone("fd-2")
+}
+
+// The bundle's rootfs removed between create and start: the container holds its root
+// already, so start works as under runc, or fails with one line; delete leaves nothing.
+func TestFaultRootfsRemovedBeforeStart(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "echo started")
+	own := filepath.Join(e.bundle, "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, own).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	e.spec.Root.Path = "rootfs"
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "gone-1")
+	if err := os.RemoveAll(own); err != nil {
+		t.Fatalf("removing the rootfs: %v", err)
+	}
+	r0 := e.berth("start", "gone-1")
+	t.Logf("start without the bundle's rootfs: exit %d %s", r0.code, strings.TrimSpace(r0.stderr))
+	if r := r0; r.code != 0 {
+		oneLine(t, "start without the bundle's rootfs", r)
+	}
+	e.berth("delete", "--force", "gone-1")
+	e.assertGone("gone-1")
+	// A new create on the removed rootfs is refused before anything is made.
+	r := e.berth("create", "--bundle", e.bundle, "gone-2")
+	oneLine(t, "create without rootfs", r)
+	if !strings.Contains(r.stderr, "root.path") {
+		t.Errorf("create without rootfs: %q does not name root.path", r.stderr)
+	}
+	e.assertGone("gone-2")
+}
+
+// The image store's disk fills in the middle of a layer: load fails with one line, no layer
+// is left under its final name half-written (nor a temporary one), and once there is room
+// the next load succeeds.
+func TestFaultImageStoreFull(t *testing.T) {
+	if _, err := exec.LookPath("umoci"); err != nil {
+		t.Skip("umoci not installed")
+	}
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	if err := os.MkdirAll(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i*7919 + i>>8) // does not compress away
+	}
+	if err := os.WriteFile(filepath.Join(big, "blob"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "img")
+	for _, c := range [][]string{
+		{"umoci", "init", "--layout", img},
+		{"umoci", "new", "--image", img + ":t"},
+		{"umoci", "insert", "--image", img + ":t", rootfs, "/"},
+		{"umoci", "insert", "--image", img + ":t", big, "/big"},
+	} {
+		if err := sh("", c[0], c[1:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnv(t)
+	// Room for the busybox layer, not for the 4 MiB one.
+	if err := unix.Mount("tmpfs", e.root, "tmpfs", 0, "size=3m,mode=0700"); err != nil {
+		t.Skipf("tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(e.root, unix.MNT_DETACH) })
+	r := e.berth("image", "load", img+":t")
+	t.Logf("image load on a full store: exit %d %s", r.code, strings.TrimSpace(r.stderr))
+	oneLine(t, "image load on a full store", r)
+	layers, _ := os.ReadDir(filepath.Join(e.root, ".images", "layers"))
+	for _, l := range layers {
+		if strings.HasPrefix(l.Name(), ".tmp-") {
+			t.Errorf("a temporary layer is left: %s", l.Name())
+			continue
+		}
+		if l.IsDir() {
+			if _, err := os.Stat(filepath.Join(e.root, ".images", "layers", l.Name(), "big", "blob")); err == nil {
+				t.Errorf("the layer that did not fit is stored as %s", l.Name())
+			}
+		}
+	}
+	if err := unix.Mount("", e.root, "", unix.MS_REMOUNT, "size=64m"); err != nil {
+		t.Fatalf("remount: %v", err)
+	}
+	e.mustBerth("image", "load", img+":t")
+	e.mustBerth("run", "--image", img+":t", "img-full", "--", "test", "-s", "/big/blob")
+}
