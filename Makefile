@@ -20,7 +20,8 @@ berth: $(shell find . -name '*.go' -o -name '*.c' | grep -v _test.go) go.mod go.
 # Last, three suites berth did not write, each against berth and runc in the same run: the OCI
 # runtime-tools suite, runc's own integration suite, and the CRI suite (critest) through
 # containerd (conformance/RESULTS.md, conformance/runc/RESULTS.md, conformance/cri/RESULTS.md):
-# each fails on a test runc passes and berth does not.
+# each fails on a test runc passes and berth does not. The short soak (TestSoak: 60 containers,
+# 4 workers) runs in `go test ./...`; `make soak` is its full size.
 test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
@@ -51,6 +52,16 @@ fuzz:
 
 install: build
 	install -D -m 0755 berth $(DESTDIR)$(PREFIX)/bin/berth
+
+# The soak (integration/soak_test.go, TestSoak): SOAK_N containers from SOAK_WORKERS workers,
+# each created, started, exec'd into now and then, paused, resumed, killed and deleted, one
+# berth command SIGKILLed in a tenth of the cycles; then nothing may be left (state, mounts,
+# cgroups, processes; descriptors of `run` and `exec -t` steady). Root; a few minutes.
+SOAK_N       ?= 1000
+SOAK_WORKERS ?= 8
+.PHONY: soak
+soak:
+	BERTH_SOAK_N=$(SOAK_N) BERTH_SOAK_WORKERS=$(SOAK_WORKERS) $(GO) test -count=1 -timeout 60m -run 'TestSoak$$' -v ./integration/
 
 # Builds a busybox bundle and runs it: the first thing to try.
 demo: install

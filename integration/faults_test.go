@@ -175,3 +175,45 @@ func TestFaultImageStoreFull(t *testing.T) {
 	e.mustBerth("image", "load", img+":t")
 	e.mustBerth("run", "--image", img+":t", "img-full", "--", "test", "-s", "/big/blob")
 }
+
+// A create SIGKILLed before it published the container's directory leaves it under its
+// staging name (<root>/.new-<id>-<digits>, a lock and a state): `delete --force <id>` then
+// clears it at once, as runc removes the half-made directory of an aborted create, and not
+// only a later create a minute on. Found by the soak (TestSoak), where a killed create left
+// such a directory behind. Another id's staging directory and one whose create still holds
+// its lock stay.
+func TestFaultKilledCreateStaging(t *testing.T) {
+	e := newEnv(t, "true")
+	stage := func(name string) string {
+		d := filepath.Join(e.root, name)
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "lock"), nil, 0o600)
+		os.WriteFile(filepath.Join(d, "state.json"), []byte(`{"id":"x"}`), 0o600)
+		return d
+	}
+	mine := stage(".new-kc-1-4082271530")
+	other := stage(".new-kc-1-b-123")
+	busy := stage(".new-kc-1-777")
+	f, err := os.OpenFile(filepath.Join(busy, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	e.mustBerth("delete", "--force", "kc-1")
+	if _, err := os.Stat(mine); err == nil {
+		t.Errorf("delete --force kc-1 left %s", mine)
+	}
+	for _, d := range []string{other, busy} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("delete --force kc-1 removed %s: %v", d, err)
+		}
+	}
+	f.Close()
+	os.RemoveAll(other)
+	os.RemoveAll(busy)
+}

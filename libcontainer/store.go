@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berth-project/berth/cgroups"
@@ -207,6 +208,32 @@ func removeAbandonedDirs(root string) {
 		// (Its lock alone cannot tell: it is taken a moment after the directory exists.)
 		if st, err := os.Stat(d); err != nil || time.Since(st.ModTime()) < time.Minute {
 			continue
+		}
+		f, err := os.OpenFile(filepath.Join(d, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			os.RemoveAll(d)
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(d)
+		}
+		f.Close()
+	}
+}
+
+// RemoveAbandoned clears the directories that creates of id killed before publishDir left
+// (<root>/.new-<id>-<digits>), whatever their age: `delete --force id` of a container that
+// does not exist removes them, as runc removes the half-made <root>/<id> of an aborted create.
+// One whose lock is held belongs to a create still running and is left to it.
+func RemoveAbandoned(root, id string) {
+	if ValidateID(id) != nil {
+		return
+	}
+	dirs, _ := filepath.Glob(filepath.Join(root, newDirPrefix+id+"-*"))
+	for _, d := range dirs {
+		suffix := strings.TrimPrefix(filepath.Base(d), newDirPrefix+id+"-")
+		if suffix == "" || strings.Trim(suffix, "0123456789") != "" {
+			continue // another id's (id-x), or not made by MkdirTemp
 		}
 		f, err := os.OpenFile(filepath.Join(d, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {

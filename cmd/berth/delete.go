@@ -24,7 +24,10 @@ var deleteCommand = &cli.Command{
 		if err != nil {
 			var ne libcontainer.ErrNotExist
 			if c.Bool("force") && errors.As(err, &ne) {
-				return nil // runc: delete --force of a missing container succeeds
+				// runc: delete --force of a missing container succeeds, and clears what an
+				// aborted create of that id left.
+				libcontainer.RemoveAbandoned(root(c), id)
+				return nil
 			}
 			return err
 		}
