@@ -122,6 +122,9 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 		return sendSeccompListener(spec, c.specState(Creating, pid), fd)
 	}
 	if _, err := relayUntilMsg(pipe, "ready"); err != nil {
+		if why := cgroups.PidsLimitHit(cg); why != "" {
+			err = fmt.Errorf("%w: %s", err, why) // its runtime could not start its threads
+		}
 		return nil, err
 	}
 	if err := cg.Set(resources); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/namespaces"
 )
@@ -101,6 +102,9 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	}
 	if _, err := relayUntilMsg(pipe, "ready"); err != nil {
 		killIfStarted(pid)
+		if why := cgroups.PidsLimitHit(cg); why != "" {
+			err = fmt.Errorf("%w: %s", err, why) // its runtime could not start its threads
+		}
 		return nil, err
 	}
 	if o.PidFile != "" {
