@@ -2,11 +2,14 @@ package integration
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -287,4 +290,86 @@ func TestFaultParentPidsMax(t *testing.T) {
 	e.mustBerth("exec", "pm-1", "true")
 	e.mustBerth("delete", "--force", "pm-1")
 	gone(e, "pm-1")
+}
+
+// start, delete, exec and kill SIGKILLed at moments spread over their run (an engine's
+// timeout): berth's state stays readable (state works or says the container does not exist,
+// on one line), `delete --force` then succeeds silently, and nothing is left.
+func TestFaultCommandsKilled(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for _, victim := range []string{"start", "delete", "exec", "kill"} {
+		for i := 0; i < 6; i++ {
+			id := fmt.Sprintf("kk-%s-%d", victim, i)
+			e.mustBerth("create", "--bundle", e.bundle, id)
+			if victim != "start" {
+				e.mustBerth("start", id)
+			}
+			args := map[string][]string{
+				"start":  {"start", id},
+				"delete": {"delete", "--force", id},
+				"exec":   {"exec", id, "sh", "-c", "sleep 0.05"},
+				"kill":   {"kill", id, "KILL"},
+			}[victim]
+			cmd := exec.Command(berthBin, append([]string{"--root", e.root}, args...)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Spread over 0-24 ms: these commands take a few ms to a few tens of ms here.
+			delay := time.Duration(i*4000+rng.Intn(4000)) * time.Microsecond
+			time.Sleep(delay)
+			cmd.Process.Kill()
+			cmd.Wait()
+			if r := e.berth("state", id); r.code != 0 {
+				oneLine(t, fmt.Sprintf("state after %s killed at %v", victim, delay), r)
+				if !strings.Contains(r.stderr, "does not exist") {
+					t.Errorf("state of %s after %s killed at %v: %q", id, victim, delay, r.stderr)
+				}
+			}
+			r := e.berth("delete", "--force", id)
+			if r.code != 0 || r.stderr != "" {
+				t.Errorf("delete --force %s after %s killed at %v: exit %d %q", id, victim, delay, r.code, r.stderr)
+			}
+			e.assertGone(id)
+		}
+	}
+}
+
+// Two `delete --force` and a `start` racing on one created container: each ends with exit 0
+// or a one-line error, and afterwards nothing of the container is left. It found: a delete
+// that waited for the lock while the other removed the directory made the lock file again
+// (O_CREATE), so the other's rmdir failed ("directory not empty", exit 1) and the directory
+// stayed; only create makes the lock file now.
+func TestFaultDeleteStartRace(t *testing.T) {
+	e := newEnv(t, "sleep", "100")
+	e.writeSpec()
+	// 30 rounds: two racing deletes left the directory about one round in ten.
+	for i := 0; i < 30; i++ {
+		id := fmt.Sprintf("race-%d", i)
+		e.mustBerth("create", "--bundle", e.bundle, id)
+		cmds := [][]string{{"delete", "--force", id}, {"start", id}, {"delete", "--force", id}}
+		results := make([]result, len(cmds))
+		var wg sync.WaitGroup
+		for k, args := range cmds {
+			wg.Add(1)
+			go func(k int, args []string) {
+				defer wg.Done()
+				results[k] = e.berth(args...)
+			}(k, args)
+		}
+		wg.Wait()
+		var seen []string
+		for k, r := range results {
+			seen = append(seen, fmt.Sprintf("%s: %d %s", cmds[k][0], r.code, strings.TrimSpace(r.stderr)))
+			if r.code != 0 {
+				oneLine(t, strings.Join(cmds[k], " "), r)
+			}
+		}
+		t.Logf("%s: %s", id, strings.Join(seen, "; "))
+		if r := e.berth("state", id); r.code == 0 {
+			t.Errorf("%s still exists after two delete --force: %s", id, r.stdout)
+		}
+		e.assertGone(id)
+	}
 }

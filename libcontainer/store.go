@@ -48,9 +48,16 @@ func ValidateID(id string) error {
 }
 
 // lockDir takes an exclusive flock on <dir>/lock; every command that changes a container holds
-// it, so concurrent commands cannot interleave their writes.
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+// it, so concurrent commands cannot interleave their writes. Only create makes the file (in
+// its staging directory, before publishDir): a command that found the container and waits
+// while a delete removes it must not make the file again, which left the directory behind,
+// not empty, with two `delete --force` racing.
+func lockDir(dir string, create bool) (*os.File, error) {
+	flags := os.O_RDWR | unix.O_CLOEXEC
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), flags, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +80,7 @@ func Load(root, id string) (*Container, error) {
 		return nil, err
 	}
 	dir := filepath.Join(root, id)
-	lock, err := lockDir(dir)
+	lock, err := lockDir(dir, false)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNotExist{id}
@@ -176,7 +183,7 @@ func (c *Container) publishDir(root string) error {
 		os.RemoveAll(tmp)
 		return err
 	}
-	lock, err := lockDir(tmp)
+	lock, err := lockDir(tmp, true)
 	if err == nil {
 		err = c.State.save(tmp)
 	}
