@@ -373,3 +373,29 @@ func TestFaultDeleteStartRace(t *testing.T) {
 		e.assertGone(id)
 	}
 }
+
+// A delete killed while it removed the state directory leaves it without its lock or its
+// state: `delete --force` (and `delete`, as runc) then removes it. Found by
+// TestFaultCommandsKilled, where the directory of a container whose delete --force had been
+// SIGKILLed stayed after a second delete --force that exited 0.
+func TestFaultHalfRemovedStateDir(t *testing.T) {
+	e := newEnv(t, "true")
+	for _, c := range []struct{ id, keep, cmd string }{
+		{"hr-1", "state.json", "--force"}, {"hr-2", "lock", "--force"}, {"hr-3", "", ""},
+	} {
+		d := filepath.Join(e.root, c.id)
+		os.MkdirAll(d, 0o711)
+		if c.keep != "" {
+			os.WriteFile(filepath.Join(d, c.keep), []byte("{}"), 0o600)
+		}
+		args := []string{"delete", c.id}
+		if c.cmd != "" {
+			args = []string{"delete", c.cmd, c.id}
+		}
+		r := e.berth(args...)
+		t.Logf("%v on a directory holding only %q: exit %d %s", args, c.keep, r.code, strings.TrimSpace(r.stderr))
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%v left %s", args, d)
+		}
+	}
+}

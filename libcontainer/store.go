@@ -228,13 +228,23 @@ func removeAbandonedDirs(root string) {
 	}
 }
 
-// RemoveAbandoned clears the directories that creates of id killed before publishDir left
-// (<root>/.new-<id>-<digits>), whatever their age: `delete --force id` of a container that
-// does not exist removes them, as runc removes the half-made <root>/<id> of an aborted create.
-// One whose lock is held belongs to a create still running and is left to it.
+// RemoveAbandoned clears what is left of container id when Load finds no container: the
+// directories that creates of id killed before publishDir left (<root>/.new-<id>-<digits>),
+// whatever their age, and <root>/<id> itself if it lacks its lock or its state (a delete
+// killed in its last step, the removal of the directory: a published directory always has
+// both, from publishDir). `delete id` calls it, as runc removes the directory there. A
+// staging directory whose lock is held belongs to a create still running and is left to it.
 func RemoveAbandoned(root, id string) {
 	if ValidateID(id) != nil {
 		return
+	}
+	dir := filepath.Join(root, id)
+	if _, err := os.Lstat(dir); err == nil {
+		_, errLock := os.Lstat(filepath.Join(dir, "lock"))
+		_, errState := os.Lstat(filepath.Join(dir, stateFile))
+		if errors.Is(errLock, os.ErrNotExist) || errors.Is(errState, os.ErrNotExist) {
+			os.RemoveAll(dir)
+		}
 	}
 	dirs, _ := filepath.Glob(filepath.Join(root, newDirPrefix+id+"-*"))
 	for _, d := range dirs {

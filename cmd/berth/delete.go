@@ -23,11 +23,13 @@ var deleteCommand = &cli.Command{
 		ct, err := libcontainer.Load(root(c), id)
 		if err != nil {
 			var ne libcontainer.ErrNotExist
-			if c.Bool("force") && errors.As(err, &ne) {
-				// runc: delete --force of a missing container succeeds, and clears what an
-				// aborted create of that id left.
+			if errors.As(err, &ne) {
+				// As runc: clear what an aborted create or delete of that id left; and
+				// delete --force of a missing container succeeds.
 				libcontainer.RemoveAbandoned(root(c), id)
-				return nil
+				if c.Bool("force") {
+					return nil
+				}
 			}
 			return err
 		}
