@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,7 +32,7 @@ import (
 // At the end nothing may be left: no entry under --root, no mount under the soak's
 // directories, no cgroup under the soak's parent on any v1 hierarchy or the cgroup2 tree, no
 // process whose cmdline or cgroup is the soak's; berth's long-lived processes (`run`, the
-// `exec -t` relay) hold the same number of descriptors every time; and the wall time of a
+// `exec -t` relay) hold no more descriptors late in the soak than early; and the wall time of a
 // cycle does not grow grossly over the run (median of the last tenth against the first: the
 // figures are logged, and only more than 3x fails, since timing is noisy).
 //
@@ -406,16 +407,22 @@ func (s *soak) sampleFds(kind string, pid int) {
 	}
 }
 
-// checkFds: every `run` and every relay held the same number of descriptors.
+// checkFds: berth's long-lived processes do not hold more descriptors as the soak goes on
+// (the least count of the second half is not above that of the first half). A single sample
+// may catch a process between two steps: it is logged, not failed.
 func (s *soak) checkFds() {
 	for kind, counts := range s.fds {
 		lo, hi := counts[0], counts[0]
 		for _, c := range counts {
 			lo, hi = min(lo, c), max(hi, c)
 		}
-		s.t.Logf("soak: descriptors of berth %s, %d samples: %d..%d", kind, len(counts), lo, hi)
-		if hi > lo+1 {
-			s.t.Errorf("berth %s held from %d to %d descriptors: %v", kind, lo, hi, counts)
+		s.t.Logf("soak: descriptors of berth %s, %d samples: %d..%d %v", kind, len(counts), lo, hi, counts)
+		if len(counts) < 2 {
+			continue
+		}
+		half := len(counts) / 2
+		if a, b := slices.Min(counts[:half]), slices.Min(counts[half:]); b > a {
+			s.t.Errorf("berth %s held more descriptors later in the soak: at least %d, then at least %d", kind, a, b)
 		}
 	}
 }
