@@ -26,8 +26,8 @@ import (
 // own) is created, started, sometimes exec'd into (now and then with -t, through berth's pty
 // relay), paused, resumed, killed and deleted; one cycle in twenty is a foreground `run`
 // instead, whose descriptors (and those of an `exec -t` relay beside it) are counted while the
-// container runs. In a tenth of the cycles (every tenth) one berth command (create, start, exec, pause, kill
-// or delete) is SIGKILLed after a random delay, as an engine may, and `delete --force` follows.
+// container runs. In every tenth cycle one berth command (create, start, exec, pause, kill or
+// delete) is SIGKILLed after a random delay, as an engine may, and `delete --force` follows.
 //
 // At the end nothing may be left: no entry under --root, no mount under the soak's
 // directories, no cgroup under the soak's parent on any v1 hierarchy or the cgroup2 tree, no
