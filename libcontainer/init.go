@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/libcontainer/nsenter"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/rootfs"
 )
@@ -32,6 +33,7 @@ func InitMain() {
 	// Credentials, capabilities and the exec must all happen on one thread: they are
 	// per-thread, and execve keeps only the calling thread's.
 	runtime.LockOSThread()
+	restoreStderr()
 	fd, err := strconv.Atoi(os.Getenv(envInitPipe))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "berth init: must be started by berth create/run")
@@ -47,6 +49,16 @@ func InitMain() {
 		os.Exit(127)
 	}
 	panic("unreachable")
+}
+
+// restoreStderr gives back the stderr the C constructor set aside (nsenter.c,
+// quietRuntimeStart) while the Go runtime started in the container's cgroup. Nothing is
+// written to stderr before this.
+func restoreStderr() {
+	if fd := nsenter.SavedStderr(); fd > 2 {
+		_ = unix.Dup3(fd, 2, 0)
+		_ = unix.Close(fd)
+	}
 }
 
 // goReceived is set once berth has said "go".

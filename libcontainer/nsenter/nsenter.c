@@ -53,6 +53,31 @@ static void joinCgroups(const char *list)
 }
 
 /*
+ * quietRuntimeStart points stderr at /dev/null until InitMain puts it back (from the
+ * descriptor in berthSavedStderr; Go's os.Getenv does not see a setenv made here): a Go runtime that cannot start its threads in a
+ * cgroup whose pids.max is reached (ours or a parent's) dies before main with a dump of
+ * registers and goroutines on the container's stderr. berth reports the failure on its own
+ * stderr, on one line, naming the pids.max.
+ */
+int berthSavedStderr = -1;
+
+static void quietRuntimeStart(void)
+{
+	int saved = fcntl(2, F_DUPFD_CLOEXEC, 3);
+	if (saved < 0)
+		return;
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 2) < 0) {
+		if (null >= 0)
+			close(null);
+		close(saved);
+		return;
+	}
+	close(null);
+	berthSavedStderr = saved;
+}
+
+/*
  * joinNamespaces enters each "type:fd" of the list in order. After the user namespace it
  * becomes root there, as runc does, so that what follows acts with the namespace's
  * privilege and creates files owned by a mapped id.
@@ -145,8 +170,10 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 	 */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	const char *fds = getenv("_BERTH_CGROUP_FDS");
-	if (fds)
+	if (fds) {
 		joinCgroups(fds);
+		quietRuntimeStart();
+	}
 	const char *join = getenv("_BERTH_NS_JOIN");
 	if (join && joinNamespaces(join) < 0)
 		return;

@@ -4,4 +4,9 @@
 package nsenter
 
 // #cgo CFLAGS: -Wall -O2
+// extern int berthSavedStderr;
 import "C"
+
+// SavedStderr is the descriptor where the constructor set the init's stderr aside while the
+// Go runtime started (stderr being /dev/null meanwhile), or -1.
+func SavedStderr() int { return int(C.berthSavedStderr) }
