@@ -456,3 +456,27 @@ func TestUTSSysctlsAsRunc(t *testing.T) {
 		})
 	}
 }
+
+// A failure in the init's C constructor stops the init with the constructor's own words: here
+// a joined user namespace that does not map 0, so the init cannot become root in it. (The
+// constructor once handed its errors over in an environment variable the Go side never saw,
+// and the init went on in whatever namespaces it had reached.)
+func TestConstructorFailureStopsInit(t *testing.T) {
+	pid := holder(t, "-U", "--map-user=1000", "--map-group=1000")
+	e := newEnv(t, "true")
+	ns := []specs.LinuxNamespace{{Type: specs.UserNamespace, Path: "/proc/" + pid + "/ns/user"}}
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != specs.UserNamespace {
+			ns = append(ns, n)
+		}
+	}
+	e.spec.Linux.Namespaces = ns
+	r := e.run("ns-nomap")
+	if r.code == 0 || !strings.Contains(r.stderr, "nsenter: becoming root in the joined user namespace (is 0 mapped?)") {
+		t.Fatalf("run joining a user namespace without 0 mapped: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("not one line: %q", r.stderr)
+	}
+	e.assertGone("ns-nomap")
+}

@@ -22,7 +22,6 @@ import (
 const (
 	envInitPipe  = "_BERTH_INITPIPE"
 	envCgroupFds = "_BERTH_CGROUP_FDS"
-	envNsError   = "_BERTH_NSENTER_ERROR"
 )
 
 // InitMain is `berth init`: the container's first process, running the berth binary inside the
@@ -65,7 +64,7 @@ func restoreStderr() {
 var goReceived bool
 
 func runInit(pipe *initPipe) error {
-	if msg := os.Getenv(envNsError); msg != "" {
+	if msg := nsenter.Error(); msg != "" {
 		return errors.New(msg)
 	}
 	var cfg initConfig

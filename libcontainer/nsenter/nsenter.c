@@ -13,8 +13,8 @@
  * namespaces listed in _BERTH_NS_UNSHARE, which must belong to a joined user namespace.
  * See namespaces.Plan for who does which namespace.
  *
- * Errors are handed to the Go side in _BERTH_NSENTER_ERROR, which reports them over the init
- * pipe like any other failure.
+ * Errors are handed to the Go side in berthNsError (nsenter.Error), which reports them over
+ * the init pipe like any other failure.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,13 +28,19 @@
 #include <string.h>
 #include <unistd.h>
 
+/*
+ * berthNsError holds the first failure, for the Go side (nsenter.Error), which refuses to go
+ * on. Not an environment variable: Go reads its environment from the process's initial one,
+ * so a setenv made here would never be seen, and the init would carry on in the wrong
+ * namespaces.
+ */
+char berthNsError[256];
+
 static void fail(const char *what, int fd, int err)
 {
-	char msg[256];
-	if (getenv("_BERTH_NSENTER_ERROR"))
+	if (berthNsError[0])
 		return; /* the first error is the one worth reporting */
-	snprintf(msg, sizeof(msg), "nsenter: %s (fd %d): %s", what, fd, strerror(err));
-	setenv("_BERTH_NSENTER_ERROR", msg, 1);
+	snprintf(berthNsError, sizeof(berthNsError), "nsenter: %s (fd %d): %s", what, fd, strerror(err));
 }
 
 /* joinCgroups writes "0" into each passed cgroup file, then closes it. */

@@ -5,7 +5,12 @@ package nsenter
 
 // #cgo CFLAGS: -Wall -O2
 // extern int berthSavedStderr;
+// extern char berthNsError[256];
 import "C"
+
+// Error is the first failure of the constructor (joining cgroups or namespaces, unsharing,
+// forking), or "": the init must not go on after one.
+func Error() string { return C.GoString(&C.berthNsError[0]) }
 
 // SavedStderr is the descriptor where the constructor set the init's stderr aside while the
 // Go runtime started (stderr being /dev/null meanwhile), or -1.
