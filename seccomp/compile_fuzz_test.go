@@ -167,17 +167,7 @@ func checkDecisions(t *testing.T, cfg *specs.LinuxSeccomp, prog []unix.SockFilte
 				continue
 			}
 			for k := 0; k < 3; k++ {
-				var args [6]uint64
-				for i := range args {
-					if c := r.byte(); c < 200 {
-						args[i] = fuzzValues[int(c)%len(fuzzValues)]
-					} else {
-						args[i] = r.u64()
-					}
-				}
-				if a == archX86 && (nr == 102 || nr == 117) && k == 0 {
-					args[0] = uint64(r.byte() % 21)
-				}
+				args := fuzzArgs(r, a == archX86 && k == 0, nr)
 				got := run(t, prog, seccompData(auditArch[a], nr, args))
 				if want := expect(cfg, a, nr, args); got != want {
 					t.Fatalf("arch %v nr %#x args %#x: filter returns %#x, want %#x", a, nr, args, got, want)
@@ -190,4 +180,22 @@ func checkDecisions(t *testing.T, cfg *specs.LinuxSeccomp, prog []unix.SockFilte
 			t.Fatalf("arch %#x: got %#x, want the bad-arch kill", aa, got)
 		}
 	}
+}
+
+// fuzzArgs draws a syscall's six arguments from the fuzzer's bytes, mostly from fuzzValues
+// (the edges a comparison can sit on); with x86Multiplexer, an x86 socketcall (102) or ipc
+// (117) gets a call number in range first, so that the per-call rules are reached.
+func fuzzArgs(r *byteReader, x86Multiplexer bool, nr uint32) [6]uint64 {
+	var args [6]uint64
+	for i := range args {
+		if c := r.byte(); c < 200 {
+			args[i] = fuzzValues[int(c)%len(fuzzValues)]
+		} else {
+			args[i] = r.u64()
+		}
+	}
+	if x86Multiplexer && (nr == 102 || nr == 117) {
+		args[0] = uint64(r.byte() % 21)
+	}
+	return args
 }

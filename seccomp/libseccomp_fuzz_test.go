@@ -101,17 +101,7 @@ func FuzzLibseccomp(f *testing.F) {
 					continue
 				}
 				for k := 0; k < 3; k++ {
-					var args [6]uint64
-					for i := range args {
-						if c := r.byte(); c < 200 {
-							args[i] = fuzzValues[int(c)%len(fuzzValues)]
-						} else {
-							args[i] = r.u64()
-						}
-					}
-					if aa == unix.AUDIT_ARCH_I386 && (nr == 102 || nr == 117) && k == 0 {
-						args[0] = uint64(r.byte() % 21)
-					}
+					args := fuzzArgs(r, aa == unix.AUDIT_ARCH_I386 && k == 0, nr)
 					d := seccompData(aa, nr, args)
 					want := runFull(t, theirs, d)
 					if ar, ok := map[uint32]arch{unix.AUDIT_ARCH_I386: archX86, unix.AUDIT_ARCH_X86_64: archX86_64}[aa]; ok {
