@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,99 +30,6 @@ func (c *Container) Stats() (*cgroups.RuncStats, error) {
 		return nil, fmt.Errorf("reading the stats of cgroup %s: %w", cg.Path(), err)
 	}
 	return s, nil
-}
-
-// oomWatch tells when the kernel OOM-kills a process of the cgroup: it counts oom_kill in
-// memory.oom_control (v1) or memory.events (v2), and offers an fd to poll that becomes
-// readable when that may have changed: an eventfd registered on memory.oom_control through
-// cgroup.event_control (v1), an inotify watch on memory.events (v2).
-type oomWatch struct {
-	fd      int    // -1 when there is none: the counter is then only read on each tick
-	counter string // the file holding "oom_kill N"
-	seen    uint64
-	eventfd bool
-}
-
-func newOOMWatch(cgPath string) (*oomWatch, error) {
-	w := &oomWatch{fd: -1}
-	if cgroups.DetectMode() == cgroups.Unified {
-		dir := filepath.Join("/sys/fs/cgroup", cgPath)
-		w.counter = filepath.Join(dir, "memory.events")
-		if _, err := os.Stat(w.counter); err != nil {
-			return nil, fmt.Errorf("OOM notifications need the memory controller: %w", err)
-		}
-		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-		if err != nil {
-			return nil, fmt.Errorf("inotify_init1: %w", err)
-		}
-		if _, err := unix.InotifyAddWatch(fd, w.counter, unix.IN_MODIFY); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("watching %s: %w", w.counter, err)
-		}
-		w.fd = fd
-	} else {
-		dir, ok := cgroups.V1Dirs(cgPath)["memory"]
-		if !ok {
-			return nil, errors.New("OOM notifications need the memory controller, which is not mounted")
-		}
-		w.counter = filepath.Join(dir, "memory.oom_control")
-		ctl, err := os.Open(w.counter)
-		if err != nil {
-			return nil, fmt.Errorf("OOM notifications: %w", err)
-		}
-		defer ctl.Close()
-		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-		if err != nil {
-			return nil, fmt.Errorf("eventfd: %w", err)
-		}
-		reg := fmt.Sprintf("%d %d", efd, ctl.Fd())
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.event_control"), []byte(reg), 0); err != nil {
-			// Kernels may drop v1 event notification: the counter is still polled.
-			unix.Close(efd)
-		} else {
-			w.fd, w.eventfd = efd, true
-		}
-	}
-	w.seen, _ = w.count()
-	return w, nil
-}
-
-func (w *oomWatch) count() (uint64, error) {
-	data, err := os.ReadFile(w.counter)
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(l, " "); ok && k == "oom_kill" {
-			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		}
-	}
-	return 0, errors.New(w.counter + ": no oom_kill counter")
-}
-
-// drain empties the fd, and returns how many OOM kills happened since the last call.
-func (w *oomWatch) drain() int {
-	if w.fd >= 0 {
-		buf := make([]byte, 4096)
-		for {
-			if n, err := unix.Read(w.fd, buf); n <= 0 || err != nil {
-				break
-			}
-		}
-	}
-	n, err := w.count()
-	if err != nil || n <= w.seen {
-		return 0
-	}
-	d := n - w.seen
-	w.seen = n
-	return int(d)
-}
-
-func (w *oomWatch) close() {
-	if w.fd >= 0 {
-		unix.Close(w.fd)
-	}
 }
 
 // errEventsNotRunning is runc's text for `events` on a stopped container.
@@ -168,13 +73,13 @@ func (c *Container) Events(interval time.Duration, emit func(*Event) error, warn
 	if err != nil {
 		return err
 	}
-	oom, err := newOOMWatch(cg.Path())
+	oom, err := cgroups.NewOOMWatch(cg.Path())
 	if err != nil {
 		return err
 	}
-	defer oom.close()
+	defer oom.Close()
 	emitOOM := func() error {
-		for i := oom.drain(); i > 0; i-- {
+		for i := oom.Drain(); i > 0; i-- {
 			if err := emit(&Event{Type: "oom", ID: c.ID}); err != nil {
 				return err
 			}
@@ -184,13 +89,13 @@ func (c *Container) Events(interval time.Duration, emit func(*Event) error, warn
 	next := time.Now().Add(interval)
 	for {
 		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-		if oom.fd >= 0 {
-			fds = append(fds, unix.PollFd{Fd: int32(oom.fd), Events: unix.POLLIN})
+		if oom.Fd() >= 0 {
+			fds = append(fds, unix.PollFd{Fd: int32(oom.Fd()), Events: unix.POLLIN})
 		}
 		// The counter is also read at least every second (every 100ms without a
 		// notification fd), in case a notification is missed.
 		maxWait := time.Second
-		if oom.fd < 0 {
+		if oom.Fd() < 0 {
 			maxWait = 100 * time.Millisecond
 		}
 		wait := min(time.Until(next), maxWait)
