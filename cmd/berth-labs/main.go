@@ -227,8 +227,17 @@ func walkPage(page string, steps []*step, berth string) bool {
 		fatal(err)
 	}
 	defer s.kill()
+	ran := map[*step]bool{}
+	// Quitting early still removes what the page made, as its cleanup steps say.
+	defer func() {
+		for _, st := range steps {
+			if st.cleanup && !ran[st] {
+				s.run(st.script, time.Duration(st.timeout)*time.Second)
+			}
+		}
+	}()
 	in := bufio.NewReader(os.Stdin)
-	fmt.Printf("%s: %d steps, run in %s. At each one: Enter runs it, s skips it, q quits.\n", page, len(steps), l.cwd)
+	fmt.Printf("%s: %d steps, run in %s. At each one: Enter runs it, s skips it, q quits\n(what the page made is removed on the way out).\n", page, len(steps), l.cwd)
 	ok := true
 	for i, st := range steps {
 		if p := strings.TrimSpace(st.prose); p != "" {
@@ -249,6 +258,7 @@ func walkPage(page string, steps []*step, berth string) bool {
 			continue
 		}
 		out, code, err := s.run(st.script, time.Duration(st.timeout)*time.Second)
+		ran[st] = true
 		fmt.Print(out)
 		switch {
 		case err != nil:
