@@ -1,0 +1,96 @@
+package explain
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestTimelineLayout(t *testing.T) {
+	ms := int64(1e6)
+	steps := []Step{
+		{Name: "cgroups.Create", Detail: "mkdir", At: 100 * ms, Lane: "berth run", Pid: 10},
+		{Name: "libcontainer.startInit", Detail: "clone", At: 101 * ms, Lane: "berth run", Pid: 10},
+		{At: 102 * ms, Lane: "berth run", Pid: 10}, // idle: waits for the init
+		{Name: "rootfs.pivotRoot", Detail: "pivot_root <x> & \"y\"", At: 103 * ms, Lane: LaneInit, Pid: 11},
+		{Name: "libcontainer.setCapabilities", Detail: "capset", At: 105 * ms, Lane: LaneInit, Pid: 11},
+		{At: 106 * ms, Lane: LaneInit, Pid: 11},
+		{Name: "libcontainer.execUser", Detail: "sh", At: 107 * ms, Lane: LaneProgram, Pid: 11},
+		{At: 120 * ms, Lane: LaneProgram, Pid: 11},
+	}
+	p := layout("run x", "", steps)
+	if len(p.Lanes) != 3 || p.Lanes[0].Name != "berth run" || p.Lanes[1].Name != LaneInit || p.Lanes[2].Name != LaneProgram {
+		t.Fatalf("lanes: %+v", p.Lanes)
+	}
+	if len(p.Steps) != 5 {
+		t.Fatalf("%d steps, want 5 (idle marks are not steps)", len(p.Steps))
+	}
+	durs := map[string]int64{}
+	for _, b := range p.Steps {
+		durs[b.Name] = b.Dur
+	}
+	// A step lasts until the next event of its lane; an idle mark ends it.
+	want := map[string]int64{"cgroups.Create": ms, "libcontainer.startInit": ms, "rootfs.pivotRoot": 2 * ms,
+		"libcontainer.setCapabilities": ms, "libcontainer.execUser": 13 * ms}
+	for n, d := range want {
+		if durs[n] != d {
+			t.Errorf("%s lasts %d, want %d", n, durs[n], d)
+		}
+	}
+	if p.Ready != "7.000 ms" || p.Span != "20.000 ms" {
+		t.Errorf("ready %q span %q", p.Ready, p.Span)
+	}
+	// The program is not berth's work: the slowest step is pivotRoot.
+	if p.Slowest[0].Name != "rootfs.pivotRoot" {
+		t.Errorf("slowest: %+v", p.Slowest[0])
+	}
+	if g := p.Lanes[1].Rows; len(g) != 2 || g[0].Group != "rootfs" || g[1].Group != "capabilities" {
+		t.Errorf("init rows: %+v", g)
+	}
+
+	tl := &Timeline{Title: "berth run x", Steps: steps}
+	var buf bytes.Buffer
+	if err := tl.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	if regexp.MustCompile(`(?i)(https?:|//[a-z])`).MatchString(page) {
+		t.Errorf("the page refers to something outside it:\n%s", page)
+	}
+	for _, s := range []string{`data-lane="berth run"`, `data-lane="init"`, `data-lane="program"`, ">pivotRoot<",
+		"<b>rootfs.pivotRoot</b>", "pivot_root &lt;x&gt; &amp; &#34;y&#34;", `href="#s3"`, `id="s3"`, "left:15.000%;width:10.000%"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("page lacks %q", s)
+		}
+	}
+}
+
+func TestGroup(t *testing.T) {
+	for name, want := range map[string]string{
+		"rootfs.pivotRoot": "rootfs", "cgroups.writeFile": "cgroups", "namespaces.EnterThread": "namespaces",
+		"libcontainer.setCapabilities": "capabilities", "libcontainer.seccompStage.install": "seccomp",
+		"seccomp.Compile": "seccomp", "libcontainer.execUser": "exec", "libcontainer.startInit": "namespaces",
+		"image.mountOverlay": "image", "libcontainer.destroy": "lifecycle",
+	} {
+		if g := Group(name); g != want {
+			t.Errorf("Group(%s) = %s, want %s", name, g, want)
+		}
+	}
+}
+
+func TestMonotonicOffset(t *testing.T) {
+	if n := parseMonotonicOffset("monotonic 7 500\nboottime 0 0\n"); n != 7e9+500 {
+		t.Errorf("offset %d", n)
+	}
+	if n := parseMonotonicOffset("1 -2 0\n7 0 0\n"); n != -2e9 {
+		t.Errorf("numeric clock ids: %d", n)
+	}
+}
+
+func TestTicks(t *testing.T) {
+	k := ticks(23e6)
+	if len(k) < 4 || len(k) > 9 || k[1].Label != "5 ms" {
+		t.Errorf("ticks of 23 ms: %+v", k)
+	}
+}
