@@ -41,10 +41,10 @@ var libcontainerGroups = map[string]string{
 	"launch.start": "cgroups", "Pause": "cgroups", "Resume": "cgroups", "Update": "cgroups",
 	"idmapMount": "rootfs", "cloneBindSource": "rootfs", "cloneSysfs": "rootfs", "makeCwd": "rootfs",
 	"dropBoundingSet": "capabilities", "setCapabilities": "capabilities", "finalizeProcess": "capabilities",
-	"setUser": "capabilities",
+	"setUser":              "capabilities",
 	"seccompStage.install": "seccomp", "sendSeccompListener": "seccomp",
 	"runHooks": "hooks",
-	"destroy": "lifecycle", "Signal": "lifecycle", "signalAll": "lifecycle", "Delete": "lifecycle",
+	"destroy":  "lifecycle", "Signal": "lifecycle", "signalAll": "lifecycle", "Delete": "lifecycle",
 	"Load": "lifecycle", "publishDir": "lifecycle", "Launched.Wait": "lifecycle",
 }
 
