@@ -38,6 +38,7 @@ func (c *Container) Start() error {
 	explain.Stepf("libcontainer.Start", "open %s: the init process stops waiting and execs the user's program", fifo)
 	buf := make([]byte, 1)
 	got := false
+	explain.Idle() // waiting for the waiting stage's byte, then for its execve
 	for {
 		n, err := unix.Read(fd, buf)
 		if n == 1 {
@@ -59,6 +60,11 @@ func (c *Container) Start() error {
 		}
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		_, _ = unix.Poll(pfd, 10)
+	}
+	if explain.Timing() {
+		now := explain.Now()
+		explain.In(explain.LaneWaiting, c.State.Pid, now).Idle()
+		explain.In(explain.LaneProgram, c.State.Pid, now).Stepf("libcontainer.waitForStart", "berth-wait read start's byte and executed the user's program: %q", c.State.Config.Process.Args)
 	}
 	if err := os.Remove(fifo); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/libcontainer"
 	_ "github.com/berth-project/berth/libcontainer/nsenter" // runs before Go starts in `berth init`
 )
@@ -41,7 +42,12 @@ func main() {
 		}
 	}()
 	app := newApp()
-	if err := app.Run(reorderArgs(app, os.Args)); err != nil {
+	args, err := explainHTMLArgs(app, os.Args)
+	if err == nil {
+		err = app.Run(reorderArgs(app, args))
+		finishTimeline(err)
+	}
+	if err != nil {
 		var ex exitError
 		if errors.As(err, &ex) {
 			os.Exit(ex.code)
@@ -93,6 +99,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "true, false or auto"},
 			&cli.StringFlag{Name: "criu", Hidden: true},
 			&cli.BoolFlag{Name: "explain", Usage: "narrate every step taken to build the container"},
+			&cli.StringFlag{Name: "explain-html", Usage: "`FILE`: draw the steps on a timeline, one HTML page (also written --explain=html FILE; see docs/explain.md)"},
 		},
 		Before: setupGlobals,
 		Commands: []*cli.Command{
@@ -120,10 +127,22 @@ func setupGlobals(c *cli.Context) error {
 	default:
 		return fmt.Errorf("--rootless: %q must be true, false or auto", c.String("rootless"))
 	}
+	lane := "berth"
+	if c.Args().Present() {
+		lane += " " + c.Args().First()
+	}
+	explain.SetLane(lane, os.Getpid())
 	if c.Bool("explain") {
 		setupExplain(c)
 	} else if c.Bool("debug") {
 		debugSteps()
+	}
+	if f := c.String("explain-html"); f != "" {
+		var text explain.Sink
+		if c.Bool("explain") {
+			text = explain.CurrentSink()
+		}
+		setupTimeline(f, text)
 	}
 	return nil
 }

@@ -24,6 +24,9 @@ func Now() int64 {
 	return ts.Nano() - clockOffset.Load()
 }
 
+// HostClock converts a CLOCK_MONOTONIC reading of this process (taken in C, say) to the host's.
+func HostClock(ns int64) int64 { return ns - clockOffset.Load() }
+
 // UseTimeNamespaceOffset reads the monotonic offset of this process's time namespace from
 // /proc/self/timens_offsets (absent without time namespaces: offset 0) so that Now reads the
 // host's clock. The init calls it before its rootfs replaces /proc.

@@ -59,6 +59,13 @@ func SetSink(s Sink) {
 	mu.Unlock()
 }
 
+// CurrentSink is the sink set last (nil: none).
+func CurrentSink() Sink {
+	mu.Lock()
+	defer mu.Unlock()
+	return sink
+}
+
 // SetLane names the lane of this process's steps and its pid on the host (0 if unknown: the
 // init does not know its own, the berth that relays its steps fills it in).
 func SetLane(name string, hostPid int) {

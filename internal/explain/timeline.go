@@ -69,6 +69,7 @@ const (
 	LaneInit    = "init"
 	LaneWaiting = "waiting stage"
 	LaneProgram = "program"
+	LaneExec    = "exec process"
 )
 
 // laneNotes say what each lane is.
@@ -76,6 +77,7 @@ var laneNotes = map[string]string{
 	LaneInit:    "berth init: the container's first process, in its new namespaces (Go, after the C constructor)",
 	LaneWaiting: "berth-wait: a small C stage, no Go runtime; blocks opening exec.fifo until start",
 	LaneProgram: "the user's program: the init's execve",
+	LaneExec:    "berth init for exec: joins the container's namespaces and cgroup, then execs the process",
 }
 
 // box is one step as drawn: its place in percent of the page's time span.
