@@ -45,7 +45,13 @@ func main() {
 	args, err := explainHTMLArgs(app, os.Args)
 	if err == nil {
 		err = app.Run(reorderArgs(app, args))
-		finishTimeline(err)
+		if werr := finishTimeline(err); werr != nil {
+			if err == nil {
+				err = werr
+			} else {
+				logError(werr) // the command's own failure (or status) is what berth exits with
+			}
+		}
 	}
 	if err != nil {
 		var ex exitError

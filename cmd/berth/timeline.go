@@ -65,9 +65,9 @@ func setupTimeline(file string, also explain.Sink) {
 }
 
 // finishTimeline writes the page, once the command is over (err: how it failed).
-func finishTimeline(err error) {
+func finishTimeline(err error) error {
 	if timeline == nil {
-		return
+		return nil
 	}
 	explain.Idle() // the end of berth's own lane
 	var ex exitError
@@ -87,8 +87,9 @@ func finishTimeline(err error) {
 	}
 	if ferr != nil {
 		_ = os.Remove(tmp)
-		logError(fmt.Errorf("--explain=html %s: %w", timelineFile, ferr))
+		return fmt.Errorf("--explain=html %s: %w", timelineFile, ferr)
 	}
+	return nil
 }
 
 // saveTimeline keeps create's steps in the container's state directory dir.

@@ -188,15 +188,18 @@ func (o Other) Idle() {
 	s(Step{At: at, Lane: o.Lane, Pid: o.Pid})
 }
 
-// caller is "dir/file.go:line" of the function skip frames up.
+// caller is "dir/file.go:line" of the function skip frames up, relative to the repository.
 func caller(skip int) string {
 	_, file, line, ok := runtime.Caller(skip)
 	if !ok {
 		return ""
 	}
-	// -trimpath gives module paths: keep the repository's own part.
-	if i := strings.Index(file, "/berth/"); i >= 0 {
-		file = file[i+len("/berth/"):]
-	}
-	return fmt.Sprintf("%s:%d", file, line)
+	return fmt.Sprintf("%s:%d", strings.TrimPrefix(file, repoDir), line)
 }
+
+// repoDir is the repository's directory as this binary's file names spell it (a module
+// path with -trimpath, a directory without), found from this file's own name.
+var repoDir = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return strings.TrimSuffix(file, "internal/explain/explain.go")
+}()

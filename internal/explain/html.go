@@ -45,7 +45,7 @@ h1 code, td code { font-family: monospace; }
 h2 { font-size: 15px; margin: 20px 0 6px; }
 .sum { margin: 4px 0 10px; }
 .err { color: #a00; font-weight: bold; }
-.legend span { display: inline-block; padding: 1px 8px; margin: 0 4px 4px 0; border-radius: 3px; color: #fff; }
+.legend span { display: inline-block; padding: 1px 8px; margin: 0 4px 4px 0; border-radius: 3px; color: #fff; opacity: 0.85; }
 .tl { min-width: 1100px; border: 1px solid #ccc; }
 .axis, .row { display: flex; }
 .rlabel { width: 110px; flex: none; padding: 0 6px; color: #555; font-size: 11px; line-height: 18px; text-align: right; border-right: 1px solid #ccc; }
@@ -69,7 +69,7 @@ h2 { font-size: 15px; margin: 20px 0 6px; }
 table { border-collapse: collapse; }
 td, th { border-bottom: 1px solid #e4e4e4; padding: 1px 8px; text-align: left; vertical-align: top; font-size: 12px; }
 td.n { text-align: right; white-space: nowrap; font-family: monospace; }
-td .chip { display: inline-block; width: 10px; height: 10px; margin-right: 4px; }
+td .chip { display: inline-block; width: 10px; height: 10px; margin-right: 4px; opacity: 0.85; }
 tr:target { background: #ffef9e; }
 </style>
 </head>
