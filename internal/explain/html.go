@@ -33,6 +33,10 @@ func (b box) TipClass() string {
 
 func (k tick) Style() template.CSS { return template.CSS(fmt.Sprintf("left:%.3f%%", k.Left)) }
 
+func (c cut) Style() template.CSS {
+	return template.CSS(fmt.Sprintf("left:%.3f%%;width:%.3f%%", c.Left, c.Width))
+}
+
 var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -52,6 +56,8 @@ h2 { font-size: 15px; margin: 20px 0 6px; }
 .track { position: relative; flex: 1; height: 18px; }
 .axis .track { height: 18px; border-bottom: 1px solid #ccc; }
 .axis .track span { position: absolute; top: 2px; font-size: 10px; color: #666; border-left: 1px solid #bbb; padding-left: 2px; }
+.gap { position: absolute; top: 0; bottom: 0; background: repeating-linear-gradient(135deg, #eee 0 4px, #fff 4px 8px); }
+.axis .track span.gap { top: 0; border-left: none; padding: 0; color: #333; text-align: center; white-space: nowrap; overflow: hidden; font-size: 9px; line-height: 18px; }
 .lane { border-top: 1px solid #999; }
 .lanehead { background: #f2f2f2; padding: 2px 6px; font-size: 12px; }
 .lanehead b { font-size: 13px; }
@@ -78,12 +84,13 @@ tr:target { background: #ffef9e; }
 <p class="sum">{{len .Steps}} steps in {{len .Lanes}} lanes over {{.Span}}{{if .Ready}}; the user's program was executed {{.Ready}} after the first step{{end}}.
 Each lane is a process, each row a kind of work; a step lasts from its narration to the next event of its process (a step, or waiting for another process). Hover a box for what it did, click it for its line below.</p>
 {{if .Err}}<p class="err">The command failed: {{.Err}}</p>{{end}}
+{{if .Cuts}}<p class="sum">Hatched: a stretch where berth did nothing (waiting for start, or for the program), cut short; its length is written on the axis.</p>{{end}}
 <div class="legend">{{range .Groups}}<span class="g-{{.}}">{{.}}</span>{{end}}</div>
 <div class="tl">
-<div class="axis"><div class="rlabel">time</div><div class="track">{{range .Ticks}}<span style="{{.Style}}">{{.Label}}</span>{{end}}</div></div>
+<div class="axis"><div class="rlabel">time</div><div class="track">{{range .Ticks}}<span style="{{.Style}}">{{.Label}}</span>{{end}}{{range .Cuts}}<span class="gap" style="{{.Style}}" title="{{.Label}} cut short">{{.Label}}</span>{{end}}</div></div>
 {{range .Lanes}}<div class="lane" data-lane="{{.Name}}">
 <div class="lanehead"><b>{{.Name}}</b>{{if .Pid}} pid {{.Pid}}{{end}}<span class="note">{{.Note}}{{if .Note}}; {{end}}steps: {{.BusyMs}}</span></div>
-{{range .Rows}}<div class="row"><div class="rlabel">{{.Group}}</div><div class="track">{{range .Boxes}}<a class="box g-{{.Group}}" id="b{{.ID}}" href="#s{{.ID}}" style="{{.Style}}"><span class="name">{{.Short}}</span><span class="{{.TipClass}}"><b>{{.Name}}</b>{{if .Where}} <code>{{.Where}}</code>{{end}}<br>{{.Detail}}<br>at {{.StartMs}}, for {{.DurMs}}</span></a>{{end}}</div></div>
+{{range .Rows}}<div class="row"><div class="rlabel">{{.Group}}</div><div class="track">{{range $.Cuts}}<span class="gap" style="{{.Style}}"></span>{{end}}{{range .Boxes}}<a class="box g-{{.Group}}" id="b{{.ID}}" href="#s{{.ID}}" style="{{.Style}}"><span class="name">{{.Short}}</span><span class="{{.TipClass}}"><b>{{.Name}}</b>{{if .Where}} <code>{{.Where}}</code>{{end}}<br>{{.Detail}}<br>at {{.StartMs}}, for {{.DurMs}}</span></a>{{end}}</div></div>
 {{end}}</div>
 {{end}}</div>
 <h2>Slowest steps</h2>

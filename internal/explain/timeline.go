@@ -88,6 +88,7 @@ type box struct {
 	Short       string // the function's name without its package
 	Start, Dur  int64  // since the first step; how long, in ns
 	Left, Width float64
+	lane        int // index in the page's lanes
 }
 
 func (b box) StartMs() string { return ms(b.Start) }
@@ -112,6 +113,12 @@ type tick struct {
 	Label string
 }
 
+// cut is a stretch of the axis cut short: Label says how long it really is.
+type cut struct {
+	Left, Width float64
+	Label       string
+}
+
 // page is what html.go renders.
 type page struct {
 	Title, Err   string
@@ -121,11 +128,13 @@ type page struct {
 	Steps        []box
 	Slowest      []box
 	Ticks        []tick
-	ProgramLabel string
+	Cuts         []cut
 }
 
 // layout turns the recorded events into lanes of boxes. A step lasts until the next event of
-// its lane (a step or an idle mark); the last one of a lane has no length.
+// its lane (a step or an idle mark); the last one of a lane has no length. Long stretches
+// where berth does nothing (the waiting stage between create and a later start) are drawn
+// cut short (see timeMap).
 func layout(title, errMsg string, steps []Step) page {
 	p := page{Title: title, Err: errMsg, Groups: Groups}
 	evs := append([]Step(nil), steps...)
@@ -134,10 +143,6 @@ func layout(title, errMsg string, steps []Step) page {
 		return p
 	}
 	t0, t1 := evs[0].At, evs[len(evs)-1].At
-	span := t1 - t0
-	if span <= 0 {
-		span = 1
-	}
 	p.Span = ms(t1 - t0)
 	var order []string
 	byLane := map[string][]int{}
@@ -147,14 +152,13 @@ func layout(title, errMsg string, steps []Step) page {
 		}
 		byLane[e.Lane] = append(byLane[e.Lane], i)
 	}
-	id := 0
 	var all []box
-	for _, name := range order {
+	lanes := make([]laneView, len(order))
+	for li, name := range order {
 		lv := laneView{Name: name, Note: laneNotes[name]}
 		if lv.Name == "" {
 			lv.Name = "berth"
 		}
-		rows := map[string]*row{}
 		idx := byLane[name]
 		for k, i := range idx {
 			e := evs[i]
@@ -168,37 +172,45 @@ func layout(title, errMsg string, steps []Step) page {
 			if k+1 < len(idx) {
 				end = evs[idx[k+1]].At
 			}
-			id++
-			b := box{Step: e, ID: id, Group: Group(e.Name), Start: e.At - t0, Dur: end - e.At}
+			b := box{Step: e, Group: Group(e.Name), Start: e.At - t0, Dur: end - e.At, lane: li}
 			b.Short = e.Name
 			if _, fn, ok := strings.Cut(e.Name, "."); ok {
 				b.Short = fn
-			}
-			b.Left = pct(b.Start, span)
-			b.Width = pct(b.Dur, span)
-			if b.Left+b.Width > 100 {
-				b.Width = 100 - b.Left
 			}
 			lv.Busy += b.Dur
 			if name == LaneProgram && p.Ready == "" {
 				p.Ready = ms(e.At - t0)
 			}
-			r := rows[b.Group]
-			if r == nil {
-				r = &row{Group: b.Group}
-				rows[b.Group] = r
-			}
-			r.Boxes = append(r.Boxes, b)
 			all = append(all, b)
 		}
-		for _, g := range Groups {
-			if r := rows[g]; r != nil {
-				lv.Rows = append(lv.Rows, *r)
-			}
-		}
-		p.Lanes = append(p.Lanes, lv)
+		lanes[li] = lv
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Start < all[j].Start })
+	tm := newTimeMap(all, t1-t0)
+	rows := make([]map[string]*row, len(lanes))
+	for i := range all {
+		b := &all[i]
+		b.ID = i + 1
+		b.Left = tm.pos(b.Start)
+		b.Width = tm.pos(b.Start+b.Dur) - b.Left
+		r := rows[b.lane]
+		if r == nil {
+			r = map[string]*row{}
+			rows[b.lane] = r
+		}
+		if r[b.Group] == nil {
+			r[b.Group] = &row{Group: b.Group}
+		}
+		r[b.Group].Boxes = append(r[b.Group].Boxes, *b)
+	}
+	for li := range lanes {
+		for _, g := range Groups {
+			if r := rows[li][g]; r != nil {
+				lanes[li].Rows = append(lanes[li].Rows, *r)
+			}
+		}
+	}
+	p.Lanes = lanes
 	p.Steps = all
 	// The slowest steps are berth's work: the waiting stage and the program are left out.
 	var work []box
@@ -212,31 +224,140 @@ func layout(title, errMsg string, steps []Step) page {
 		work = work[:10]
 	}
 	p.Slowest = work
-	p.Ticks = ticks(t1 - t0)
+	p.Ticks, p.Cuts = tm.ticks()
 	return p
 }
 
-func pct(n, span int64) float64 { return math.Round(float64(n)/float64(span)*100000) / 1000 }
+// A timeMap places times on the page's axis. Where no step of berth's own work runs for
+// long (more than 50 ms and more than half of all the time berth works: the wait between
+// create and start, a long program), the stretch is cut to a narrow band marked with its
+// length, so that the work stays readable.
+type timeMap struct {
+	span  int64
+	cuts  [][2]int64 // real [from, to) left out, in order
+	units float64    // the axis's length: time kept plus a band per cut
+	band  float64
+}
 
-func ms(ns int64) string { return fmt.Sprintf("%.3f ms", float64(ns)/1e6) }
+func newTimeMap(all []box, span int64) timeMap {
+	tm := timeMap{span: span}
+	var iv [][2]int64
+	for _, b := range all {
+		if b.Lane == LaneWaiting || b.Lane == LaneProgram {
+			iv = append(iv, [2]int64{b.Start, b.Start}) // where they begin counts
+			continue
+		}
+		iv = append(iv, [2]int64{b.Start, b.Start + b.Dur})
+	}
+	sort.Slice(iv, func(i, j int) bool { return iv[i][0] < iv[j][0] })
+	var merged [][2]int64
+	for _, v := range iv {
+		if n := len(merged); n > 0 && v[0] <= merged[n-1][1] {
+			if v[1] > merged[n-1][1] {
+				merged[n-1][1] = v[1]
+			}
+			continue
+		}
+		merged = append(merged, v)
+	}
+	if len(merged) > 0 && merged[len(merged)-1][1] < span {
+		merged = append(merged, [2]int64{span, span})
+	}
+	var work int64
+	for _, m := range merged {
+		work += m[1] - m[0]
+	}
+	var gaps int64
+	for i := 1; i < len(merged); i++ {
+		g := merged[i][0] - merged[i-1][1]
+		if g > 50e6 && g > work/2 {
+			tm.cuts = append(tm.cuts, [2]int64{merged[i-1][1], merged[i][0]})
+			gaps += g
+		}
+	}
+	kept := float64(span - gaps)
+	if kept <= 0 {
+		kept = 1
+	}
+	tm.band = kept / 20
+	tm.units = kept + tm.band*float64(len(tm.cuts))
+	return tm
+}
 
-// ticks marks the time axis every 1, 2 or 5 times a power of ten, about eight times.
-func ticks(span int64) []tick {
-	if span <= 0 {
-		return nil
+// pos is where t (since the first step) lies on the axis, in percent.
+func (tm timeMap) pos(t int64) float64 {
+	u := 0.0
+	prev := int64(0)
+	for _, c := range tm.cuts {
+		if t < c[0] {
+			break
+		}
+		u += float64(c[0] - prev)
+		if t < c[1] {
+			u += tm.band * float64(t-c[0]) / float64(c[1]-c[0])
+			return math.Round(u/tm.units*100000) / 1000
+		}
+		u += tm.band
+		prev = c[1]
+	}
+	u += float64(t - prev)
+	if tm.units <= 0 {
+		return 0
+	}
+	return math.Round(u/tm.units*100000) / 1000
+}
+
+// ticks marks the time axis every 1, 2 or 5 times a power of ten, about eight times over the
+// time kept, and each cut with its length.
+func (tm timeMap) ticks() ([]tick, []cut) {
+	kept := int64(tm.units - tm.band*float64(len(tm.cuts)))
+	if kept <= 0 {
+		return nil, nil
 	}
 	step := int64(0)
 	for m := int64(1); step == 0; m *= 10 {
 		for _, f := range []int64{1, 2, 5} {
-			if span/(m*f) <= 8 {
+			if kept/(m*f) <= 8 {
 				step = m * f
 				break
 			}
 		}
 	}
 	var out []tick
-	for t := int64(0); t <= span; t += step {
-		out = append(out, tick{Left: pct(t, span), Label: strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", float64(t)/1e6), "0"), ".") + " ms"})
+	inCut := func(t int64) bool {
+		for _, c := range tm.cuts {
+			if t > c[0] && t < c[1] {
+				return true
+			}
+		}
+		return false
 	}
-	return out
+	last := -1.0
+	for t := int64(0); t <= tm.span; t += step {
+		if inCut(t) {
+			// Go on from the end of the cut, at the next multiple of step.
+			for _, c := range tm.cuts {
+				if t > c[0] && t < c[1] {
+					t = (c[1]+step-1)/step*step - step
+				}
+			}
+			continue
+		}
+		x := tm.pos(t)
+		if last >= 0 && x-last < 4 {
+			continue // too close to the one before (just after a cut)
+		}
+		last = x
+		out = append(out, tick{Left: x, Label: strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", float64(t)/1e6), "0"), ".") + " ms"})
+	}
+	var cuts []cut
+	for _, c := range tm.cuts {
+		l := tm.pos(c[0])
+		cuts = append(cuts, cut{Left: l, Width: tm.pos(c[1]) - l, Label: ms(c[1] - c[0])})
+	}
+	return out, cuts
 }
+
+func pct(n, span int64) float64 { return math.Round(float64(n)/float64(span)*100000) / 1000 }
+
+func ms(ns int64) string { return fmt.Sprintf("%.3f ms", float64(ns)/1e6) }

@@ -89,8 +89,45 @@ func TestMonotonicOffset(t *testing.T) {
 }
 
 func TestTicks(t *testing.T) {
-	k := ticks(23e6)
-	if len(k) < 4 || len(k) > 9 || k[1].Label != "5 ms" {
-		t.Errorf("ticks of 23 ms: %+v", k)
+	k, cuts := newTimeMap(nil, 23e6).ticks()
+	if len(k) < 4 || len(k) > 9 || k[1].Label != "5 ms" || len(cuts) != 0 {
+		t.Errorf("ticks of 23 ms: %+v %+v", k, cuts)
+	}
+}
+
+// create, then start five seconds later: the wait is cut short on the axis.
+func TestTimelineCutsLongWaits(t *testing.T) {
+	ms := int64(1e6)
+	steps := []Step{
+		{Name: "cgroups.Create", At: 0, Lane: "berth create"},
+		{Name: "rootfs.pivotRoot", At: 2 * ms, Lane: LaneInit},
+		{At: 9 * ms, Lane: LaneInit},
+		{At: 10 * ms, Lane: "berth create"},
+		{Name: "libcontainer.waitForStart", At: 9 * ms, Lane: LaneWaiting},
+		{Name: "libcontainer.Start", At: 5000 * ms, Lane: "berth start"},
+		{At: 5000*ms + 500000, Lane: LaneWaiting},
+		{Name: "libcontainer.waitForStart", At: 5000*ms + 500000, Lane: LaneProgram},
+		{At: 5001 * ms, Lane: "berth start"},
+	}
+	p := layout("start", "", steps)
+	if len(p.Cuts) != 1 || p.Cuts[0].Label != "4990.000 ms" {
+		t.Fatalf("cuts: %+v", p.Cuts)
+	}
+	for _, b := range p.Steps {
+		switch b.Name {
+		case "rootfs.pivotRoot": // 7 ms of 11 kept, and a band of 11/20
+			if b.Width < 50 || b.Width > 70 {
+				t.Errorf("pivotRoot is %.1f%% wide", b.Width)
+			}
+		case "libcontainer.Start":
+			if b.Left < 85 || b.Left > 100 {
+				t.Errorf("start's step at %.1f%%", b.Left)
+			}
+		}
+	}
+	for _, k := range p.Ticks {
+		if k.Left > p.Cuts[0].Left && k.Left < p.Cuts[0].Left+p.Cuts[0].Width {
+			t.Errorf("a tick inside the cut: %+v", k)
+		}
 	}
 }
