@@ -121,14 +121,14 @@ type cut struct {
 
 // page is what html.go renders.
 type page struct {
-	Title, Err   string
-	Span, Ready  string // ms: the whole picture; first step to the program's exec ("" if none)
-	Lanes        []laneView
-	Groups       []string
-	Steps        []box
-	Slowest      []box
-	Ticks        []tick
-	Cuts         []cut
+	Title, Err  string
+	Span, Ready string // ms: the whole picture; first step to the program's exec ("" if none)
+	Lanes       []laneView
+	Groups      []string
+	Steps       []box
+	Slowest     []box
+	Ticks       []tick
+	Cuts        []cut
 }
 
 // layout turns the recorded events into lanes of boxes. A step lasts until the next event of
