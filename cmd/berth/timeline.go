@@ -54,7 +54,7 @@ func explainHTMLArgs(app *cli.App, args []string) ([]string, error) {
 // --explain as well, they are printed too.
 func setupTimeline(file string, also explain.Sink) {
 	timelineFile = file
-	timeline = &explain.Timeline{Title: "berth " + strings.Join(os.Args[1:], " ")}
+	timeline = &explain.Timeline{Title: "berth " + strings.Join(withoutPageFlag(os.Args[1:]), " ")}
 	explain.SetTiming(true)
 	explain.SetSink(func(s explain.Step) {
 		timeline.Add(s)
@@ -62,6 +62,22 @@ func setupTimeline(file string, also explain.Sink) {
 			also(s)
 		}
 	})
+}
+
+// withoutPageFlag is the command line without the flag that asked for the page (the page's
+// title).
+func withoutPageFlag(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		switch n := strings.TrimLeft(args[i], "-"); {
+		case n == "explain=html" || n == "explain-html":
+			i++
+		case strings.HasPrefix(n, "explain-html="):
+		default:
+			out = append(out, args[i])
+		}
+	}
+	return out
 }
 
 // finishTimeline writes the page, once the command is over (err: how it failed).
