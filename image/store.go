@@ -144,6 +144,7 @@ func (s *Store) AddLayers(im *Image, progress Progress) (int, error) {
 	if workers > len(jobs) {
 		workers = len(jobs)
 	}
+	explain.Idle() // on a timeline: from here on this goroutine waits for the workers' spans
 	var (
 		mu      sync.Mutex
 		applied int
@@ -222,8 +223,9 @@ func (s *Store) addLayer(im *Image, i int, ahead bool, progress Progress) (bool,
 	}
 	defer blob.Close()
 	desc := im.Layers[i]
-	explain.Stepf("image.Store.addLayer", "flock locks/%s; apply blob %s (%s, %d bytes) into %s, checking its digest and diffID; then rename to %s",
-		key, desc.Digest, desc.MediaType, desc.Size, tmp, s.LayerDir(d))
+	// Layers are applied in parallel: on a timeline each is a span of its own.
+	defer explain.Spanf("image.Store.addLayer", "flock locks/%s; apply blob %s (%s, %d bytes) into %s, checking its digest and diffID; then rename to %s",
+		key, desc.Digest, desc.MediaType, desc.Size, tmp, s.LayerDir(d))()
 	r, stop := watch(blob, desc, progress)
 	a := newApplier(fd, overlayMode)
 	defer a.close()

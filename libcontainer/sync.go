@@ -54,6 +54,7 @@ type syncMsg struct {
 	// taken. A "step" without Step marks the init idle (waiting for berth).
 	At    int64  `json:"at,omitempty"`
 	Where string `json:"where,omitempty"`
+	Dur   int64  `json:"dur,omitempty"`
 	// SeccompFd, on "seccomp": the init's seccomp listener descriptor number.
 	SeccompFd int `json:"seccompFd,omitempty"`
 }
@@ -93,11 +94,11 @@ func (p *initPipe) recv(v any) error {
 // in order with its own.
 func (p *initPipe) forwardSteps() {
 	explain.SetSink(func(s explain.Step) {
-		_ = p.send(syncMsg{Type: "step", Step: s.Name, Msg: s.Detail, At: s.At, Where: s.Where})
+		_ = p.send(syncMsg{Type: "step", Step: s.Name, Msg: s.Detail, At: s.At, Where: s.Where, Dur: s.Dur})
 	})
 }
 
 // relayStep passes on a step read from the pipe, in the lane of the process at the other end.
 func (p *initPipe) relayStep(m syncMsg) {
-	explain.Relay(explain.Step{Name: m.Step, Detail: m.Msg, At: m.At, Where: m.Where}, p.lane, p.pid)
+	explain.Relay(explain.Step{Name: m.Step, Detail: m.Msg, At: m.At, Where: m.Where, Dur: m.Dur}, p.lane, p.pid)
 }

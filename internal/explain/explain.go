@@ -35,6 +35,10 @@ type Step struct {
 	Pid  int    `json:"pid,omitempty"`
 	// Where is the source line that narrated the step (with timing on only).
 	Where string `json:"where,omitempty"`
+	// Dur, when not 0, is how long the step took, measured (Spanf): work done alongside
+	// the rest of its lane (layers applied in parallel), which neither ends the step before
+	// it nor is ended by the next one.
+	Dur int64 `json:"dur,omitempty"`
 }
 
 // Idle says whether s is not a step but the mark of its lane going idle (waiting for
@@ -110,6 +114,31 @@ func Stepf(name, format string, args ...any) {
 		st.Where = caller(2)
 	}
 	s(st)
+}
+
+// Spanf is Stepf for work done alongside other steps of this process (in goroutines): call
+// the function it returns when the work is over. With timing on the step is recorded then,
+// with its start and duration; otherwise it is narrated at once, as Stepf does.
+func Spanf(name, format string, args ...any) (done func()) {
+	mu.Lock()
+	s, l, p, t := sink, lane, pid, timing
+	mu.Unlock()
+	if s == nil {
+		return func() {}
+	}
+	st := Step{Name: name, Detail: fmt.Sprintf(format, args...), At: Now(), Lane: l, Pid: p}
+	if !t {
+		s(st)
+		return func() {}
+	}
+	st.Where = caller(2)
+	return func() {
+		st.Dur = Now() - st.At
+		if st.Dur <= 0 {
+			st.Dur = 1
+		}
+		s(st)
+	}
 }
 
 // Idle marks that this process now waits for another one: its current step ends here. It

@@ -74,6 +74,7 @@ h2 { font-size: 15px; margin: 20px 0 6px; }
 .g-hooks { background: #e377c2; } .g-exec { background: #ff7f0e; } .g-lifecycle { background: #7f7f7f; }
 table { border-collapse: collapse; }
 td, th { border-bottom: 1px solid #e4e4e4; padding: 1px 8px; text-align: left; vertical-align: top; font-size: 12px; }
+td.d { max-width: 760px; overflow-wrap: anywhere; }
 td.n { text-align: right; white-space: nowrap; font-family: monospace; }
 td .chip { display: inline-block; width: 10px; height: 10px; margin-right: 4px; opacity: 0.85; }
 tr:target { background: #ffef9e; }
@@ -96,12 +97,12 @@ Each lane is a process, each row a kind of work; a step lasts from its narration
 <h2>Slowest steps</h2>
 <table>
 <tr><th>for</th><th>at</th><th>lane</th><th>step</th><th>what it did</th></tr>
-{{range .Slowest}}<tr><td class="n">{{.DurMs}}</td><td class="n">{{.StartMs}}</td><td>{{.Lane}}</td><td><a href="#s{{.ID}}">{{.Name}}</a></td><td>{{.Detail}}</td></tr>
+{{range .Slowest}}<tr><td class="n">{{.DurMs}}</td><td class="n">{{.StartMs}}</td><td>{{.Lane}}</td><td><a href="#s{{.ID}}">{{.Name}}</a></td><td class="d">{{.Detail}}</td></tr>
 {{end}}</table>
 <h2>Every step</h2>
 <table>
 <tr><th>at</th><th>for</th><th>lane</th><th>step</th><th>what it did</th><th>source</th></tr>
-{{range .Steps}}<tr id="s{{.ID}}"><td class="n">{{.StartMs}}</td><td class="n">{{.DurMs}}</td><td>{{.Lane}}</td><td><span class="chip g-{{.Group}}"></span><a href="#b{{.ID}}">{{.Name}}</a></td><td>{{.Detail}}</td><td><code>{{.Where}}</code></td></tr>
+{{range .Steps}}<tr id="s{{.ID}}"><td class="n">{{.StartMs}}</td><td class="n">{{.DurMs}}</td><td>{{.Lane}}</td><td><span class="chip g-{{.Group}}"></span><a href="#b{{.ID}}">{{.Name}}</a></td><td class="d">{{.Detail}}</td><td><code>{{.Where}}</code></td></tr>
 {{end}}</table>
 </body>
 </html>

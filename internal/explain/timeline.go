@@ -169,8 +169,15 @@ func layout(title, errMsg string, steps []Step) page {
 				continue
 			}
 			end := e.At
-			if k+1 < len(idx) {
-				end = evs[idx[k+1]].At
+			if e.Dur > 0 {
+				end = e.At + e.Dur // measured: done alongside the rest
+			} else {
+				for _, j := range idx[k+1:] {
+					if evs[j].Dur == 0 { // the next event that is not a span
+						end = evs[j].At
+						break
+					}
+				}
 			}
 			b := box{Step: e, Group: Group(e.Name), Start: e.At - t0, Dur: end - e.At, lane: li}
 			b.Short = e.Name
@@ -187,7 +194,12 @@ func layout(title, errMsg string, steps []Step) page {
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Start < all[j].Start })
 	tm := newTimeMap(all, t1-t0)
-	rows := make([]map[string]*row, len(lanes))
+	// Each kind of work is a row of its lane; steps that overlap (spans) go to rows below.
+	type subrows struct {
+		rows []row
+		ends []int64
+	}
+	rows := make([]map[string]*subrows, len(lanes))
 	for i := range all {
 		b := &all[i]
 		b.ID = i + 1
@@ -195,18 +207,33 @@ func layout(title, errMsg string, steps []Step) page {
 		b.Width = tm.pos(b.Start+b.Dur) - b.Left
 		r := rows[b.lane]
 		if r == nil {
-			r = map[string]*row{}
+			r = map[string]*subrows{}
 			rows[b.lane] = r
 		}
-		if r[b.Group] == nil {
-			r[b.Group] = &row{Group: b.Group}
+		sr := r[b.Group]
+		if sr == nil {
+			sr = &subrows{}
+			r[b.Group] = sr
 		}
-		r[b.Group].Boxes = append(r[b.Group].Boxes, *b)
+		k := 0
+		for k < len(sr.ends) && sr.ends[k] > b.Start {
+			k++
+		}
+		if k == len(sr.ends) {
+			label := b.Group
+			if k > 0 {
+				label = ""
+			}
+			sr.rows = append(sr.rows, row{Group: label})
+			sr.ends = append(sr.ends, 0)
+		}
+		sr.rows[k].Boxes = append(sr.rows[k].Boxes, *b)
+		sr.ends[k] = b.Start + b.Dur
 	}
 	for li := range lanes {
 		for _, g := range Groups {
-			if r := rows[li][g]; r != nil {
-				lanes[li].Rows = append(lanes[li].Rows, *r)
+			if sr := rows[li][g]; sr != nil {
+				lanes[li].Rows = append(lanes[li].Rows, sr.rows...)
 			}
 		}
 	}

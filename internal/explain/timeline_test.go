@@ -2,6 +2,7 @@ package explain
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -63,6 +64,32 @@ func TestTimelineLayout(t *testing.T) {
 		if !strings.Contains(page, s) {
 			t.Errorf("page lacks %q", s)
 		}
+	}
+}
+
+// Steps measured alongside others (Spanf: layers applied in parallel) keep their own length,
+// do not end the step before them, and are drawn on rows of their own when they overlap.
+func TestTimelineSpans(t *testing.T) {
+	ms := int64(1e6)
+	p := layout("image", "", []Step{
+		{Name: "image.Open", At: 0, Lane: "b"},
+		{Name: "image.Store.addLayer", At: 1 * ms, Dur: 8 * ms, Lane: "b"},
+		{Name: "image.Store.addLayer", At: 2 * ms, Dur: 3 * ms, Lane: "b"},
+		{Name: "image.Store.addLayer", At: 6 * ms, Dur: 1 * ms, Lane: "b"},
+		{Name: "image.Prepare", At: 10 * ms, Lane: "b"},
+		{At: 11 * ms, Lane: "b"},
+	})
+	var durs []int64
+	for _, b := range p.Steps {
+		durs = append(durs, b.Dur/ms)
+	}
+	if fmt.Sprint(durs) != "[10 8 3 1 1]" {
+		t.Errorf("durations %v", durs)
+	}
+	rows := p.Lanes[0].Rows
+	// Open lasts until Prepare; the first layer below it, the two others below that.
+	if len(rows) != 3 || rows[0].Group != "image" || rows[1].Group != "" || len(rows[0].Boxes) != 2 || len(rows[1].Boxes) != 1 || len(rows[2].Boxes) != 2 {
+		t.Errorf("rows: %+v", rows)
 	}
 }
 
