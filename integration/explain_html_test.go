@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // readTimeline reads the page `--explain=html` wrote and checks that it stands alone: no
@@ -234,5 +236,28 @@ func TestExplainHTMLTimeNamespace(t *testing.T) {
 	}
 	if len(m[1]) > 6 { // "9999.999" ms and more: the init's clock was not corrected
 		t.Errorf("the picture spans %s ms: the init's steps are on its namespace's clock", m[1])
+	}
+}
+
+// With a seccomp NOTIFY filter, whose listener berth hands to an agent while the init waits,
+// the timeline is drawn as usual: the seccomp steps in their row, and nothing the init
+// narrates gets between its filter and the hand-over.
+func TestExplainHTMLSeccompNotify(t *testing.T) {
+	agent := startContinueAgent(t)
+	e := newEnv(t, "sh", "-c", "mkdir /tmp/x; echo mkdir=$?")
+	e.spec.Root.Readonly = false
+	e.spec.Linux.Seccomp = seccompProfile(specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify})
+	e.spec.Linux.Seccomp.ListenerPath = agent.sock
+	e.writeSpec()
+	file := filepath.Join(t.TempDir(), "seccomp.html")
+	r := e.berth("--explain=html", file, "run", "--bundle", e.bundle, "xsn")
+	if r.code != 0 || r.stdout != "mkdir=0\n" || r.stderr != "" {
+		t.Fatalf("run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	page := readTimeline(t, file)
+	for _, want := range []string{`<div class="rlabel">seccomp</div>`, `class="box g-seccomp"`, ">sendSeccompListener</span>", ">seccompStage.install</span>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
 	}
 }

@@ -57,6 +57,7 @@ func goAhead(pipe *initPipe, console *consoleEnds, detach bool) (*relayConsole, 
 func waitExec(pipe *initPipe) error {
 	for {
 		var m syncMsg
+		explain.Idle() // on a timeline: berth waits for the init
 		if err := pipe.recv(&m); err != nil {
 			return nil // end of file: executed
 		}
@@ -91,6 +92,7 @@ func executed(pipe *initPipe, waiting bool, args []string) {
 func relayUntilMsg(pipe *initPipe, want string) (syncMsg, error) {
 	for {
 		var m syncMsg
+		explain.Idle() // on a timeline: berth waits for the init
 		if err := pipe.recv(&m); err != nil {
 			return m, fmt.Errorf("init process exited before it was %s", want)
 		}

@@ -184,6 +184,7 @@ func runInit(pipe *initPipe) error {
 	if err := sc.last(); err != nil {
 		return err
 	}
+	explain.SetSink(nil) // a timeline's narration ends with the filter: nothing more through it
 	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
 		pipe.f.Close() // berth create must not wait for `start`
 		// The hooks need Go after `start`: wait here rather than in the C stage, and let
@@ -246,6 +247,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	if err := sc.last(); err != nil {
 		return err
 	}
+	explain.SetSink(nil) // a timeline's narration ends with the filter: nothing more through it
 	return execUser(path, proc.Args, proc.Env, cfg.PreserveFds)
 }
 
@@ -256,6 +258,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 func createHooks(pipe *initPipe, cfg *initConfig) error {
 	h := cfg.Spec.Hooks
 	if len(h.Prestart)+len(h.CreateRuntime) > 0 {
+		explain.Idle() // berth runs them: the init waits from here
 		if err := pipe.send(syncMsg{Type: "hooks"}); err != nil {
 			return err
 		}
@@ -329,6 +332,7 @@ func dropAndHandOver(pipe *initPipe, cfg *initConfig, sc *seccompStage, path str
 		done = "setns_init: about to exec"
 	}
 	explain.Stepf("libcontainer.execUser", "%s: close-on-exec every fd above %d, then execve %s %q", done, 2+cfg.PreserveFds, path, proc.Args)
+	explain.Idle() // before "ready": berth may take the CPU from here on
 	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
 		return err
 	}

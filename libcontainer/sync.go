@@ -84,11 +84,7 @@ func (p *initPipe) send(v any) error {
 	return p.enc.Encode(v)
 }
 
-// recv blocks until the other end writes: on a timeline, this process is idle meanwhile.
-func (p *initPipe) recv(v any) error {
-	explain.Idle()
-	return p.dec.Decode(v)
-}
+func (p *initPipe) recv(v any) error { return p.dec.Decode(v) }
 
 // forwardSteps makes the init process's explain steps travel to the parent, which prints them
 // in order with its own.
