@@ -218,25 +218,39 @@ func TestExplainHTMLCreateStart(t *testing.T) {
 
 // The init's steps are read on the host's monotonic clock even in a time namespace whose
 // monotonic clock is a thousand seconds ahead (linux.timeOffsets): the picture spans
-// milliseconds, not a thousand seconds.
+// milliseconds, not a thousand seconds. So are those of a process exec'd into it, which joins
+// the namespace in its C constructor. run --detach draws every lane, the waiting stage too.
 func TestExplainHTMLTimeNamespace(t *testing.T) {
-	bundle := runcSpecBundle(t, "true")
+	bundle := runcSpecBundle(t, "sleep", "100")
 	editRuncSpec(t, bundle, func(cfg map[string]any) {
 		linux := cfg["linux"].(map[string]any)
 		linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "time"})
 		linux["timeOffsets"] = map[string]any{"monotonic": map[string]any{"secs": 1000, "nanosecs": 0}}
 	})
 	e := newEnv(t)
-	file := filepath.Join(t.TempDir(), "timens.html")
-	e.mustBerth("--explain=html", file, "run", "--bundle", bundle, "xtn")
-	page := readTimeline(t, file)
-	m := regexp.MustCompile(`steps in \d+ lanes over ([0-9.]+) ms`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatal("the page gives no span")
+	dir := t.TempDir()
+	span := func(file string) {
+		t.Helper()
+		page := readTimeline(t, file)
+		m := regexp.MustCompile(`steps in \d+ lanes over ([0-9.]+) ms`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("%s gives no span", file)
+		}
+		if len(m[1]) > 7 { // "99999.999" ms and more: a clock was not corrected
+			t.Errorf("%s spans %s ms: steps are on the time namespace's clock", file, m[1])
+		}
 	}
-	if len(m[1]) > 6 { // "9999.999" ms and more: the init's clock was not corrected
-		t.Errorf("the picture spans %s ms: the init's steps are on its namespace's clock", m[1])
+	e.mustBerth("--explain=html", filepath.Join(dir, "run.html"), "run", "-d", "--bundle", bundle, "xtn")
+	span(filepath.Join(dir, "run.html"))
+	if l := lanesOf(readTimeline(t, filepath.Join(dir, "run.html"))); strings.Join(l, ",") != "berth run,init,waiting stage,program" {
+		t.Errorf("run --detach: lanes %q", l)
 	}
+	e.mustBerth("--explain=html", filepath.Join(dir, "exec.html"), "exec", "xtn", "true")
+	span(filepath.Join(dir, "exec.html"))
+	if l := lanesOf(readTimeline(t, filepath.Join(dir, "exec.html"))); strings.Join(l, ",") != "berth exec,exec process,program" {
+		t.Errorf("exec: lanes %q", l)
+	}
+	e.mustBerth("delete", "--force", "xtn")
 }
 
 // With a seccomp NOTIFY filter, whose listener berth hands to an agent while the init waits,

@@ -39,8 +39,8 @@ char berthNsError[256];
 
 /*
  * berthStartedAt is CLOCK_MONOTONIC (ns) when the constructor of an init began, for the
- * timeline of `--explain=html` (nsenter.StartedAt); 0 once a time namespace was unshared
- * here, since the reading was taken in the namespace the process left.
+ * timeline of `--explain=html` (nsenter.StartedAt); 0 once a time namespace was joined or
+ * unshared here, since the reading was taken on the clock of the namespace it left.
  */
 long long berthStartedAt;
 
@@ -194,6 +194,8 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 	const char *join = getenv("_BERTH_NS_JOIN");
 	if (join && joinNamespaces(join) < 0)
 		return;
+	if (join && strstr(join, "time:"))
+		berthStartedAt = 0; /* read on the clock of the time namespace it left */
 	const char *flags = getenv("_BERTH_NS_UNSHARE");
 	if (flags) {
 		int f = (int)strtol(flags, NULL, 10);
