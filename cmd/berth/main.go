@@ -105,7 +105,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "true, false or auto"},
 			&cli.StringFlag{Name: "criu", Hidden: true},
 			&cli.BoolFlag{Name: "explain", Usage: "narrate every step taken to build the container"},
-			&cli.StringFlag{Name: "explain-html", Usage: "`FILE`: draw the steps on a timeline, one HTML page (also written --explain=html FILE; see docs/explain.md)"},
+			&cli.StringFlag{Name: "explain-html", Usage: "draw the steps on a timeline, one HTML page in `FILE` (also written --explain=html FILE; see docs/explain.md)"},
 		},
 		Before: setupGlobals,
 		Commands: []*cli.Command{
