@@ -206,6 +206,16 @@ func TestExplainHTMLCreateStart(t *testing.T) {
 		}
 	}
 	e.mustBerth("delete", "--force", "xcs")
+	// A command that fails still draws what it did, and says why on the page.
+	editRuncSpec(t, bundle, func(cfg map[string]any) { cfg["process"].(map[string]any)["args"] = []string{"no-such-program"} })
+	ff := filepath.Join(dir, "failed.html")
+	if r = e.berth("--explain=html", ff, "run", "--bundle", bundle, "xf"); r.code == 0 {
+		t.Fatalf("run of a missing program succeeded")
+	}
+	page = readTimeline(t, ff)
+	if !strings.Contains(page, `<p class="err">The command failed: `) || !strings.Contains(page, "no-such-program") || !strings.Contains(page, ">pivotRoot</span>") {
+		t.Errorf("the page of a failed run lacks its error or its steps")
+	}
 	// A bad file: one line naming it, after the command did its work.
 	r = e.berth("--explain=html", filepath.Join(dir, "no/such/dir.html"), "list")
 	if r.code == 0 || !strings.Contains(r.stderr, "--explain=html "+filepath.Join(dir, "no/such/dir.html")) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
