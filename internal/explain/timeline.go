@@ -15,13 +15,24 @@ type Timeline struct {
 	Title string // the command line
 	Err   string // the command's error, if it failed
 	Steps []Step
+	idle  map[string]bool // lanes whose last event is an idle mark
 }
 
-// Add records a step or an idle mark.
+// Add records a step or an idle mark (a lane already idle stays so: berth marks itself idle
+// before each message it reads from the init).
 func (t *Timeline) Add(s Step) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.idle == nil {
+		t.idle = map[string]bool{}
+	}
+	if s.Idle() && t.idle[s.Lane] {
+		return
+	}
+	if s.Dur == 0 {
+		t.idle[s.Lane] = s.Idle()
+	}
 	t.Steps = append(t.Steps, s)
-	t.mu.Unlock()
 }
 
 // Snapshot is a copy of the steps recorded so far.

@@ -93,6 +93,16 @@ func TestTimelineSpans(t *testing.T) {
 	}
 }
 
+func TestTimelineKeepsOneIdleMark(t *testing.T) {
+	var tl Timeline
+	for _, s := range []Step{{Name: "a.b", At: 1, Lane: "x"}, {At: 2, Lane: "x"}, {At: 3, Lane: "x"}, {Name: "a.c", At: 3, Lane: "y"}, {At: 4, Lane: "x"}, {Name: "a.d", At: 5, Lane: "x"}, {At: 6, Lane: "x"}} {
+		tl.Add(s)
+	}
+	if n := len(tl.Snapshot()); n != 5 {
+		t.Errorf("%d events kept, want 5: %+v", n, tl.Snapshot())
+	}
+}
+
 func TestGroup(t *testing.T) {
 	for name, want := range map[string]string{
 		"rootfs.pivotRoot": "rootfs", "cgroups.writeFile": "cgroups", "namespaces.EnterThread": "namespaces",
