@@ -144,11 +144,7 @@ func setupGlobals(c *cli.Context) error {
 		debugSteps()
 	}
 	if f := c.String("explain-html"); f != "" {
-		var text explain.Sink
-		if c.Bool("explain") {
-			text = explain.CurrentSink()
-		}
-		setupTimeline(f, text)
+		setupTimeline(f, explain.CurrentSink()) // --explain's or --debug's, if any: still printed
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func explainHTMLArgs(app *cli.App, args []string) ([]string, error) {
 }
 
 // setupTimeline starts collecting the steps, with their times, for the HTML page; with
-// --explain as well, they are printed too.
+// --explain or --debug as well (also), they are printed or logged too.
 func setupTimeline(file string, also explain.Sink) {
 	timelineFile = file
 	timeline = &explain.Timeline{Title: "berth " + strings.Join(withoutPageFlag(os.Args[1:]), " ")}
