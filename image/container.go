@@ -72,6 +72,7 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 		return "", err
 	}
 	keepLocked = append(keepLocked, lf)
+	explain.Stepf("image.Prepare", "mkdir %s, flock its lock (held until berth exits); store %s locked shared", dir, s.Dir)
 	im := o.Image
 	if err := writeJSONAtomic(filepath.Join(dir, "image.json"), containerUse{Ref: im.Ref, Manifest: im.Manifest.Digest, DiffIDs: im.DiffIDs}); err != nil {
 		return "", err
@@ -116,6 +117,8 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	if err != nil {
 		return "", err
 	}
+	explain.Stepf("image.Prepare", "write %s/config.json from the image config: args %q, cwd %s, uid %d gid %d, %d env vars",
+		dir, spec.Process.Args, spec.Process.Cwd, spec.Process.User.UID, spec.Process.User.GID, len(spec.Process.Env))
 	// A WorkingDir the image lacks is made (in the upper), as docker does.
 	if err := makeCwd(rootfs, spec.Process.Cwd); err != nil {
 		return "", fmt.Errorf("image config WorkingDir %s: %w", spec.Process.Cwd, err)

@@ -25,6 +25,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-project/berth/internal/explain"
 )
 
 // Media types of Docker's image manifest schema 2, read as their OCI counterparts.
@@ -141,7 +143,31 @@ func Open(ref string, platform Platform) (*Image, error) {
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
 	im.Ref, im.Layout, im.Tag = ref, abs, tag
+	if explain.Enabled() {
+		what, name := "OCI layout", tag
+		if _, ok := src.(*archiveSource); ok {
+			what = "archive"
+		}
+		if name == "" {
+			name = "(the only image, or latest)"
+		}
+		explain.Stepf("image.Open", "%s %s: index.json, tag %s -> manifest %s (%s), config %s; %d layers, diffIDs %s",
+			what, abs, name, im.Manifest.Digest, platform, im.ConfigDigest, len(im.Layers), shortDigests(im.DiffIDs))
+	}
 	return im, nil
+}
+
+// shortDigests lists digests by their first 12 hex digits, as `docker images` shows them.
+func shortDigests(ds []digest.Digest) string {
+	var out []string
+	for _, d := range ds {
+		e := d.Encoded()
+		if len(e) > 12 {
+			e = e[:12]
+		}
+		out = append(out, e)
+	}
+	return strings.Join(out, " ")
 }
 
 func resolve(src source, tag string, platform Platform) (*Image, error) {

@@ -16,6 +16,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
 )
 
 // Store is the shared layer store under berth's root:
@@ -118,9 +120,15 @@ func (s *Store) AddLayers(im *Image, progress Progress) (int, error) {
 	seen := map[string]bool{}
 	for i, d := range im.DiffIDs {
 		k := layerKey(d)
-		if seen[k] || s.hasLayer(d) {
+		if seen[k] {
 			continue
 		}
+		if s.hasLayer(d) {
+			explain.Stepf("image.Store.AddLayers", "layer %d %s: found %s in the store, reused", i, d, s.LayerDir(d))
+			seen[k] = true
+			continue
+		}
+		explain.Stepf("image.Store.AddLayers", "layer %d %s: not in the store (no %s), to apply", i, d, s.LayerDir(d))
 		seen[k] = true
 		jobs = append(jobs, job{i, k})
 	}
@@ -136,6 +144,7 @@ func (s *Store) AddLayers(im *Image, progress Progress) (int, error) {
 	if workers > len(jobs) {
 		workers = len(jobs)
 	}
+	explain.Idle() // on a timeline: from here on this goroutine waits for the workers' spans
 	var (
 		mu      sync.Mutex
 		applied int
@@ -214,6 +223,9 @@ func (s *Store) addLayer(im *Image, i int, ahead bool, progress Progress) (bool,
 	}
 	defer blob.Close()
 	desc := im.Layers[i]
+	// Layers are applied in parallel: on a timeline each is a span of its own.
+	defer explain.Spanf("image.Store.addLayer", "flock locks/%s; apply blob %s (%s, %d bytes) into %s, checking its digest and diffID; then rename to %s",
+		key, desc.Digest, desc.MediaType, desc.Size, tmp, s.LayerDir(d))()
 	r, stop := watch(blob, desc, progress)
 	a := newApplier(fd, overlayMode)
 	defer a.close()

@@ -146,6 +146,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err != nil {
 		return nil, err
 	}
+	executed(pipe, o.Detach, spec.Process.Args)
 	if !o.Detach && spec.Hooks != nil {
 		warnHooks("poststart", spec.Hooks.Poststart, c.specState(Running, pid), hookPlace{dir: o.Bundle})
 	}
@@ -207,6 +208,7 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		l.console.Close()
 		return 0, nil, nil, err
 	}
+	pipe.lane, pipe.pid = explain.LaneInit, pid
 	rcfg := rootfs.Config{
 		Rootfs: c.State.Rootfs, Bundle: o.Bundle, Mounts: spec.Mounts, NoPivot: o.NoPivot,
 		Propagation: spec.Linux.RootfsPropagation, Devices: spec.Linux.Devices,
@@ -228,7 +230,7 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		}
 	}
 	err = pipe.send(initConfig{
-		Spec: spec, Rootfs: rcfg, Explain: explain.Enabled(), Detached: o.Detach,
+		Spec: spec, Rootfs: rcfg, Explain: explain.Enabled(), Timing: explain.Timing(), Detached: o.Detach,
 		FifoFd: l.fifoFd, PreserveFds: o.PreserveFds, Setgroups: setgroups, NoNewKeyring: o.NoNewKeyring,
 		ConsoleFd: l.consoleFd, HookState: &hookState,
 	})

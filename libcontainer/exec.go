@@ -87,9 +87,10 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		return nil, err
 	}
 	defer pipe.f.Close()
+	pipe.lane, pipe.pid = explain.LaneExec, pid
 	userNS := plan.Has(specs.UserNamespace)
 	if err := pipe.send(initConfig{
-		Spec: execSpec(c.State.Config, o.Process), Exec: true, Explain: explain.Enabled(),
+		Spec: execSpec(c.State.Config, o.Process), Exec: true, Explain: explain.Enabled(), Timing: explain.Timing(),
 		Detached: o.Detach, FifoFd: -1, PreserveFds: o.PreserveFds, Setgroups: true,
 		NoNewKeyring: true, UserNS: userNS, ConsoleFd: l.consoleFd,
 		ExecRoot: execRoot(plan, c.State.Pid),
@@ -118,6 +119,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		killIfStarted(pid)
 		return nil, err
 	}
+	executed(pipe, false, o.Process.Args)
 	return &Launched{Container: c, Pid: pid, relay: relay}, nil
 }
 

@@ -42,6 +42,11 @@ func goAhead(pipe *initPipe, console *consoleEnds, detach bool) (*relayConsole, 
 		if err := waitExec(pipe); err != nil {
 			return nil, err
 		}
+	} else if explain.Timing() {
+		// A foreground process is waited for as a child; on a timeline berth also reads
+		// its narration to its execve. Its failures are its own to report (on stderr, with
+		// its exit status), as without a timeline.
+		_ = waitExec(pipe)
 	}
 	return relay, nil
 }
@@ -50,20 +55,44 @@ func goAhead(pipe *initPipe, console *consoleEnds, detach bool) (*relayConsole, 
 // (close-on-exec): once it returns, the init is the waiting stage (or the user's program),
 // which pause and kill --all can act on safely. An error the init hit on the way is returned.
 func waitExec(pipe *initPipe) error {
-	var m syncMsg
-	if err := pipe.recv(&m); err != nil {
-		return nil // end of file: executed
+	for {
+		var m syncMsg
+		explain.Idle() // on a timeline: berth waits for the init
+		if err := pipe.recv(&m); err != nil {
+			return nil // end of file: executed
+		}
+		switch m.Type {
+		case "step": // on a timeline, the init narrates up to its execve
+			pipe.relayStep(m)
+		case "error":
+			return errors.New(m.Msg)
+		default:
+			return fmt.Errorf("unexpected message %q from init", m.Type)
+		}
 	}
-	if m.Type == "error" {
-		return errors.New(m.Msg)
+}
+
+// executed draws, on a timeline, the init's execve that waitExec saw: the end of the init's
+// lane, and the start of the next one: the waiting stage (a created container) or the user's
+// program.
+func executed(pipe *initPipe, waiting bool, args []string) {
+	if !explain.Timing() {
+		return
 	}
-	return fmt.Errorf("unexpected message %q from init", m.Type)
+	now := explain.Now()
+	explain.In(pipe.lane, pipe.pid, now).Idle()
+	if waiting {
+		explain.In(explain.LaneWaiting, pipe.pid, now).Stepf("libcontainer.waitForStart", "berth-wait (C, no Go runtime) blocks opening exec.fifo until `berth start`")
+		return
+	}
+	explain.In(explain.LaneProgram, pipe.pid, now).Stepf("libcontainer.execUser", "the user's program runs: %q", args)
 }
 
 // relayUntilMsg is relayUntil that returns the awaited message.
 func relayUntilMsg(pipe *initPipe, want string) (syncMsg, error) {
 	for {
 		var m syncMsg
+		explain.Idle() // on a timeline: berth waits for the init
 		if err := pipe.recv(&m); err != nil {
 			return m, fmt.Errorf("init process exited before it was %s", want)
 		}
@@ -91,7 +120,7 @@ func relayUntilMsg(pipe *initPipe, want string) (syncMsg, error) {
 				return m, err
 			}
 		case "step":
-			explain.Stepf(m.Step, "%s", m.Msg)
+			pipe.relayStep(m)
 		case "error":
 			return m, errors.New(m.Msg)
 		default:

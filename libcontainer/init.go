@@ -73,9 +73,20 @@ func runInit(pipe *initPipe) error {
 	}
 	if cfg.Explain {
 		pipe.forwardSteps()
+		constructor := int64(0)
+		if cfg.Timing {
+			// Read while /proc is still the host's: in a new time namespace with an
+			// offset, the init's monotonic clock is not berth's.
+			explain.UseTimeNamespaceOffset()
+			explain.SetTiming(true)
+			if t := nsenter.StartedAt(); t > 0 {
+				constructor = explain.HostClock(t)
+			}
+		}
 		// runc's suite looks for these words in `--debug` output (debug.bats, exec.bats).
 		explain.Stepf("libcontainer.runInit", "child process in init(): berth init, pid %d, has its config", os.Getpid())
-		explain.Stepf("libcontainer.runInit", "nsexec container setup, done by the nsenter constructor before Go started: %s", nsenterSummary())
+		// On a timeline, this step is drawn from the constructor's start to Go's first step.
+		explain.In("", 0, constructor).Stepf("libcontainer.runInit", "nsexec container setup, done by the nsenter constructor before Go started: %s", nsenterSummary())
 	}
 	// Nothing in the container may ptrace or read our memory while we still hold host
 	// resources; execve makes the user's program dumpable again.
@@ -173,6 +184,7 @@ func runInit(pipe *initPipe) error {
 	if err := sc.last(); err != nil {
 		return err
 	}
+	explain.SetSink(nil) // a timeline's narration ends with the filter: nothing more through it
 	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
 		pipe.f.Close() // berth create must not wait for `start`
 		// The hooks need Go after `start`: wait here rather than in the C stage, and let
@@ -235,6 +247,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 	if err := sc.last(); err != nil {
 		return err
 	}
+	explain.SetSink(nil) // a timeline's narration ends with the filter: nothing more through it
 	return execUser(path, proc.Args, proc.Env, cfg.PreserveFds)
 }
 
@@ -245,6 +258,7 @@ func runExec(pipe *initPipe, cfg *initConfig, sc *seccompStage) error {
 func createHooks(pipe *initPipe, cfg *initConfig) error {
 	h := cfg.Spec.Hooks
 	if len(h.Prestart)+len(h.CreateRuntime) > 0 {
+		explain.Idle() // berth runs them: the init waits from here
 		if err := pipe.send(syncMsg{Type: "hooks"}); err != nil {
 			return err
 		}
@@ -318,6 +332,7 @@ func dropAndHandOver(pipe *initPipe, cfg *initConfig, sc *seccompStage, path str
 		done = "setns_init: about to exec"
 	}
 	explain.Stepf("libcontainer.execUser", "%s: close-on-exec every fd above %d, then execve %s %q", done, 2+cfg.PreserveFds, path, proc.Args)
+	explain.Idle() // before "ready": berth may take the CPU from here on
 	if err := pipe.send(syncMsg{Type: "ready"}); err != nil {
 		return err
 	}
@@ -335,7 +350,9 @@ func dropAndHandOver(pipe *initPipe, cfg *initConfig, sc *seccompStage, path str
 			return err
 		}
 	}
-	explain.SetSink(nil)
+	if !cfg.Timing {
+		explain.SetSink(nil) // berth no longer reads the pipe (but on a timeline, to its end)
+	}
 	return nil
 }
 

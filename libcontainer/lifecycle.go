@@ -38,6 +38,7 @@ func (c *Container) Start() error {
 	explain.Stepf("libcontainer.Start", "open %s: the init process stops waiting and execs the user's program", fifo)
 	buf := make([]byte, 1)
 	got := false
+	explain.Idle() // waiting for the waiting stage's byte, then for its execve
 	for {
 		n, err := unix.Read(fd, buf)
 		if n == 1 {
@@ -59,6 +60,11 @@ func (c *Container) Start() error {
 		}
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		_, _ = unix.Poll(pfd, 10)
+	}
+	if explain.Timing() {
+		now := explain.Now()
+		explain.In(explain.LaneWaiting, c.State.Pid, now).Idle()
+		explain.In(explain.LaneProgram, c.State.Pid, now).Stepf("libcontainer.waitForStart", "berth-wait read start's byte and executed the user's program: %q", c.State.Config.Process.Args)
 	}
 	if err := os.Remove(fifo); err != nil {
 		return err
@@ -128,16 +134,20 @@ func (c *Container) Delete(force bool) error {
 		if !force {
 			return fmt.Errorf("cannot delete container %s that is not stopped: %s", c.ID, st)
 		}
+		explain.Stepf("libcontainer.Delete", "%s container, --force: kill its init, then remove it", st)
 	case Creating:
 		// A create in progress must not be torn down under its feet; a dead one may.
 		if c.State.CreatorPid > 0 && unix.Kill(c.State.CreatorPid, 0) == nil && !force {
 			return fmt.Errorf("container %q is still being created", c.ID)
 		}
+		explain.Stepf("libcontainer.Delete", "container still marked creating: its berth create died or is being killed; remove what it made")
 		// Only a pid that still runs a berth create is ours to kill: a crashed create's pid
 		// may since belong to any process.
 		if p := c.State.CreatorPid; p > 0 && p != os.Getpid() && isBerthCreate(p, c.ID) {
 			_ = unix.Kill(p, unix.SIGKILL)
 		}
+	default:
+		explain.Stepf("libcontainer.Delete", "%s container: remove its cgroup, mounts and state", st)
 	}
 	return c.destroy()
 }

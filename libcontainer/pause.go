@@ -22,6 +22,7 @@ var (
 func (c *Container) Pause() error {
 	switch st := c.status(); st {
 	case Created:
+		explain.Stepf("libcontainer.Pause", "created container: wait until its init is the waiting stage (a process frozen inside execve never freezes)")
 		c.waitExecWait()
 	case Running:
 	default:

@@ -12,6 +12,8 @@ import (
 
 	"github.com/berth-project/berth/cgroups"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
 )
 
 // DefaultRoot is where state lives unless --root says otherwise (runc uses /run/runc).
@@ -97,7 +99,11 @@ func Load(root, id string) (*Container, error) {
 		}
 		return nil, err
 	}
-	return &Container{ID: id, State: s, dir: dir, lock: lock}, nil
+	c := &Container{ID: id, State: s, dir: dir, lock: lock}
+	if explain.Enabled() {
+		explain.Stepf("libcontainer.Load", "flock %s, read state.json: %s, init pid %d, cgroup %s", filepath.Join(dir, "lock"), c.status(), s.Pid, s.CgroupPath)
+	}
+	return c, nil
 }
 
 // LoadUnlocked reads a container's state without taking its lock, for read-only commands

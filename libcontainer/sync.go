@@ -13,14 +13,17 @@ import (
 
 // initConfig is what `berth create` sends the init process over the init pipe.
 type initConfig struct {
-	Spec         *specs.Spec   `json:"spec"`
-	Rootfs       rootfs.Config `json:"rootfs"`
-	Explain      bool          `json:"explain,omitempty"`
-	Detached     bool          `json:"detached,omitempty"`
-	FifoFd       int           `json:"fifoFd"`
-	PreserveFds  int           `json:"preserveFds,omitempty"`
-	Setgroups    bool          `json:"setgroups"`
-	NoNewKeyring bool          `json:"noNewKeyring,omitempty"`
+	Spec    *specs.Spec   `json:"spec"`
+	Rootfs  rootfs.Config `json:"rootfs"`
+	Explain bool          `json:"explain,omitempty"`
+	// Timing: the steps are drawn on a timeline (--explain=html): the init marks when it
+	// waits, and narrates until its execve (berth reads the pipe to its end).
+	Timing       bool `json:"timing,omitempty"`
+	Detached     bool `json:"detached,omitempty"`
+	FifoFd       int  `json:"fifoFd"`
+	PreserveFds  int  `json:"preserveFds,omitempty"`
+	Setgroups    bool `json:"setgroups"`
+	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 	// Exec: a process joining a running container; there is no rootfs to build.
 	Exec bool `json:"exec,omitempty"`
 	// HookState is the container's state for the hooks the init runs (createContainer,
@@ -47,6 +50,11 @@ type syncMsg struct {
 	Step string `json:"step,omitempty"`
 	Msg  string `json:"msg,omitempty"`
 	Pid  int    `json:"pid,omitempty"`
+	// At and Where, on "step": when (the host's monotonic clock) and where the step was
+	// taken. A "step" without Step marks the init idle (waiting for berth).
+	At    int64  `json:"at,omitempty"`
+	Where string `json:"where,omitempty"`
+	Dur   int64  `json:"dur,omitempty"`
 	// SeccompFd, on "seccomp": the init's seccomp listener descriptor number.
 	SeccompFd int `json:"seccompFd,omitempty"`
 }
@@ -58,9 +66,12 @@ type initPipe struct {
 	// onSeccomp hands the init's NOTIFY listener (its descriptor number there) to the agent.
 	onSeccomp func(fd int) error
 	f         *os.File
-	mu        sync.Mutex
-	enc       *json.Encoder
-	dec       *json.Decoder
+	// lane and pid name the process at the other end, for the steps relayed from it.
+	lane string
+	pid  int
+	mu   sync.Mutex
+	enc  *json.Encoder
+	dec  *json.Decoder
 }
 
 func newInitPipe(f *os.File) *initPipe {
@@ -79,6 +90,11 @@ func (p *initPipe) recv(v any) error { return p.dec.Decode(v) }
 // in order with its own.
 func (p *initPipe) forwardSteps() {
 	explain.SetSink(func(s explain.Step) {
-		_ = p.send(syncMsg{Type: "step", Step: s.Name, Msg: s.Detail})
+		_ = p.send(syncMsg{Type: "step", Step: s.Name, Msg: s.Detail, At: s.At, Where: s.Where, Dur: s.Dur})
 	})
+}
+
+// relayStep passes on a step read from the pipe, in the lane of the process at the other end.
+func (p *initPipe) relayStep(m syncMsg) {
+	explain.Relay(explain.Step{Name: m.Step, Detail: m.Msg, At: m.At, Where: m.Where, Dur: m.Dur}, p.lane, p.pid)
 }

@@ -3,8 +3,11 @@ package libcontainer
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/explain"
 )
 
 // Update changes the resource limits of a live container: r is merged into the resources the
@@ -35,6 +38,7 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	}
 	merged := MergeResources(old, r)
 	liftSwap(&merged, r)
+	explain.Stepf("libcontainer.Update", "merge the new %s into the limits in state.json; every limit is written again", strings.Join(resourceKinds(r), ", "))
 	cg, err := c.cgroup()
 	if err != nil {
 		return err
@@ -62,7 +66,31 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 		return err
 	}
 	spec.Linux.Resources = &merged
+	explain.Stepf("libcontainer.Update", "write %s/state.json with the merged limits", c.dir)
 	return c.State.save(c.dir)
+}
+
+// resourceKinds names the groups of limits r sets, as linux.resources spells them.
+func resourceKinds(r *specs.LinuxResources) []string {
+	var out []string
+	add := func(set bool, name string) {
+		if set {
+			out = append(out, name)
+		}
+	}
+	add(r.Memory != nil, "memory")
+	add(r.CPU != nil, "cpu")
+	add(r.Pids != nil, "pids")
+	add(r.BlockIO != nil, "blockIO")
+	add(len(r.HugepageLimits) > 0, "hugepageLimits")
+	add(len(r.Devices) > 0, "devices")
+	add(r.Network != nil, "network")
+	add(len(r.Rdma) > 0, "rdma")
+	add(len(r.Unified) > 0, "unified")
+	if len(out) == 0 {
+		out = append(out, "(no limits)")
+	}
+	return out
 }
 
 // liftSwap makes an update to unlimited memory (-1) that gives no swap lift the recorded

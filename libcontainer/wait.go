@@ -5,6 +5,8 @@ import (
 	"os/signal"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
 )
 
 // CatchSignals starts holding the signals berth receives, so that none is lost or kills berth
@@ -53,6 +55,7 @@ func (l *Launched) Wait(sigs chan os.Signal) int {
 			_ = unix.Kill(l.Pid, sig)
 		}
 	}()
+	explain.Idle() // waiting for the program
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, 0, nil)
@@ -65,6 +68,7 @@ func (l *Launched) Wait(sigs chan os.Signal) int {
 		if pid != l.Pid {
 			continue // an orphan reparented to us: reaped, nothing more
 		}
+		explain.In(explain.LaneProgram, l.Pid, 0).Idle() // it exited
 		if l.relay != nil {
 			l.relay.stop()
 		}

@@ -35,3 +35,28 @@ func TestReorderArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainHTMLArgs(t *testing.T) {
+	app := newApp()
+	for in, want := range map[string]string{
+		"berth --explain=html /tmp/p.html run -b x c":               "berth --explain-html=/tmp/p.html run -b x c",
+		"berth --root /r --explain=html p.html --log l create c":    "berth --root /r --explain-html=p.html --log l create c",
+		"berth --explain run c":                                     "berth --explain run c",
+		"berth run --explain=html c":                                "berth run --explain=html c", // not a global flag here
+		"berth --log-format json -explain=html f.html start c":      "berth --log-format json --explain-html=f.html start c",
+		"berth --root --explain=html --explain=html f.html start c": "berth --root --explain=html --explain-html=f.html start c",
+	} {
+		got, err := explainHTMLArgs(app, strings.Fields(in))
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("%s: %q %v, want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"berth --explain=html", "berth --explain=html --root x run c"} {
+		if _, err := explainHTMLArgs(app, strings.Fields(in)); err == nil {
+			t.Errorf("%s: no error", in)
+		}
+	}
+	if got := withoutPageFlag(strings.Fields("--root r --explain=html f run --explain-html=g -b x c")); strings.Join(got, " ") != "--root r run -b x c" {
+		t.Errorf("title: %q", got)
+	}
+}

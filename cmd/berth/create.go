@@ -35,6 +35,7 @@ var createCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		saveTimeline(filepath.Join(root(c), l.ID))
 		l.Close()
 		return nil
 	},

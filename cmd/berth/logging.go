@@ -69,12 +69,18 @@ func setupExplain(c *cli.Context) {
 		}
 		enc := json.NewEncoder(out)
 		explain.SetSink(func(s explain.Step) {
+			if s.Idle() {
+				return
+			}
 			_ = enc.Encode(map[string]string{"level": "info", "step": s.Name, "msg": s.Detail,
 				"time": time.Now().Format(time.RFC3339Nano)})
 		})
 		return
 	}
 	explain.SetSink(func(s explain.Step) {
+		if s.Idle() {
+			return
+		}
 		fmt.Fprintf(os.Stderr, "%-32s %s\n", s.Name, s.Detail)
 	})
 }
@@ -84,6 +90,9 @@ func setupExplain(c *cli.Context) {
 // step's function in the "step" field.
 func debugSteps() {
 	explain.SetSink(func(s explain.Step) {
+		if s.Idle() {
+			return
+		}
 		logrus.WithField("step", s.Name).Debug(s.Detail)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/libcontainer"
 	_ "github.com/berth-project/berth/libcontainer/nsenter" // runs before Go starts in `berth init`
 )
@@ -41,7 +42,18 @@ func main() {
 		}
 	}()
 	app := newApp()
-	if err := app.Run(reorderArgs(app, os.Args)); err != nil {
+	args, err := explainHTMLArgs(app, os.Args)
+	if err == nil {
+		err = app.Run(reorderArgs(app, args))
+		if werr := finishTimeline(err); werr != nil {
+			if err == nil {
+				err = werr
+			} else {
+				logError(werr) // the command's own failure (or status) is what berth exits with
+			}
+		}
+	}
+	if err != nil {
 		var ex exitError
 		if errors.As(err, &ex) {
 			os.Exit(ex.code)
@@ -93,6 +105,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "true, false or auto"},
 			&cli.StringFlag{Name: "criu", Hidden: true},
 			&cli.BoolFlag{Name: "explain", Usage: "narrate every step taken to build the container"},
+			&cli.StringFlag{Name: "explain-html", Usage: "draw the steps on a timeline, one HTML page in `FILE` (also written --explain=html FILE; see docs/explain.md)"},
 		},
 		Before: setupGlobals,
 		Commands: []*cli.Command{
@@ -120,10 +133,18 @@ func setupGlobals(c *cli.Context) error {
 	default:
 		return fmt.Errorf("--rootless: %q must be true, false or auto", c.String("rootless"))
 	}
+	lane := "berth"
+	if c.Args().Present() {
+		lane += " " + c.Args().First()
+	}
+	explain.SetLane(lane, os.Getpid())
 	if c.Bool("explain") {
 		setupExplain(c)
 	} else if c.Bool("debug") {
 		debugSteps()
+	}
+	if f := c.String("explain-html"); f != "" {
+		setupTimeline(f, explain.CurrentSink()) // --explain's or --debug's, if any: still printed
 	}
 	return nil
 }

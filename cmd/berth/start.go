@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path/filepath"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/libcontainer"
@@ -20,6 +22,7 @@ var startCommand = &cli.Command{
 			return err
 		}
 		defer ct.Close()
+		loadTimeline(filepath.Join(root(c), id)) // create's steps, if it drew them
 		return ct.Start()
 	},
 }

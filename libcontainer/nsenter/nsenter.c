@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -35,6 +36,13 @@
  * namespaces.
  */
 char berthNsError[256];
+
+/*
+ * berthStartedAt is CLOCK_MONOTONIC (ns) when the constructor of an init began, for the
+ * timeline of `--explain=html` (nsenter.StartedAt); 0 once a time namespace was joined or
+ * unshared here, since the reading was taken on the clock of the namespace it left.
+ */
+long long berthStartedAt;
 
 static void fail(const char *what, int fd, int err)
 {
@@ -170,6 +178,9 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 		berthWaitExec(argc, argv, envp); /* does not return */
 	if (!getenv("_BERTH_INITPIPE"))
 		return; /* not an init: the CLI, or a program run by a test */
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		berthStartedAt = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	/*
 	 * Die with `berth create` until it hands us over. Should it already be gone, the init
 	 * pipe is at EOF and the init fails before it does anything.
@@ -183,7 +194,13 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 	const char *join = getenv("_BERTH_NS_JOIN");
 	if (join && joinNamespaces(join) < 0)
 		return;
+	if (join && strstr(join, "time:"))
+		berthStartedAt = 0; /* read on the clock of the time namespace it left */
 	const char *flags = getenv("_BERTH_NS_UNSHARE");
-	if (flags)
-		unshareAndFork((int)strtol(flags, NULL, 10));
+	if (flags) {
+		int f = (int)strtol(flags, NULL, 10);
+		if (f & CLONE_NEWTIME)
+			berthStartedAt = 0;
+		unshareAndFork(f);
+	}
 }

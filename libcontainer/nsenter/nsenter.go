@@ -6,7 +6,12 @@ package nsenter
 // #cgo CFLAGS: -Wall -O2
 // extern int berthSavedStderr;
 // extern char berthNsError[256];
+// extern long long berthStartedAt;
 import "C"
+
+// StartedAt is the CLOCK_MONOTONIC reading (ns) taken when the constructor began, as this
+// process's clock reads it, or 0.
+func StartedAt() int64 { return int64(C.berthStartedAt) }
 
 // Error is the first failure of the constructor (joining cgroups or namespaces, unsharing,
 // forking), or "": the init must not go on after one.

@@ -11,3 +11,6 @@ func SavedStderr() int { return -1 }
 
 // Error is "": no constructor ran.
 func Error() string { return "" }
+
+// StartedAt is 0: no constructor ran.
+func StartedAt() int64 { return 0 }
