@@ -1,0 +1,93 @@
+package image
+
+import (
+	"archive/tar"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// fdAttrs sets owner, special mode bits, xattrs and times of an open regular file.
+func (a *applier) fdAttrs(fd int, h *tar.Header, defGid int) error {
+	if h.Uid != a.euid || h.Gid != defGid {
+		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
+			return err
+		}
+		// chown clears set-id bits: set them again.
+		if h.Mode&0o6000 != 0 {
+			if err := unix.Fchmod(fd, uint32(h.Mode)&0o7777); err != nil {
+				return err
+			}
+		}
+	}
+	for k, v := range xattrs(h) {
+		if err := unix.Fsetxattr(fd, k, []byte(v), 0); err != nil {
+			return fmt.Errorf("xattr %s: %w", k, err)
+		}
+	}
+	return futimens(fd, atime(h), unix.NsecToTimespec(h.ModTime.UnixNano()))
+}
+
+// attrsAt sets the attributes of a directory, symlink, device or fifo by name; directory
+// times are left for finish.
+func (a *applier) attrsAt(p *dirFd, base string, h *tar.Header, isDir, force bool) error {
+	if force || h.Uid != a.euid || h.Gid != p.gid {
+		if err := unix.Fchownat(p.fd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if h.Typeflag != tar.TypeSymlink && (force || h.Mode&0o6000 != 0 || isDir && p.gid != a.egid) {
+		if err := unix.Fchmodat(p.fd, base, uint32(h.Mode)&0o7777, 0); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if x := xattrs(h); len(x) > 0 {
+		procPath := "/proc/self/fd/" + strconv.Itoa(p.fd) + "/" + base
+		for k, v := range x {
+			if err := unix.Lsetxattr(procPath, k, []byte(v), 0); err != nil {
+				return fmt.Errorf("xattr %s: %w", k, err)
+			}
+		}
+	}
+	if isDir {
+		return nil
+	}
+	return unix.UtimesNanoAt(p.fd, base, []unix.Timespec{atime(h), unix.NsecToTimespec(h.ModTime.UnixNano())}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// rootAttrs sets the root directory's attributes (all: it was not created from the tar).
+func (a *applier) rootAttrs(h *tar.Header) error {
+	fd := a.root
+	{
+		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
+			return err
+		}
+	}
+	if err := unix.Fchmod(fd, uint32(h.Mode)&0o7777); err != nil {
+		return err
+	}
+	for k, v := range xattrs(h) {
+		if err := unix.Fsetxattr(fd, k, []byte(v), 0); err != nil {
+			return fmt.Errorf("xattr %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// xattrs are the entry's extended attributes, less any that would steer overlayfs.
+func xattrs(h *tar.Header) map[string]string {
+	var out map[string]string
+	for k, v := range h.PAXRecords {
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = v
+	}
+	return out
+}
