@@ -16,7 +16,8 @@ type applyMode int
 
 const (
 	// overlayMode writes a layer into its own empty directory, whiteouts in overlayfs form:
-	// a 0/0 character device for .wh.NAME, trusted.overlay.opaque=y for .wh..wh..opq.
+	// a 0/0 character device for .wh.NAME, <ns>.overlay.opaque=y for .wh..wh..opq (ns is
+	// trusted for root, user in a user namespace: see userxattr.go).
 	overlayMode applyMode = iota
 	// mergeMode applies layers one after another into one tree, whiteouts deleting what lower
 	// layers wrote (what `umoci unpack` produces).
@@ -24,10 +25,9 @@ const (
 )
 
 const (
-	whPrefix   = ".wh."
-	whOpaque   = ".wh..wh..opq"
-	opaqueAttr = "trusted.overlay.opaque"
-	bufSize    = 1 << 20
+	whPrefix = ".wh."
+	whOpaque = ".wh..wh..opq"
+	bufSize  = 1 << 20
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}

@@ -76,12 +76,15 @@ func (a *applier) rootAttrs(h *tar.Header) error {
 	return nil
 }
 
-// xattrs are the entry's extended attributes, less any that would steer overlayfs.
+// xattrs are the entry's extended attributes, less any that would steer overlayfs. In a
+// user namespace (an ordinary user's store) trusted.* ones are left out: the kernel sets
+// them for root on the host only.
 func xattrs(h *tar.Header) map[string]string {
 	var out map[string]string
 	for k, v := range h.PAXRecords {
 		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
+		if !ok || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") ||
+			strings.HasPrefix(name, "trusted.") && userXattrs() {
 			continue
 		}
 		if out == nil {

@@ -20,8 +20,13 @@ func (a *applier) whiteout(dir, base string) error {
 			if a.record {
 				a.opaques = append(a.opaques, strings.TrimSuffix(dir, "/"))
 			}
-			if err := unix.Fsetxattr(p.fd, opaqueAttr, []byte("y"), 0); err != nil {
-				return fmt.Errorf("marking %s opaque: %w (the layer store under --root must be on a filesystem that holds whiteouts and trusted xattrs: ext4, xfs, btrfs, tmpfs; not overlayfs or NFS)", dir, err)
+			if userXattrs() {
+				if err := dropXwhiteouts(p.fd); err != nil {
+					return err
+				}
+			}
+			if err := unix.Fsetxattr(p.fd, opaqueAttr(), []byte("y"), 0); err != nil {
+				return fmt.Errorf("marking %s opaque: %w (%s)", dir, err, storeFsHint())
 			}
 			return nil
 		}
@@ -61,8 +66,15 @@ func (a *applier) whiteout(dir, base string) error {
 		if a.record {
 			a.whiteouts = append(a.whiteouts, rel)
 		}
-		if err := unix.Mknodat(p.fd, name, unix.S_IFCHR, 0); err != nil {
-			return fmt.Errorf("making the overlayfs whiteout %s: %w (the layer store under --root must be on a filesystem that holds whiteouts and trusted xattrs: ext4, xfs, btrfs, tmpfs; not overlayfs or NFS)", rel, err)
+		var err error = unix.EPERM
+		if !forceXwhiteout {
+			err = unix.Mknodat(p.fd, name, unix.S_IFCHR, 0)
+		}
+		if err == unix.EPERM && userXattrs() {
+			err = xwhiteout(p.fd, name) // the kernel refuses the device: the xattr form
+		}
+		if err != nil {
+			return fmt.Errorf("making the overlayfs whiteout %s: %w (%s)", rel, err, storeFsHint())
 		}
 		return nil
 	}
@@ -78,4 +90,12 @@ func (a *applier) whiteout(dir, base string) error {
 		return err
 	}
 	return futimens(p.fd, st.Atim, st.Mtim)
+}
+
+// storeFsHint says what the layer store's filesystem must hold.
+func storeFsHint() string {
+	if userXattrs() {
+		return "an ordinary user's layer store must be on a filesystem that holds whiteouts and user xattrs: ext4, xfs, btrfs, tmpfs; not NFS"
+	}
+	return "the layer store under --root must be on a filesystem that holds whiteouts and trusted xattrs: ext4, xfs, btrfs, tmpfs; not overlayfs or NFS"
 }

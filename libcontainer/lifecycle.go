@@ -164,7 +164,7 @@ func (c *Container) destroy() error {
 		}
 	}
 	if c.State.Image != "" && ReleaseImage != nil {
-		if err := ReleaseImage(filepath.Dir(c.dir), c.ID); err != nil {
+		if err := ReleaseImage(filepath.Dir(c.dir), c.ID, c.State.Bundle); err != nil {
 			errs = append(errs, fmt.Errorf("releasing image rootfs: %w", err))
 		}
 	}
@@ -180,9 +180,9 @@ func (c *Container) destroy() error {
 	return errors.Join(errs...)
 }
 
-// ReleaseImage undoes what the image package made for a container (set by the CLI, so that
-// libcontainer does not depend on the image store).
-var ReleaseImage func(root, id string) error
+// ReleaseImage undoes what the image package made for a container, its bundle (set by the
+// CLI, so that libcontainer does not depend on the image store).
+var ReleaseImage func(root, id, bundle string) error
 
 // waitGone reaps pid if it is our child and otherwise waits for it to disappear.
 func waitGone(pid int) {

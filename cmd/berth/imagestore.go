@@ -1,0 +1,38 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/berth-project/berth/image"
+)
+
+// storeDir is the layer store's directory: <root>/.images for root, and for anyone who gives
+// --root; an ordinary user's is $XDG_DATA_HOME/berth/images otherwise (~/.local/share), kept
+// across reboots, unlike the state under $XDG_RUNTIME_DIR.
+func storeDir(c *cli.Context) string {
+	if c.IsSet("root") || os.Geteuid() == 0 && image.InitialUserNS() {
+		return image.StoreDir(root(c))
+	}
+	return filepath.Join(dataHome(), "berth", "images")
+}
+
+// dataHome is $XDG_DATA_HOME if it is an absolute path (the XDG rule), else ~/.local/share.
+func dataHome() string {
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || !filepath.IsAbs(home) {
+		home = "/nonexistent" // the error then names the path
+	}
+	return filepath.Join(home, ".local", "share")
+}
+
+// releaseImage is libcontainer.ReleaseImage: it releases what run --image made for a container
+// being deleted (its overlay and upper directory).
+func releaseImage(root, id, bundle string) error {
+	return image.ReleaseBundle(bundle)
+}
