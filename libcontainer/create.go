@@ -109,7 +109,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	// (as runc does): a pids.max below what the Go init's own threads need would otherwise
 	// kill it.
 	resources := cgroupResources(spec)
-	if err := cgroups.Check(resources); err != nil {
+	if err := cgroups.CheckFor(cg, resources); err != nil {
 		return nil, err
 	}
 	pid, pipe, console, err := c.startInit(o, plan, cg)

@@ -85,7 +85,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: false,
 		HideHelpCommand:      true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "root", Value: libcontainer.DefaultRoot, Usage: "directory for container state"},
+			&cli.StringFlag{Name: "root", Value: defaultRoot(), Usage: "directory for container state"},
 			&cli.StringFlag{Name: "log", Usage: "log file (default: stderr)"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages: each step berth and the container's init take"},
@@ -115,10 +115,8 @@ func setupGlobals(c *cli.Context) error {
 		return err
 	}
 	cgroups.SystemdDriver = c.Bool("systemd-cgroup")
-	switch c.String("rootless") {
-	case "true", "false", "auto":
-	default:
-		return fmt.Errorf("--rootless: %q must be true, false or auto", c.String("rootless"))
+	if err := setupRootless(c); err != nil {
+		return err
 	}
 	if c.Bool("explain") {
 		setupExplain(c)
