@@ -212,7 +212,7 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		Propagation: spec.Linux.RootfsPropagation, Devices: spec.Linux.Devices,
 		MaskedPaths: spec.Linux.MaskedPaths, ReadonlyPaths: spec.Linux.ReadonlyPaths,
 		HasNetNS: plan.Has(specs.NetworkNamespace), CgroupNS: plan.Has(specs.CgroupNamespace),
-		UserNS: plan.Has(specs.UserNamespace), HostMountNS: !plan.Has(specs.MountNamespace),
+		UserNS: plan.Has(specs.UserNamespace) || namespaces.InUserNS(), HostMountNS: !plan.Has(specs.MountNamespace),
 		SourceFds: l.sourceFds,
 	}
 	if spec.Root != nil {
