@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/explain"
 )
 
 func (a *applier) entry(tr *tar.Reader, h *tar.Header) error {
@@ -76,6 +78,12 @@ func (a *applier) entry(tr *tar.Reader, h *tar.Header) error {
 		typ := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
 		dev := int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))
 		if err := a.create(p.fd, base, rel, func() error { return unix.Mknodat(p.fd, base, typ|perm, dev) }); err != nil {
+			if err == unix.EPERM && userXattrs() && h.Typeflag != tar.TypeFifo {
+				// A user namespace may not make devices: left out, as rootless podman
+				// and docker do (a container's /dev is made apart from its image).
+				explain.Stepf("image.applyLayer", "layer %s: device %s left out (no devices in a user namespace)", a.layer, rel)
+				return nil
+			}
 			return err
 		}
 		return a.attrsAt(p, base, h, false, false)

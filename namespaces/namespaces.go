@@ -197,6 +197,15 @@ func ForExec(spec *specs.Spec, pid int) Plan {
 	for _, ns := range spec.Linux.Namespaces {
 		p.Join = append(p.Join, specs.LinuxNamespace{Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procName[ns.Type])})
 	}
+	// A container made by root of a user namespace its config does not list (an ordinary
+	// user's run --image, made in a user namespace of its own) is joined from outside it
+	// through that namespace first: its other namespaces belong to it.
+	if !p.Joins(specs.UserNamespace) {
+		userNS := fmt.Sprintf("/proc/%d/ns/user", pid)
+		if a, b := nsInode(userNS), nsInode("/proc/self/ns/user"); a != 0 && b != 0 && a != b {
+			p.Join = append([]specs.LinuxNamespace{{Type: specs.UserNamespace, Path: userNS}}, p.Join...)
+		}
+	}
 	p.ByInit = os.Geteuid() != 0 && p.Joins(specs.UserNamespace)
 	return p
 }
@@ -210,4 +219,13 @@ func Names(flags uintptr) []string {
 		}
 	}
 	return out
+}
+
+// nsInode is the inode of a namespace file (0 if it cannot be read).
+func nsInode(p string) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(p, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }

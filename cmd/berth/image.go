@@ -61,6 +61,9 @@ var imageCommand = &cli.Command{
 			ArgsUsage: "LAYOUT[:TAG]",
 			Flags:     []cli.Flag{platformFlag},
 			Action: func(c *cli.Context) error {
+				if ran, err := imageUserNS(c); ran {
+					return err
+				}
 				if c.NArg() != 1 {
 					return errors.New("usage: berth image load LAYOUT[:TAG]")
 				}
@@ -148,6 +151,9 @@ var imageCommand = &cli.Command{
 			Usage:     "remove stored images (by ref or manifest digest) and the layers only they used",
 			ArgsUsage: "REF|DIGEST...",
 			Action: func(c *cli.Context) error {
+				if ran, err := imageUserNS(c); ran {
+					return err
+				}
 				if c.NArg() == 0 {
 					return errors.New("usage: berth image rm REF|DIGEST...")
 				}
@@ -170,9 +176,25 @@ var imageCommand = &cli.Command{
 			},
 		},
 		{
+			// What delete runs, in the user namespace, to release an ordinary user's
+			// container rootfs (its upper directory holds files of the user's other ids).
+			Name:      "release",
+			Hidden:    true,
+			ArgsUsage: "BUNDLE",
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return errors.New("usage: berth image release BUNDLE")
+				}
+				return image.ReleaseBundle(c.Args().First())
+			},
+		},
+		{
 			Name:  "prune",
 			Usage: "remove layers no stored image or container uses, leftovers of interrupted unpacks, and the rootfs of creates that died",
 			Action: func(c *cli.Context) error {
+				if ran, err := imageUserNS(c); ran {
+					return err
+				}
 				s, err := image.OpenStore(storeDir(c))
 				if err != nil {
 					return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -32,7 +33,19 @@ func dataHome() string {
 }
 
 // releaseImage is libcontainer.ReleaseImage: it releases what run --image made for a container
-// being deleted (its overlay and upper directory).
+// being deleted (its overlay and upper directory); for an ordinary user, in a user namespace
+// mapped as the one that made it (the files of its upper directory are the user's other ids).
 func releaseImage(root, id, bundle string) error {
-	return image.ReleaseBundle(bundle)
+	if os.Geteuid() == 0 {
+		return image.ReleaseBundle(bundle)
+	}
+	uids, gids, err := subIDMappings()
+	if err != nil {
+		return err
+	}
+	code, err := rerunInUserNS([]string{"berth", "image", "release", bundle}, uids, gids, 0)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("releasing %s in the user namespace: exit status %d", bundle, code)
+	}
+	return err
 }

@@ -32,6 +32,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.InitMain()
 	}
+	usernsChildStage()
 	// A panic in the command's goroutine is a bug, but the caller (containerd, podman) must
 	// still get one line and a failure status, not a Go stack trace.
 	defer func() {
