@@ -5,6 +5,7 @@ package integration
 // applied, and the container made, in a user namespace mapped from the user's range.
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
@@ -340,4 +341,55 @@ func TestRootlessImageBadMapping(t *testing.T) {
 			t.Errorf("image rm: %+v", r)
 		}
 	})
+}
+
+// TestRootlessImageEscapingEntriesRefused: in the user namespace as on the host, no entry of a
+// layer lands outside its directory (through "..", a symlink the layer made, or a hard link),
+// even in a directory the user may write.
+func TestRootlessImageEscapingEntriesRefused(t *testing.T) {
+	u := rlImageEnsureUser(t, "berth-rlimage", true, true)
+	layout := rlImageLayout(t, u)
+	victim := filepath.Join(u.home, "victim") // the user's own: writable, were an entry to get there
+	if err := os.Mkdir(victim, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string][]tar.Header{
+		"dotdot": {{Name: "../../../../../../../../" + victim + "/dotdot", Typeflag: tar.TypeReg}},
+		"symlink": {
+			{Name: "evil", Typeflag: tar.TypeSymlink, Linkname: victim},
+			{Name: "evil/through-link", Typeflag: tar.TypeReg},
+		},
+		"relative-symlink": {
+			{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../../../../../../.."},
+			{Name: "up" + victim + "/through-rel-link", Typeflag: tar.TypeReg},
+		},
+		"hardlink": {{Name: "hl", Typeflag: tar.TypeLink, Linkname: "../../../../../../../../etc/passwd"}},
+	}
+	for name, hs := range cases {
+		t.Run(name, func(t *testing.T) {
+			data := map[string]string{}
+			for _, h := range hs {
+				if h.Typeflag == tar.TypeReg {
+					data[h.Name] = "pwned\n"
+				}
+			}
+			addRawLayer(t, layout, "base", name, hs, data)
+			exec.Command("chmod", "-R", "a+rX", layout).Run()
+			r := u.berth(t, "run", "--image", layout+":"+name, "rl-esc", "true")
+			if r.code == 0 || !strings.Contains(r.stderr, "refused") {
+				t.Errorf("run --image: exit %d, stderr %q: want it refused", r.code, r.stderr)
+			}
+			if ents, _ := os.ReadDir(victim); len(ents) != 0 {
+				t.Errorf("an entry escaped into %s: %v", victim, ents)
+			}
+			rlImageNothingLeft(t, u, "rl-esc")
+			if ents, _ := os.ReadDir(filepath.Join(u.store, "layers")); len(ents) > 0 {
+				for _, e := range ents {
+					if strings.HasPrefix(e.Name(), ".tmp-") {
+						t.Errorf("a half-applied layer was left: %s", e.Name())
+					}
+				}
+			}
+		})
+	}
 }
