@@ -64,7 +64,7 @@ func (s *Store) checkInfo() error {
 	}
 	switch {
 	case got.Marks != cur.Marks && cur.Marks == "user":
-		return fmt.Errorf("image store %s was written by root (trusted.overlay marks, host owners): an ordinary user needs a store of its own (the default, under $XDG_DATA_HOME/berth, or another --root)", s.Dir)
+		return fmt.Errorf("image store %s was written by root (trusted.overlay marks, host owners): an ordinary user needs a store of its own (the default, $XDG_DATA_HOME/berth/images, or another --root)", s.Dir)
 	case got.Marks != cur.Marks:
 		return fmt.Errorf("image store %s was written in a user namespace (user.overlay marks, owners mapped by %s): root needs a store of its own (another --root)", s.Dir, got.UIDMap)
 	case got.UIDMap != cur.UIDMap || got.GIDMap != cur.GIDMap:
