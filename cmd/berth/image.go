@@ -185,7 +185,7 @@ var imageCommand = &cli.Command{
 				if c.NArg() != 1 {
 					return errors.New("usage: berth image release BUNDLE")
 				}
-				return image.ReleaseBundle(c.Args().First())
+				return releaseBundle(c.Args().First())
 			},
 		},
 		{

@@ -37,7 +37,7 @@ func dataHome() string {
 // mapped as the one that made it (the files of its upper directory are the user's other ids).
 func releaseImage(root, id, bundle string) error {
 	if os.Geteuid() == 0 {
-		return image.ReleaseBundle(bundle)
+		return releaseBundle(bundle)
 	}
 	uids, gids, err := subIDMappings()
 	if err != nil {
@@ -48,4 +48,13 @@ func releaseImage(root, id, bundle string) error {
 		err = fmt.Errorf("releasing %s in the user namespace: exit status %d", bundle, code)
 	}
 	return err
+}
+
+// releaseBundle releases a container directory of a store (<store>/containers/<id>), and
+// refuses any other path: what it removes is read from the container's state.
+func releaseBundle(dir string) error {
+	if !filepath.IsAbs(dir) || filepath.Base(filepath.Dir(filepath.Clean(dir))) != "containers" {
+		return fmt.Errorf("%s is not a container directory of an image store (<store>/containers/<id>)", dir)
+	}
+	return image.ReleaseBundle(dir)
 }
