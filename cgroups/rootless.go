@@ -90,7 +90,7 @@ func (n *noCgroup) Create() error {
 
 func (n *noCgroup) reason() string {
 	if n.why == "" {
-		return "rootless, no cgroup was made"
+		return "created rootless, without one"
 	}
 	return n.why
 }

@@ -215,6 +215,9 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		UserNS: plan.Has(specs.UserNamespace) || namespaces.InUserNS(), HostMountNS: !plan.Has(specs.MountNamespace),
 		SourceFds: l.sourceFds,
 	}
+	if dir, ok := cloneIntoDir(cg); ok && plan.Has(specs.UserNamespace) {
+		rcfg.CgroupDir = dir // for a cgroup2 mount refused in the user namespace
+	}
 	if spec.Root != nil {
 		rcfg.Readonly = spec.Root.Readonly
 	}
