@@ -13,7 +13,7 @@ import (
 func (a *applier) fdAttrs(fd int, h *tar.Header, defGid int) error {
 	if h.Uid != a.euid || h.Gid != defGid {
 		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
-			return err
+			return chownError(err, h)
 		}
 		// chown clears set-id bits: set them again.
 		if h.Mode&0o6000 != 0 {
@@ -35,7 +35,7 @@ func (a *applier) fdAttrs(fd int, h *tar.Header, defGid int) error {
 func (a *applier) attrsAt(p *dirFd, base string, h *tar.Header, isDir, force bool) error {
 	if force || h.Uid != a.euid || h.Gid != p.gid {
 		if err := unix.Fchownat(p.fd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("chown: %w", err)
+			return fmt.Errorf("chown: %w", chownError(err, h))
 		}
 	}
 	if h.Typeflag != tar.TypeSymlink && (force || h.Mode&0o6000 != 0 || isDir && p.gid != a.egid) {
@@ -62,7 +62,7 @@ func (a *applier) rootAttrs(h *tar.Header) error {
 	fd := a.root
 	{
 		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
-			return err
+			return chownError(err, h)
 		}
 	}
 	if err := unix.Fchmod(fd, uint32(h.Mode)&0o7777); err != nil {
@@ -93,4 +93,14 @@ func xattrs(h *tar.Header) map[string]string {
 		out[name] = v
 	}
 	return out
+}
+
+// chownError says, in a user namespace, which owner of the entry the namespace does not map
+// (the kernel's EINVAL alone names nothing).
+func chownError(err error, h *tar.Header) error {
+	if err != unix.EINVAL || !userXattrs() {
+		return err
+	}
+	return fmt.Errorf("owner %d:%d is not mapped in this user namespace (uid map %q, gid map %q): the user's subordinate ranges in /etc/subuid and /etc/subgid are too small for this image: %w",
+		h.Uid, h.Gid, idMap("/proc/self/uid_map"), idMap("/proc/self/gid_map"), err)
 }

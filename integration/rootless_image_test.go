@@ -314,6 +314,24 @@ func TestRootlessImageBadMapping(t *testing.T) {
 			}
 		})
 	}
+	t.Run("owner-beyond-the-range", func(t *testing.T) {
+		u := rlImageEnsureUser(t, "berth-rlimage", true, true)
+		layout := rlImageLayout(t, u)
+		addRawLayer(t, layout, "base", "bigid", []tar.Header{{Name: "big", Typeflag: tar.TypeReg, Uid: 70000, Gid: 70000}}, map[string]string{"big": "x"})
+		exec.Command("chmod", "-R", "a+rX", layout).Run()
+		r := u.berth(t, "run", "--image", layout+":bigid", "rl-big", "true")
+		if r.code == 0 || !strings.Contains(r.stderr, "owner 70000:70000 is not mapped") || !strings.Contains(r.stderr, "/etc/subuid") {
+			t.Errorf("run --image of a file owned by 70000 with a 65536-id range: want an error naming the owner and /etc/subuid, got %+v", r)
+		}
+		rlImageNothingLeft(t, u, "rl-big")
+		ents, _ := os.ReadDir(filepath.Join(u.store, "layers"))
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp-") {
+				t.Errorf("a half-applied layer was left: %s", e.Name())
+			}
+		}
+		u.berth(t, "image", "prune")
+	})
 	t.Run("store-of-another-mapping", func(t *testing.T) {
 		u := rlImageEnsureUser(t, "berth-rlimage", true, true)
 		app := rlImageLayout(t, u) + ":app"
