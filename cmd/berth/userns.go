@@ -89,33 +89,36 @@ func subIDMappings() (uids, gids []specs.LinuxIDMapping, err error) {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		names = append([]string{u.Username}, names...)
 	}
-	build := func(kind string, own int) ([]specs.LinuxIDMapping, error) {
-		file := "/etc/sub" + kind
-		ranges, err := subIDRanges(file, names)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		if len(ranges) == 0 {
-			return nil, fmt.Errorf("no subordinate %s range for user %s in %s: an ordinary user's images are applied and run in a user namespace that maps the ids of their files to that range (add one, e.g. usermod --add-sub%ss 100000-165535 %s)", kind, strings.Join(names, " (")+")", file, kind, names[0])
-		}
-		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(own), Size: 1}}
-		next := uint64(1)
-		for _, r := range ranges {
-			if r[0] == 0 || r[0] <= uint64(own) && uint64(own) < r[0]+r[1] {
-				return nil, fmt.Errorf("%s: the range %d-%d of user %s holds host %s 0 or the user's own: refused", file, r[0], r[0]+r[1]-1, names[0], kind)
-			}
-			m = append(m, specs.LinuxIDMapping{ContainerID: uint32(next), HostID: uint32(r[0]), Size: uint32(r[1])})
-			next += r[1]
-		}
-		return m, nil
-	}
-	if uids, err = build("uid", uid); err != nil {
+	if uids, err = subIDMapping("uid", "/etc/subuid", names, uid); err != nil {
 		return nil, nil, err
 	}
-	if gids, err = build("gid", gid); err != nil {
+	if gids, err = subIDMapping("gid", "/etc/subgid", names, gid); err != nil {
 		return nil, nil, err
 	}
 	return uids, gids, nil
+}
+
+// subIDMapping is the map of kind ("uid" or "gid") from file for the user of names, whose own
+// id is own: own as 0, then the user's ranges from 1. A range holding host id 0 or own is
+// refused: host root must never be mapped, and no id twice.
+func subIDMapping(kind, file string, names []string, own int) ([]specs.LinuxIDMapping, error) {
+	ranges, err := subIDRanges(file, names)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(ranges) == 0 {
+		return nil, fmt.Errorf("no subordinate %s range for user %s in %s: an ordinary user's images are applied and run in a user namespace that maps the ids of their files to that range (add one, e.g. usermod --add-sub%ss 100000-165535 %s)", kind, strings.Join(names, " (")+")", file, kind, names[0])
+	}
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(own), Size: 1}}
+	next := uint64(1)
+	for _, r := range ranges {
+		if r[0] == 0 || r[0] <= uint64(own) && uint64(own) < r[0]+r[1] {
+			return nil, fmt.Errorf("%s: the range %d-%d of user %s holds host %s 0 or the user's own: refused", file, r[0], r[0]+r[1]-1, names[0], kind)
+		}
+		m = append(m, specs.LinuxIDMapping{ContainerID: uint32(next), HostID: uint32(r[0]), Size: uint32(r[1])})
+		next += r[1]
+	}
+	return m, nil
 }
 
 // subIDRanges reads the [start, count] ranges of /etc/subuid or /etc/subgid for any of names
