@@ -29,6 +29,7 @@ type rlImageUser struct {
 	uid, gid         int
 	subuid, subgid   int // 0: none
 	home, xdg, store string
+	path             string // PATH for berth (newuidmap is looked up there)
 }
 
 func rlImageEnsureUser(t *testing.T, name string, subuid, subgid bool) *rlImageUser {
@@ -45,7 +46,7 @@ func rlImageEnsureUser(t *testing.T, name string, subuid, subgid bool) *rlImageU
 			t.Fatal(err)
 		}
 	}
-	ru := &rlImageUser{name: name}
+	ru := &rlImageUser{name: name, path: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
 	ru.uid, _ = strconv.Atoi(u.Uid)
 	ru.gid, _ = strconv.Atoi(u.Gid)
 	if subuid {
@@ -123,7 +124,7 @@ func rlImageSubRange(t *testing.T, file, name string) int {
 // HOME and XDG_RUNTIME_DIR set.
 func (u *rlImageUser) cmd(args ...string) *exec.Cmd {
 	full := append([]string{"--reuid", strconv.Itoa(u.uid), "--regid", strconv.Itoa(u.gid), "--init-groups",
-		"env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=" + u.home,
+		"env", "-i", "PATH=" + u.path, "HOME=" + u.home,
 		"XDG_RUNTIME_DIR=" + u.xdg, berthBin}, args...)
 	c := exec.Command("setpriv", full...)
 	c.Dir = u.home
@@ -314,6 +315,21 @@ func TestRootlessImageBadMapping(t *testing.T) {
 			}
 		})
 	}
+	t.Run("no-uidmap", func(t *testing.T) {
+		u := rlImageEnsureUser(t, "berth-rlimage", true, true)
+		app := rlImageLayout(t, u) + ":app"
+		u.path = filepath.Join(u.home, "empty-path") // newuidmap not found there
+		r := u.berth(t, "run", "--image", app, "rl-nomap", "true")
+		if r.code == 0 || !strings.Contains(r.stderr, "needs newuidmap (Debian package uidmap), which is not installed") {
+			t.Errorf("run --image without newuidmap on PATH: want an error naming newuidmap and uidmap, got %+v", r)
+		}
+		if _, err := os.Lstat(filepath.Join(u.home, ".local")); err == nil {
+			t.Errorf("a failed run made %s/.local", u.home)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(u.xdg, "berth")); len(ents) != 0 {
+			t.Errorf("a failed run left state: %v", ents)
+		}
+	})
 	t.Run("owner-beyond-the-range", func(t *testing.T) {
 		u := rlImageEnsureUser(t, "berth-rlimage", true, true)
 		layout := rlImageLayout(t, u)
