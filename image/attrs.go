@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -98,6 +99,10 @@ func xattrs(h *tar.Header) map[string]string {
 // chownError says, in a user namespace, which owner of the entry the namespace does not map
 // (the kernel's EINVAL alone names nothing).
 func chownError(err error, h *tar.Header) error {
+	if err == unix.EPERM && !userXattrs() && os.Geteuid() != 0 {
+		// An ordinary user outside a user namespace (berth image unpack).
+		return fmt.Errorf("owner %d:%d: an ordinary user cannot give files to other owners (berth run --image applies layers in a user namespace of the user's subordinate ids; image unpack does not): %w", h.Uid, h.Gid, err)
+	}
 	if err != unix.EINVAL || !userXattrs() {
 		return err
 	}
