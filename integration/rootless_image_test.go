@@ -187,6 +187,10 @@ func TestRootlessImageRun(t *testing.T) {
 	u := rlImageEnsureUser(t, "berth-rlimage", true, true)
 	app := rlImageLayout(t, u) + ":app"
 
+	// The image's own command and its exit status, through the berth run in the namespace.
+	if r := u.berth(t, "run", "--image", app, "rl-cmd"); r.code != 3 || r.stdout != "app\n" {
+		t.Errorf("run --image with the image's command: want exit 3 and \"app\", got %+v", r)
+	}
 	check := "stat -c '%u:%g %a %n' /data/file /data/suid /data/sub; id -u; " +
 		"test -e /data/gone || echo gone; ls /data/opq; cat /data/file; " +
 		"cat /proc/self/uid_map | tr -s ' ' | tr '\\n' ';'; echo; touch /data/sub/new && echo writable"
