@@ -351,7 +351,8 @@ func TestRootlessSpecLifecycle(t *testing.T) {
 			}
 		}
 	}
-	r.must("kill", id, "KILL")
+	// --all without a cgroup to list the processes: the init, and its pid namespace with it.
+	r.must("kill", "--all", id, "KILL")
 	r.waitStopped(id)
 	r.must("delete", id)
 	if got := r.stateDirs(); len(got) != 0 {
