@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -351,7 +352,8 @@ func TestRootlessSpecLifecycle(t *testing.T) {
 			}
 		}
 	}
-	r.must("kill", id, "KILL")
+	// --all without a cgroup to list the processes: the init, and its pid namespace with it.
+	r.must("kill", "--all", id, "KILL")
 	r.waitStopped(id)
 	r.must("delete", id)
 	if got := r.stateDirs(); len(got) != 0 {
@@ -504,3 +506,28 @@ func TestRootlessLimitWithoutCgroup(t *testing.T) {
 	editRuncSpec(t, r.bundle, func(cfg map[string]any) { delete(cfg["linux"].(map[string]any), "resources") })
 	r.must("run", "rl-nolimit")
 }
+
+// Default devices listed again in linux.devices (runc's dev.bats, run rootless): /dev/tty is
+// bound a second time over the first bind (it failed with "file exists"), /dev/ptmx stays the
+// link to the container's devpts (a host ptmx left the terminal without its ptys).
+func TestRootlessRedundantDevices(t *testing.T) {
+	r := newRootlessEnv(t)
+	r.must("spec", "--rootless")
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sh", "-c", "ls -lLn /dev/tty /dev/ptmx; readlink /dev/ptmx"}
+		cfg["linux"].(map[string]any)["devices"] = []any{
+			map[string]any{"path": "/dev/tty", "type": "c", "major": 5, "minor": 0},
+			map[string]any{"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2},
+		}
+	})
+	res := r.must("run", "rl-devs")
+	t.Logf("%s", res.stdout)
+	if !strings.Contains(res.stdout, "pts/ptmx") || !regexpMatch(`crw-rw-rw-\s+1\s+65534\s+65534\s+5,\s+0 .*/dev/tty`, res.stdout) {
+		t.Errorf("want /dev/tty the host's 5,0 (owner unmapped) and /dev/ptmx -> pts/ptmx:\n%s", res.stdout)
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }

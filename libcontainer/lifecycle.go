@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/rootfs"
 )
@@ -103,6 +104,15 @@ func (c *Container) signalAll(sig unix.Signal, paused bool) error {
 	cg, err := c.cgroup()
 	if err != nil {
 		return err
+	}
+	if cgroups.IsNone(cg) {
+		// Rootless without a cgroup: nothing lists its processes; the init is signalled
+		// (with its pid namespace, SIGKILL to it takes every process there along).
+		if st := c.status(); st == Stopped || st == Creating {
+			return nil
+		}
+		explain.Stepf("libcontainer.signalAll", "kill -%d %d (no cgroup: the init only)", sig, c.State.Pid)
+		return unix.Kill(c.State.Pid, sig)
 	}
 	if sig == unix.SIGKILL {
 		return cg.KillAll()
