@@ -8,6 +8,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -267,6 +268,27 @@ func TestRootlessImageRun(t *testing.T) {
 	}
 	rlImageNothingLeft(t, u, "rl-det")
 
+	// create, then start, kill --all and delete, each a berth of its own outside the namespace.
+	if r := u.berth(t, "create", "--image", app, "rl-cs", "echo started > /data/sub/s; exec sleep 1000"); r.code != 0 {
+		t.Fatalf("create --image: %+v", r)
+	}
+	if st := rlImageStatus(t, u, "rl-cs"); st != "created" {
+		t.Errorf("after create --image: status %q", st)
+	}
+	if r := u.berth(t, "start", "rl-cs"); r.code != 0 {
+		t.Errorf("start: %+v", r)
+	}
+	if r := u.berth(t, "kill", "--all", "rl-cs", "KILL"); r.code != 0 {
+		t.Errorf("kill --all: %+v", r)
+	}
+	for i := 0; i < 200 && rlImageStatus(t, u, "rl-cs") != "stopped"; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := u.berth(t, "delete", "rl-cs"); r.code != 0 {
+		t.Errorf("delete after kill --all: %+v", r)
+	}
+	rlImageNothingLeft(t, u, "rl-cs")
+
 	// rm takes the image's layers away (their files are the user's other ids).
 	if r := u.berth(t, "image", "rm", app); r.code != 0 {
 		t.Errorf("image rm: %+v", r)
@@ -430,4 +452,14 @@ func TestRootlessImageEscapingEntriesRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+func rlImageStatus(t *testing.T, u *rlImageUser, id string) string {
+	t.Helper()
+	r := u.berth(t, "state", id)
+	var st struct{ Status string }
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+		return ""
+	}
+	return st.Status
 }
