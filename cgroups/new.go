@@ -43,18 +43,27 @@ func DetectMode() Mode {
 // driver) is, without --systemd-cgroup, a literal directory name, as with runc.
 // It touches nothing: Create does. With --systemd-cgroup (SystemdDriver) the path is systemd's
 // "slice:prefix:name" and the group a transient scope (NewSystemd).
+// Rootless (without --systemd-cgroup), see rootless.go.
 func New(path, id string) (Manager, error) {
+	if Rootless && !SystemdDriver {
+		return newRootless(path, id)
+	}
+	if path == "" && !SystemdDriver {
+		path = "/berth/" + id
+	}
 	return Open(path, id, SystemdDriver)
 }
 
-// Open is New for a container whose driver is known (recorded in its state).
+// Open is New for a container whose driver is known (recorded in its state). An empty path
+// is a rootless container that has no cgroup.
 func Open(path, id string, systemd bool) (Manager, error) {
 	if systemd {
 		return NewSystemd(path, id)
 	}
 	if path == "" {
-		path = "/berth/" + id
-	} else if !filepath.IsAbs(path) {
+		return &noCgroup{}, nil
+	}
+	if !filepath.IsAbs(path) {
 		path = "/berth/" + path
 	}
 	clean := filepath.Clean(path)
@@ -62,7 +71,7 @@ func Open(path, id string, systemd bool) (Manager, error) {
 		return nil, fmt.Errorf("%q: must name a cgroup below the root, without \"..\"", path)
 	}
 	if DetectMode() == Unified {
-		return &v2{path: clean, dir: filepath.Join(root, clean)}, nil
+		return &v2{path: clean, dir: filepath.Join(root, clean), rootless: Rootless}, nil
 	}
 	return newV1(clean)
 }

@@ -22,6 +22,8 @@ import (
 type v2 struct {
 	path string
 	dir  string
+	// rootless: a delegated subtree (rootless.go); device rules are not enforced (no eBPF).
+	rootless bool
 }
 
 func (m *v2) Path() string { return m.path }
@@ -169,7 +171,7 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 			return fmt.Errorf("linux.resources.rdma[%q]: %w", dev, err)
 		}
 	}
-	if len(r.Devices) > 0 {
+	if len(r.Devices) > 0 && !m.rootless {
 		if err := setDevicesBPF(m.dir, r.Devices); err != nil {
 			return err
 		}

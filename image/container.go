@@ -15,14 +15,15 @@ import (
 	"github.com/berth-project/berth/internal/explain"
 )
 
-// ContainerDir is where container id's image bundle lives.
-func ContainerDir(root, id string) string {
-	return filepath.Join(StoreDir(root), "containers", id)
+// ContainerDir is where container id's image bundle lives in the store in dir.
+func ContainerDir(store, id string) string {
+	return filepath.Join(store, "containers", id)
 }
 
 // PrepareOpts are the inputs of Prepare.
 type PrepareOpts struct {
-	Root     string
+	Root     string // berth's root (container state)
+	Store    string // the store's directory
 	ID       string
 	Image    *Image
 	Args     []string // replace the image's Cmd when set (Entrypoint is kept, as docker run does)
@@ -36,7 +37,7 @@ type PrepareOpts struct {
 // rootfs, and config.json converted from the image config. It returns the bundle directory.
 // On failure nothing is left; on success ReleaseBundle undoes it.
 func Prepare(o PrepareOpts) (bundle string, err error) {
-	s, err := OpenStore(o.Root)
+	s, err := OpenStore(o.Store)
 	if err != nil {
 		return "", err
 	}
@@ -45,12 +46,12 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 		return "", err
 	}
 	defer s.unlock()
-	dir := ContainerDir(o.Root, o.ID)
+	dir := ContainerDir(o.Store, o.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		if !errors.Is(err, os.ErrExist) || !abandoned(o.Root, o.ID) {
+		if !errors.Is(err, os.ErrExist) || !abandoned(o.Root, dir, o.ID) {
 			return "", fmt.Errorf("container %q: its image rootfs exists already (%s)", o.ID, dir)
 		}
-		if err := ReleaseBundle(o.Root, o.ID); err != nil {
+		if err := ReleaseBundle(dir); err != nil {
 			return "", err
 		}
 		if err := os.Mkdir(dir, 0o700); err != nil {
@@ -59,7 +60,7 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	}
 	defer func() {
 		if err != nil {
-			_ = ReleaseBundle(o.Root, o.ID)
+			_ = ReleaseBundle(dir)
 		}
 	}()
 	// Held by this berth until it exits: a dir whose lock is free and that has no container
@@ -136,10 +137,10 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 // keepLocked holds the container directories' locks until this berth exits.
 var keepLocked []*os.File
 
-// ReleaseBundle undoes Prepare for container id: it unmounts the overlay and removes the upper
-// and work directories. The layer store is untouched. Releasing twice is harmless.
-func ReleaseBundle(root, id string) error {
-	dir := ContainerDir(root, id)
+// ReleaseBundle undoes Prepare for the container whose bundle is dir: it unmounts the overlay
+// and removes the upper and work directories. The layer store is untouched. Releasing twice
+// is harmless.
+func ReleaseBundle(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -168,6 +169,9 @@ func ReleaseBundle(root, id string) error {
 func mountOverlay(target string, lowers []string, upper, work string) error {
 	special := func(p string) bool { return strings.ContainsAny(p, ":,") }
 	data := "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work
+	if userXattrs() {
+		data += ",userxattr" // in a user namespace: marks in user.overlay.* (userxattr.go)
+	}
 	fits := len(data) < os.Getpagesize()-1 && !special(upper) && !special(work)
 	for _, l := range lowers {
 		fits = fits && !special(l)
@@ -214,6 +218,11 @@ func mountOverlay(target string, lowers []string, upper, work string) error {
 	}
 	if err := set("workdir", work); err != nil {
 		return err
+	}
+	if userXattrs() {
+		if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
+			return overlayError(fmt.Errorf("overlay userxattr: %w%s", err, fsLog(fs)))
+		}
 	}
 	if err := unix.FsconfigCreate(fs); err != nil {
 		return overlayError(fmt.Errorf("%w%s", err, fsLog(fs)))
@@ -377,7 +386,7 @@ func fixImplicit(s *Store, im *Image, upper string) error {
 
 func opaque(p string) bool {
 	buf := make([]byte, 4)
-	n, err := unix.Lgetxattr(p, opaqueAttr, buf)
+	n, err := unix.Lgetxattr(p, opaqueAttr(), buf)
 	return err == nil && n == 1 && buf[0] == 'y'
 }
 

@@ -138,7 +138,7 @@ func TestApplyOverlayWhiteouts(t *testing.T) {
 		}
 	}
 	buf := make([]byte, 8)
-	if n, err := unix.Getxattr(filepath.Join(dir, "d"), opaqueAttr, buf); err != nil || string(buf[:n]) != "y" {
+	if n, err := unix.Getxattr(filepath.Join(dir, "d"), opaqueAttr(), buf); err != nil || string(buf[:n]) != "y" {
 		t.Errorf("d is not opaque: %v", err)
 	}
 	unix.Lstat(filepath.Join(dir, "d/f"), &st)
@@ -364,7 +364,7 @@ func TestUnpackReplacements(t *testing.T) {
 			t.Errorf("%s: exists %v, want %v", p, err == nil, want)
 		}
 	}
-	if n, _ := unix.Lgetxattr(filepath.Join(par, "fresh/o"), opaqueAttr, make([]byte, 4)); n > 0 {
+	if n, _ := unix.Lgetxattr(filepath.Join(par, "fresh/o"), opaqueAttr(), make([]byte, 4)); n > 0 {
 		t.Errorf("an opaque mark was left in the bundle")
 	}
 }

@@ -106,14 +106,17 @@ func mergeLayer(rootfs string, l *appliedLayer) error {
 	for _, w := range l.whiteouts {
 		p := filepath.Join(rootfs, w)
 		var st unix.Stat_t
-		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+		if unix.Lstat(p, &st) == nil && isWhiteout(p, &st) {
 			if err := keepTimes(filepath.Dir(p), func() error { return unix.Unlink(p) }); err != nil {
 				return err
+			}
+			if xattrValue(filepath.Dir(p), opaqueAttr()) == "x" { // marked as holding xattr whiteouts
+				_ = unix.Lremovexattr(filepath.Dir(p), opaqueAttr())
 			}
 		}
 	}
 	for _, o := range l.opaques {
-		if err := unix.Lremovexattr(filepath.Join(rootfs, o), opaqueAttr); err != nil && err != unix.ENODATA && err != unix.ENOENT {
+		if err := unix.Lremovexattr(filepath.Join(rootfs, o), opaqueAttr()); err != nil && err != unix.ENODATA && err != unix.ENOENT {
 			return err
 		}
 	}
@@ -179,7 +182,7 @@ func mergeDir(rootfs string, l *appliedLayer, rel string) error {
 			return err
 		}
 		dErr := unix.Lstat(d, &ds)
-		if ss.Mode&unix.S_IFMT == unix.S_IFCHR && ss.Rdev == 0 {
+		if isWhiteout(s, &ss) {
 			// A whiteout: what lower layers have here goes.
 			if dErr == nil {
 				if err := os.RemoveAll(d); err != nil {
@@ -229,7 +232,7 @@ func copyXattrs(src, dst string) error {
 	}
 	val := make([]byte, 64<<10)
 	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
+		if name == "" || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
 			continue
 		}
 		m, err := unix.Lgetxattr(src, name, val)

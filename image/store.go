@@ -22,6 +22,7 @@ import (
 
 // Store is the shared layer store under berth's root:
 //
+//	<root>/.images/store.json            how its layers were written (storeinfo.go)
 //	<root>/.images/lock                  flock: shared while layers are added or used, exclusive for rm/prune
 //	<root>/.images/layers/<diffID-hex>/  one applied layer (overlayfs whiteouts), never modified
 //	<root>/.images/layers/.tmp-*         a layer being applied (renamed into place when verified)
@@ -34,12 +35,12 @@ type Store struct {
 	lock *os.File
 }
 
-// StoreDir is where the store of berth root lives.
+// StoreDir is where the store lives under berth's root for root (and for an ordinary user
+// who gives --root; otherwise an ordinary user's store is under $XDG_DATA_HOME/berth).
 func StoreDir(root string) string { return filepath.Join(root, ".images") }
 
-// OpenStore opens (creating) the store under berth's root.
-func OpenStore(root string) (*Store, error) {
-	dir := StoreDir(root)
+// OpenStore opens (creating) the store in dir.
+func OpenStore(dir string) (*Store, error) {
 	for _, d := range []string{"layers", "meta", "locks", "images", "containers"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("image store: %w", err)
@@ -112,6 +113,9 @@ type Progress func(layer string, done, total int64, finished bool)
 // returns how many it applied (0 when all were there: nothing is unpacked twice). The caller
 // holds the store lock shared.
 func (s *Store) AddLayers(im *Image, progress Progress) (int, error) {
+	if err := s.checkInfo(); err != nil {
+		return 0, err
+	}
 	type job struct {
 		i   int
 		key string
@@ -526,21 +530,21 @@ func (s *Store) pruneLocked() ([]string, error) {
 }
 
 // releaseAbandoned releases container directories whose create died before the container
-// existed (no state directory, and no berth holding its lock).
+// existed (no state directory under root, and no berth holding its lock).
 func (s *Store) releaseAbandoned(root string) {
 	ents, _ := os.ReadDir(filepath.Join(s.Dir, "containers"))
 	for _, e := range ents {
-		if abandoned(root, e.Name()) {
-			_ = ReleaseBundle(root, e.Name())
+		if dir := filepath.Join(s.Dir, "containers", e.Name()); abandoned(root, dir, e.Name()) {
+			_ = ReleaseBundle(dir)
 		}
 	}
 }
 
-func abandoned(root, id string) bool {
+func abandoned(root, dir, id string) bool {
 	if _, err := os.Lstat(filepath.Join(root, id)); err == nil {
 		return false
 	}
-	f, err := os.OpenFile(filepath.Join(StoreDir(root), "containers", id, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return errors.Is(err, os.ErrNotExist)
 	}

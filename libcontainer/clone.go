@@ -72,3 +72,23 @@ func forkedInitPid(first *os.Process, pipe *initPipe) (int, error) {
 	explain.Stepf("libcontainer.forkedInitPid", "the init is pid %d, forked into its new pid/time namespace", m.Pid)
 	return m.Pid, nil
 }
+
+// writeInitMaps writes the maps of the user namespace the init's constructor has just made
+// (rootless: namespaces.Plan.WaitForMaps) when it asks, then lets it go on. On failure the
+// init is still waiting; the caller's cleanup kills it, and its namespace goes with it.
+func writeInitMaps(pid int, plan namespaces.Plan, pipe *initPipe) error {
+	var m syncMsg
+	if err := pipe.recv(&m); err != nil {
+		return fmt.Errorf("init process exited before it asked for its user namespace's maps: %w", err)
+	}
+	switch {
+	case m.Type == "error":
+		return errors.New(m.Msg)
+	case m.Type != "maps":
+		return fmt.Errorf("unexpected message %q from init", m.Type)
+	}
+	if err := namespaces.WriteIDMaps(pid, plan.UIDMappings, plan.GIDMappings); err != nil {
+		return err
+	}
+	return pipe.send(syncMsg{Type: "mapped"})
+}

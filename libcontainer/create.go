@@ -109,7 +109,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	// (as runc does): a pids.max below what the Go init's own threads need would otherwise
 	// kill it.
 	resources := cgroupResources(spec)
-	if err := cgroups.Check(resources); err != nil {
+	if err := cgroups.CheckFor(cg, resources); err != nil {
 		return nil, err
 	}
 	pid, pipe, console, err := c.startInit(o, plan, cg)
@@ -214,8 +214,11 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		Propagation: spec.Linux.RootfsPropagation, Devices: spec.Linux.Devices,
 		MaskedPaths: spec.Linux.MaskedPaths, ReadonlyPaths: spec.Linux.ReadonlyPaths,
 		HasNetNS: plan.Has(specs.NetworkNamespace), CgroupNS: plan.Has(specs.CgroupNamespace),
-		UserNS: plan.Has(specs.UserNamespace), HostMountNS: !plan.Has(specs.MountNamespace),
+		UserNS: plan.Has(specs.UserNamespace) || namespaces.InUserNS(), HostMountNS: !plan.Has(specs.MountNamespace),
 		SourceFds: l.sourceFds,
+	}
+	if dir, ok := cloneIntoDir(cg); ok && plan.Has(specs.UserNamespace) {
+		rcfg.CgroupDir = dir // for a cgroup2 mount refused in the user namespace
 	}
 	if spec.Root != nil {
 		rcfg.Readonly = spec.Root.Readonly

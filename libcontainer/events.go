@@ -25,6 +25,10 @@ func (c *Container) Stats() (*cgroups.RuncStats, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cgroups.IsNone(cg) {
+		_, err := cg.Stats() // says why there is none
+		return nil, err
+	}
 	s, err := cgroups.ReadRuncStats(cg)
 	if err != nil {
 		return nil, fmt.Errorf("reading the stats of cgroup %s: %w", cg.Path(), err)

@@ -125,6 +125,12 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 		s.LeaveGroup()
 	}
 	pipe := newInitPipe(parentEnd)
+	if l.plan.WaitForMaps {
+		if err := writeInitMaps(proc.Pid, l.plan, pipe); err != nil {
+			parentEnd.Close()
+			return 0, nil, err
+		}
+	}
 	pid := proc.Pid
 	if l.plan.Forks() {
 		if pid, err = forkedInitPid(proc, pipe); err != nil {

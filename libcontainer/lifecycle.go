@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/rootfs"
 )
@@ -110,6 +111,15 @@ func (c *Container) signalAll(sig unix.Signal, paused bool) error {
 	if err != nil {
 		return err
 	}
+	if cgroups.IsNone(cg) {
+		// Rootless without a cgroup: nothing lists its processes; the init is signalled
+		// (with its pid namespace, SIGKILL to it takes every process there along).
+		if st := c.status(); st == Stopped || st == Creating {
+			return nil
+		}
+		explain.Stepf("libcontainer.signalAll", "kill -%d %d (no cgroup: the init only)", sig, c.State.Pid)
+		return unix.Kill(c.State.Pid, sig)
+	}
 	if sig == unix.SIGKILL {
 		return cg.KillAll()
 	}
@@ -174,7 +184,7 @@ func (c *Container) destroy() error {
 		}
 	}
 	if c.State.Image != "" && ReleaseImage != nil {
-		if err := ReleaseImage(filepath.Dir(c.dir), c.ID); err != nil {
+		if err := ReleaseImage(filepath.Dir(c.dir), c.ID, c.State.Bundle); err != nil {
 			errs = append(errs, fmt.Errorf("releasing image rootfs: %w", err))
 		}
 	}
@@ -190,9 +200,9 @@ func (c *Container) destroy() error {
 	return errors.Join(errs...)
 }
 
-// ReleaseImage undoes what the image package made for a container (set by the CLI, so that
-// libcontainer does not depend on the image store).
-var ReleaseImage func(root, id string) error
+// ReleaseImage undoes what the image package made for a container, its bundle (set by the
+// CLI, so that libcontainer does not depend on the image store).
+var ReleaseImage func(root, id, bundle string) error
 
 // waitGone reaps pid if it is our child and otherwise waits for it to disappear.
 func waitGone(pid int) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -159,6 +160,19 @@ func (c *Container) OCI() OCIState {
 		st.Pid = s.Pid
 	}
 	return st
+}
+
+// OwnerName is who owns the container, as runc's list says it: the owner of its state
+// directory, by name ("#UID" when the uid has none).
+func (c *Container) OwnerName() string {
+	var st unix.Stat_t
+	if err := unix.Stat(c.dir, &st); err != nil {
+		return ""
+	}
+	if u, err := user.LookupId(strconv.Itoa(int(st.Uid))); err == nil {
+		return u.Username
+	}
+	return "#" + strconv.Itoa(int(st.Uid))
 }
 
 // specState is runtime-spec's state of the container with the given status and pid (what

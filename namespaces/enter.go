@@ -54,7 +54,7 @@ func (p Plan) Open() (*Handles, error) {
 			return nil, fmt.Errorf("linux.namespaces[%s].path: %s is not a %s namespace", j.Type, oneLine(j.Path), j.Type)
 		}
 		hd := Handle{Type: j.Type, Path: j.Path, File: f}
-		if byInit[j.Type] {
+		if byInit[j.Type] || p.ByInit {
 			if j.Type == specs.UserNamespace {
 				h.Init = append([]Handle{hd}, h.Init...)
 			} else {
@@ -120,6 +120,7 @@ const (
 	EnvJoin    = "_BERTH_NS_JOIN"    // "user:5,mnt:6": type and inherited fd, in order
 	EnvUnshare = "_BERTH_NS_UNSHARE" // clone flags, decimal
 	EnvOffsets = "_BERTH_NS_OFFSETS" // timens_offsets to write after unsharing a time namespace
+	EnvForkPid = "_BERTH_NS_FORKPID" // "1": fork after joining a pid namespace (Plan.ByInit)
 )
 
 // InitEnv describes the constructor's work; firstFd is the descriptor number the first of
@@ -133,6 +134,13 @@ func (h *Handles) InitEnv(firstFd int) []string {
 			parts = append(parts, procName[x.Type]+":"+strconv.Itoa(firstFd+i))
 		}
 		env = append(env, EnvJoin+"="+strings.Join(parts, ","))
+	}
+	if h.plan.ByInit && h.plan.Joins(specs.PIDNamespace) {
+		explain.Stepf("namespaces.InitEnv", "fork: the joined pid namespace holds only the joiner's children, so its child is the process")
+		env = append(env, EnvForkPid+"=1")
+	}
+	if h.plan.WaitForMaps {
+		explain.Stepf("namespaces.InitEnv", "unshare user: done by the init, which waits for its maps (WriteIDMaps) and becomes root there before it unshares the rest")
 	}
 	if h.plan.UnshareFlags != 0 {
 		explain.Stepf("namespaces.InitEnv", "unshare [%s]: done by the init once it is in its cgroup (and any joined user namespace)", strings.Join(Names(h.plan.UnshareFlags), " "))

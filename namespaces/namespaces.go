@@ -5,6 +5,7 @@ package namespaces
 
 import (
 	"fmt"
+	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -52,17 +53,31 @@ var procName = map[specs.LinuxNamespaceType]string{
 //     forks (CLONE_PARENT: the child is `berth create`'s own) and that child becomes the init.
 //   - NewTime: a time namespace takes its offsets only before any process is in it, so the
 //     cloning thread unshares it and writes the offsets; the init is its first member.
+//   - WaitForMaps (rootless: berth's euid is not 0): the constructor unshares the new user
+//     namespace itself (CLONE_NEWUSER is in UnshareFlags, with every other new namespace,
+//     which must belong to it), asks `berth create` on the init pipe to write its maps
+//     (WriteIDMaps, through newuidmap/newgidmap beyond the caller's own ids), waits, becomes
+//     root there and unshares the rest. Go's clone can only write a map itself, which an
+//     ordinary user may do for its own id alone.
+//   - ByInit (rootless exec): every joined namespace is entered by the constructor, user
+//     first: a thread of an unprivileged berth holds no CAP_SYS_ADMIN for setns(net, pid...)
+//     until it is in the container's user namespace. A joined pid namespace then makes the
+//     constructor fork too.
 type Plan struct {
 	CloneFlags   uintptr
 	UnshareFlags uintptr
 	Join         []specs.LinuxNamespace
 	NewTime      bool
 	TimeOffsets  map[string]specs.LinuxTimeOffset // for a new time namespace, either way
+	WaitForMaps  bool
+	UIDMappings  []specs.LinuxIDMapping // with WaitForMaps: what WriteIDMaps writes
+	GIDMappings  []specs.LinuxIDMapping
+	ByInit       bool
 }
 
 // Forks says whether the init's constructor forks the real init (see Plan).
 func (p Plan) Forks() bool {
-	return p.UnshareFlags&(unix.CLONE_NEWPID|unix.CLONE_NEWTIME) != 0
+	return p.UnshareFlags&(unix.CLONE_NEWPID|unix.CLONE_NEWTIME) != 0 || (p.ByInit && p.Joins(specs.PIDNamespace))
 }
 
 // Has says whether the container gets its own (new or joined) namespace of type t.
@@ -112,7 +127,18 @@ func New(spec *specs.Spec) (Plan, error) {
 	// both, in that order (runc does the same).
 	cgroupNS := newFlags & unix.CLONE_NEWCGROUP
 	newFlags &^= unix.CLONE_NEWCGROUP
-	if p.Joins(specs.UserNamespace) {
+	// Rootless: a user namespace with mappings an ordinary user cannot write through clone
+	// (see Plan.WaitForMaps); the constructor makes it, then the rest inside it.
+	p.WaitForMaps = newFlags&unix.CLONE_NEWUSER != 0 && !p.Joins(specs.UserNamespace) && os.Geteuid() != 0
+	if p.WaitForMaps {
+		p.UIDMappings, p.GIDMappings = spec.Linux.UIDMappings, spec.Linux.GIDMappings
+		if len(p.Join) > 0 {
+			// A thread of an unprivileged berth may not setns (net, uts, ipc, pid) before
+			// the init, and the init, in a user namespace of its own, may not either.
+			return p, fmt.Errorf("linux.namespaces[%s].path: joining a namespace is not supported for a rootless container with a new user namespace", p.Join[0].Type)
+		}
+	}
+	if p.Joins(specs.UserNamespace) || p.WaitForMaps {
 		// Namespaces made after the join belong to the joined user namespace. New pid and
 		// time namespaces only hold the unsharer's children: the constructor forks (Forks).
 		p.UnshareFlags = newFlags
@@ -134,6 +160,9 @@ func New(spec *specs.Spec) (Plan, error) {
 	}
 	if spec.Domainname != "" && !p.Has(specs.UTSNamespace) {
 		return p, fmt.Errorf("domainname: setting it needs a new uts namespace in linux.namespaces")
+	}
+	if os.Geteuid() != 0 && newFlags&unix.CLONE_NEWUSER == 0 && !p.Joins(specs.UserNamespace) {
+		return p, fmt.Errorf("linux.namespaces: a rootless container (berth runs as uid %d) needs a user namespace (see berth spec --rootless)", os.Geteuid())
 	}
 	if len(spec.Linux.UIDMappings) > 0 || len(spec.Linux.GIDMappings) > 0 {
 		if newFlags&unix.CLONE_NEWUSER == 0 || p.Joins(specs.UserNamespace) {
@@ -161,11 +190,23 @@ func New(spec *specs.Spec) (Plan, error) {
 
 // ForExec plans how a process joins every namespace of a running container whose init is
 // pid: each type the config lists is entered through /proc/PID/ns.
+// An unprivileged caller has every namespace entered by the init's constructor, after the
+// user namespace (Plan.ByInit).
 func ForExec(spec *specs.Spec, pid int) Plan {
 	var p Plan
 	for _, ns := range spec.Linux.Namespaces {
 		p.Join = append(p.Join, specs.LinuxNamespace{Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procName[ns.Type])})
 	}
+	// A container made by root of a user namespace its config does not list (an ordinary
+	// user's run --image, made in a user namespace of its own) is joined from outside it
+	// through that namespace first: its other namespaces belong to it.
+	if !p.Joins(specs.UserNamespace) {
+		userNS := fmt.Sprintf("/proc/%d/ns/user", pid)
+		if a, b := nsInode(userNS), nsInode("/proc/self/ns/user"); a != 0 && b != 0 && a != b {
+			p.Join = append([]specs.LinuxNamespace{{Type: specs.UserNamespace, Path: userNS}}, p.Join...)
+		}
+	}
+	p.ByInit = os.Geteuid() != 0 && p.Joins(specs.UserNamespace)
 	return p
 }
 
@@ -178,4 +219,13 @@ func Names(flags uintptr) []string {
 		}
 	}
 	return out
+}
+
+// nsInode is the inode of a namespace file (0 if it cannot be read).
+func nsInode(p string) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(p, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }

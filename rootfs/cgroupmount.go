@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,7 +33,11 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 	unified := len(hier) == 1 && hier[0].fstype == "cgroup2" && hier[0].mountpoint == "/sys/fs/cgroup"
 	if m.Type == "cgroup2" || (unified && c.CgroupNS) {
 		explain.Stepf("rootfs.mountCgroup", "mount -t cgroup2 cgroup2 %s (flags %s)", m.Destination, flagNames(o.flags))
-		if err := unix.Mount("cgroup2", fdPath(dest), "cgroup2", o.flags, ""); err != nil {
+		err := unix.Mount("cgroup2", fdPath(dest), "cgroup2", o.flags, "")
+		if (errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EPERM)) && c.UserNS {
+			return bindOwnCgroup(root, dest, c, m, o)
+		}
+		if err != nil {
 			return fmt.Errorf("mount -t cgroup2: %w", err)
 		}
 		return nil
@@ -191,4 +196,24 @@ func selfCgroupMounts() ([]cgroupHierarchy, error) {
 		out = append(out, cgroupHierarchy{mountpoint: mp, fstype: fstype, options: key, path: rel})
 	}
 	return out, s.Err()
+}
+
+// bindOwnCgroup stands in for a cgroup2 mount the kernel refuses to a user namespace (its
+// cgroup namespace is not the host's, but the one cgroup2 superblock is: EBUSY): the
+// container's own group is bound there read-only, which shows what a cgroup namespace would
+// (runc does the same). Without a group (rootless, no delegation) an empty read-only tmpfs
+// covers the destination, so nothing of the host's hierarchy shows there.
+func bindOwnCgroup(root *os.File, dest *os.File, c *Config, m *specs.Mount, o mountOpts) error {
+	if c.CgroupDir == "" {
+		explain.Stepf("rootfs.bindOwnCgroup", "mount -t tmpfs -o ro %s (no cgroup of its own to show)", m.Destination)
+		if err := unix.Mount("tmpfs", fdPath(dest), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=4k"); err != nil {
+			return fmt.Errorf("covering %s: %w", m.Destination, err)
+		}
+		return nil
+	}
+	explain.Stepf("rootfs.bindOwnCgroup", "mount --bind %s %s, read-only (cgroup2 refused in the user namespace)", c.CgroupDir, m.Destination)
+	if err := unix.Mount(c.CgroupDir, fdPath(dest), "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount of the container's cgroup %s: %w", c.CgroupDir, err)
+	}
+	return remountBind(root, m.Destination, (o.flags|unix.MS_RDONLY)&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT))
 }

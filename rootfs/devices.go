@@ -63,6 +63,11 @@ func createDevices(root *os.File, extra []specs.LinuxDevice, userNS bool) error 
 // createConfigDevices creates linux.devices.
 func createConfigDevices(root *os.File, devs []specs.LinuxDevice, userNS bool) error {
 	for i, d := range devs {
+		if filepath.Clean(d.Path) == "/dev/ptmx" {
+			// Always the link to the container's devpts instance (createDevices), as runc
+			// does: a host ptmx would give the host's ptys.
+			continue
+		}
 		if err := makeDevice(root, d, userNS); err != nil {
 			return fmt.Errorf("linux.devices[%d] (%s): %w", i, d.Path, err)
 		}
@@ -134,6 +139,18 @@ func bindDevice(parent *os.File, name string, d specs.LinuxDevice) error {
 		return fmt.Errorf("user namespace: host %s is not device %d:%d, cannot bind it", d.Path, d.Major, d.Minor)
 	}
 	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		// Listed again (a default device in linux.devices): the first bind is a mount point
+		// makeDevice could not unlink; the new bind goes on top of it, never through a link.
+		fd, err = unix.Openat(int(parent.Fd()), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == nil {
+			var ex unix.Stat_t
+			if err = unix.Fstat(fd, &ex); err == nil && ex.Mode&unix.S_IFMT != unix.S_IFREG && ex.Mode&unix.S_IFMT != unix.S_IFCHR && ex.Mode&unix.S_IFMT != unix.S_IFBLK {
+				unix.Close(fd)
+				return fmt.Errorf("user namespace: %s exists and is not a file or device node", d.Path)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}

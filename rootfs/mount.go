@@ -135,10 +135,24 @@ func mountBind(root *os.File, c *Config, m *specs.Mount, o mountOpts, srcFd int)
 			return err
 		}
 	}
-	if err := setRecursiveAttrs(root, m.Destination, o.rec); err != nil {
+	rec := o.rec
+	if flags&unix.MS_REC != 0 && o.flags&unix.MS_RDONLY != 0 && isSysfs(src) {
+		// An rbind of the host's /sys (`spec --rootless`: a user namespace may not mount a
+		// sysfs, nor bind /sys alone, its submounts being locked) brings the host's cgroup
+		// hierarchies and other kernel filesystems along: "ro" makes them all read-only,
+		// covered or not (CVE-2023-25809).
+		rec.set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := setRecursiveAttrs(root, m.Destination, rec); err != nil {
 		return err
 	}
 	return setPropagation(root, m.Destination, o.propagation)
+}
+
+// isSysfs says whether path lies on a sysfs.
+func isSysfs(path string) bool {
+	var fs unix.Statfs_t
+	return unix.Statfs(path, &fs) == nil && fs.Type == unix.SYSFS_MAGIC
 }
 
 // mountSysfs mounts a new sysfs, as runc does with or without a network namespace (a sysfs

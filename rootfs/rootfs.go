@@ -46,6 +46,11 @@ type Config struct {
 	// CgroupNS says the container has its own cgroup namespace, so a "cgroup" mount can be a
 	// real cgroup filesystem that shows only the container's group.
 	CgroupNS bool
+	// CgroupDir is the container's cgroup v2 directory on the host (/sys/fs/cgroup/...), or
+	// "": bound read-only in place of a cgroup2 mount the kernel refuses (a rootless
+	// container's cgroup namespace belongs to its user namespace, the cgroup2 superblock to
+	// the host's: EBUSY), as runc does. See mountCgroup.
+	CgroupDir string `json:",omitempty"`
 
 	// readonlyLater: the read-only tmpfs mounts, made writable so that the mount points and
 	// device nodes below them can be made, and remounted read-only by Finish.

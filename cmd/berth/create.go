@@ -31,6 +31,11 @@ var createCommand = &cli.Command{
 	ArgsUsage: "<container-id> [command... (with --image)]",
 	Flags:     createFlags(),
 	Action: func(c *cli.Context) error {
+		if c.String("image") != "" {
+			if ran, err := imageUserNS(c); ran {
+				return err
+			}
+		}
 		l, err := createContainer(c, true)
 		if err != nil {
 			return err

@@ -22,7 +22,7 @@ import (
 
 func init() {
 	// delete (and a failed create) release what run --image made: the overlay and its upper.
-	libcontainer.ReleaseImage = image.ReleaseBundle
+	libcontainer.ReleaseImage = releaseImage
 }
 
 var platformFlag = &cli.StringFlag{Name: "platform", Usage: "os/arch[/variant] of the image to pick from a multi-platform index (default: linux/<this machine's>)"}
@@ -61,6 +61,9 @@ var imageCommand = &cli.Command{
 			ArgsUsage: "LAYOUT[:TAG]",
 			Flags:     []cli.Flag{platformFlag},
 			Action: func(c *cli.Context) error {
+				if ran, err := imageUserNS(c); ran {
+					return err
+				}
 				if c.NArg() != 1 {
 					return errors.New("usage: berth image load LAYOUT[:TAG]")
 				}
@@ -69,7 +72,7 @@ var imageCommand = &cli.Command{
 					return err
 				}
 				defer im.Close()
-				s, err := image.OpenStore(root(c))
+				s, err := image.OpenStore(storeDir(c))
 				if err != nil {
 					return err
 				}
@@ -94,7 +97,7 @@ var imageCommand = &cli.Command{
 				&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print manifest digests only"},
 			},
 			Action: func(c *cli.Context) error {
-				s, err := image.OpenStore(root(c))
+				s, err := image.OpenStore(storeDir(c))
 				if err != nil {
 					return err
 				}
@@ -148,10 +151,13 @@ var imageCommand = &cli.Command{
 			Usage:     "remove stored images (by ref or manifest digest) and the layers only they used",
 			ArgsUsage: "REF|DIGEST...",
 			Action: func(c *cli.Context) error {
+				if ran, err := imageUserNS(c); ran {
+					return err
+				}
 				if c.NArg() == 0 {
 					return errors.New("usage: berth image rm REF|DIGEST...")
 				}
-				s, err := image.OpenStore(root(c))
+				s, err := image.OpenStore(storeDir(c))
 				if err != nil {
 					return err
 				}
@@ -170,10 +176,26 @@ var imageCommand = &cli.Command{
 			},
 		},
 		{
+			// What delete runs, in the user namespace, to release an ordinary user's
+			// container rootfs (its upper directory holds files of the user's other ids).
+			Name:      "release",
+			Hidden:    true,
+			ArgsUsage: "BUNDLE",
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return errors.New("usage: berth image release BUNDLE")
+				}
+				return releaseBundle(c.Args().First())
+			},
+		},
+		{
 			Name:  "prune",
 			Usage: "remove layers no stored image or container uses, leftovers of interrupted unpacks, and the rootfs of creates that died",
 			Action: func(c *cli.Context) error {
-				s, err := image.OpenStore(root(c))
+				if ran, err := imageUserNS(c); ran {
+					return err
+				}
+				s, err := image.OpenStore(storeDir(c))
 				if err != nil {
 					return err
 				}
@@ -236,7 +258,7 @@ func createFromImage(c *cli.Context, detach bool) (*libcontainer.Launched, error
 	start := time.Now()
 	applied := 0
 	p := newProgress()
-	bundle, err := image.Prepare(image.PrepareOpts{Root: r, ID: id, Image: im, Args: args, Progress: p.report(), Applied: &applied})
+	bundle, err := image.Prepare(image.PrepareOpts{Root: r, Store: storeDir(c), ID: id, Image: im, Args: args, Progress: p.report(), Applied: &applied})
 	p.done()
 	if err != nil {
 		return nil, err
@@ -261,7 +283,7 @@ func createFromImage(c *cli.Context, detach bool) (*libcontainer.Launched, error
 		})
 	}()
 	if err != nil {
-		if rerr := image.ReleaseBundle(r, id); rerr != nil {
+		if rerr := image.ReleaseBundle(bundle); rerr != nil {
 			logrus.Warnf("releasing the image rootfs of %s: %v", id, rerr)
 		}
 		return nil, err

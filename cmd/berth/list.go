@@ -32,7 +32,9 @@ var listCommand = &cli.Command{
 		}
 		states := make([]libcontainer.OCIState, 0, len(cts))
 		for _, ct := range cts {
-			states = append(states, ct.OCI())
+			st := ct.OCI()
+			st.Owner = ct.OwnerName() // as runc's list: the state directory's owner
+			states = append(states, st)
 		}
 		switch c.String("format") {
 		case "json":

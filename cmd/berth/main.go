@@ -33,6 +33,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.InitMain()
 	}
+	usernsChildStage()
 	// A panic in the command's goroutine is a bug, but the caller (containerd, podman) must
 	// still get one line and a failure status, not a Go stack trace.
 	defer func() {
@@ -97,7 +98,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: false,
 		HideHelpCommand:      true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "root", Value: libcontainer.DefaultRoot, Usage: "directory for container state"},
+			&cli.StringFlag{Name: "root", Value: defaultRoot(), Usage: "directory for container state"},
 			&cli.StringFlag{Name: "log", Usage: "log file (default: stderr)"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages: each step berth and the container's init take"},
@@ -128,10 +129,8 @@ func setupGlobals(c *cli.Context) error {
 		return err
 	}
 	cgroups.SystemdDriver = c.Bool("systemd-cgroup")
-	switch c.String("rootless") {
-	case "true", "false", "auto":
-	default:
-		return fmt.Errorf("--rootless: %q must be true, false or auto", c.String("rootless"))
+	if err := setupRootless(c); err != nil {
+		return err
 	}
 	lane := "berth"
 	if c.Args().Present() {

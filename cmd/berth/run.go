@@ -19,6 +19,11 @@ var runCommand = &cli.Command{
 		&cli.BoolFlag{Name: "no-subreaper", Usage: "do not become a subreaper"},
 	),
 	Action: func(c *cli.Context) error {
+		if c.String("image") != "" {
+			if ran, err := imageUserNS(c); ran {
+				return err
+			}
+		}
 		detach := c.Bool("detach")
 		if !detach && !c.Bool("no-subreaper") {
 			// Processes the container orphans outside a pid namespace come to us to be

@@ -11,6 +11,8 @@
  * It also joins the namespaces the kernel lets only a single-threaded process enter (user,
  * mnt, time), listed in _BERTH_NS_JOIN ("user:7,mnt:8", user first), and then creates the
  * namespaces listed in _BERTH_NS_UNSHARE, which must belong to a joined user namespace.
+ * Rootless, the new user namespace is unshared here too, first, and its maps are written by
+ * `berth create` while this process waits (waitForMaps).
  * See namespaces.Plan for who does which namespace.
  *
  * Errors are handed to the Go side in berthNsError (nsenter.Error), which reports them over
@@ -23,6 +25,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <string.h>
@@ -126,18 +129,84 @@ static int joinNamespaces(const char *list)
 }
 
 /*
- * unshareAndFork creates the namespaces that must belong to a joined user namespace. New pid
- * and time namespaces only receive the caller's children, so then it forks: the child, made
- * with CLONE_PARENT, is a child of `berth create` like the caller, and goes on to be the init;
- * the caller reports the child's pid on the init pipe and exits.
+ * waitForMaps (rootless, namespaces.Plan.WaitForMaps): an ordinary user's process may not
+ * write more than its own id into its uid_map, but the setuid helpers newuidmap/newgidmap
+ * may, for a process of the same user. So this process makes its user namespace, asks
+ * `berth create` on the init pipe ({"type":"maps"}) to run them (namespaces.WriteIDMaps) and
+ * waits for {"type":"mapped"}; read a byte at a time, so that nothing after the newline (the
+ * init's config, for the Go side) is taken. Then it becomes root in the namespace, with no
+ * supplementary groups when setgroups is allowed (with "deny", which the kernel requires of a
+ * map written without the helper, the caller's groups stay, as under runc).
  */
-static void unshareAndFork(int flags)
+static int waitForMaps(int pipeFd)
 {
-	if (unshare(flags) < 0) {
+	if (unshare(CLONE_NEWUSER) < 0) {
+		fail("unsharing the user namespace", -1, errno);
+		return -1;
+	}
+	static const char ask[] = "{\"type\":\"maps\"}\n";
+	if (write(pipeFd, ask, sizeof(ask) - 1) != (ssize_t)(sizeof(ask) - 1)) {
+		fail("asking for the user namespace's maps", pipeFd, errno);
+		return -1;
+	}
+	char reply[64];
+	size_t n = 0;
+	for (;;) {
+		char c;
+		ssize_t r = read(pipeFd, &c, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != 1) {
+			fail("waiting for the user namespace's maps", pipeFd, r < 0 ? errno : EPIPE);
+			return -1;
+		}
+		if (c == '\n')
+			break;
+		if (n < sizeof(reply) - 1)
+			reply[n++] = c;
+	}
+	reply[n] = 0;
+	if (!strstr(reply, "\"mapped\"")) {
+		fail("waiting for the user namespace's maps: unexpected reply", pipeFd, EPROTO);
+		return -1;
+	}
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+		fail("becoming root in the new user namespace (is 0 mapped?)", -1, errno);
+		return -1;
+	}
+	char sg[8] = "";
+	int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t r = read(fd, sg, sizeof(sg) - 1);
+		sg[r > 0 ? r : 0] = 0;
+		close(fd);
+	}
+	if (strncmp(sg, "allow", 5) == 0 && setgroups(0, NULL) < 0) {
+		fail("dropping supplementary groups in the new user namespace", -1, errno);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * unshareAndFork creates the namespaces that must belong to a joined (or, rootless, a new)
+ * user namespace. New pid and time namespaces, and a joined pid namespace (forkPid), only
+ * receive the caller's children, so then it forks: the child, made with CLONE_PARENT, is a
+ * child of `berth create` like the caller, and goes on to be the init; the caller reports the
+ * child's pid on the init pipe and exits.
+ */
+static void unshareAndFork(int flags, int forkPid)
+{
+	const char *pipeEnv = getenv("_BERTH_INITPIPE");
+	int pipeFd = pipeEnv ? atoi(pipeEnv) : -1;
+	if ((flags & CLONE_NEWUSER) && waitForMaps(pipeFd) < 0)
+		return;
+	flags &= ~CLONE_NEWUSER;
+	if (flags && unshare(flags) < 0) {
 		fail("unsharing namespaces (cgroup, or those after a joined user namespace)", -1, errno);
 		return;
 	}
-	if (!(flags & (CLONE_NEWPID | CLONE_NEWTIME)))
+	if (!forkPid && !(flags & (CLONE_NEWPID | CLONE_NEWTIME)))
 		return;
 	const char *offs = getenv("_BERTH_NS_OFFSETS");
 	if (offs) {
@@ -148,8 +217,6 @@ static void unshareAndFork(int flags)
 		}
 		close(fd);
 	}
-	const char *pipeEnv = getenv("_BERTH_INITPIPE");
-	int pipeFd = pipeEnv ? atoi(pipeEnv) : -1;
 	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
 	if (child < 0) {
 		fail("forking the init into its pid namespace", -1, errno);
@@ -197,10 +264,11 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 	if (join && strstr(join, "time:"))
 		berthStartedAt = 0; /* read on the clock of the time namespace it left */
 	const char *flags = getenv("_BERTH_NS_UNSHARE");
-	if (flags) {
-		int f = (int)strtol(flags, NULL, 10);
+	const char *forkPid = getenv("_BERTH_NS_FORKPID");
+	if (flags || forkPid) {
+		int f = flags ? (int)strtol(flags, NULL, 10) : 0;
 		if (f & CLONE_NEWTIME)
 			berthStartedAt = 0;
-		unshareAndFork(f);
+		unshareAndFork(f, forkPid != NULL);
 	}
 }

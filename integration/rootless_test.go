@@ -1,0 +1,533 @@
+package integration
+
+// Rootless operation: berth run by an ordinary user (created here, with a subordinate id range
+// in /etc/subuid and /etc/subgid), through setpriv, no root anywhere in its process chain.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/berth-project/berth/cgroups"
+)
+
+const rootlessUserName = "berth-rootless"
+
+// rootlessUser is the test user and its subordinate ranges.
+type rootlessUser struct {
+	uid, gid       int
+	subuid, subgid int // first id of a 65536-id range
+}
+
+// ensureRootlessUser makes the user (idempotent) and gives it a 65536-id range in /etc/subuid
+// and /etc/subgid when it has none (useradd may already have, from login.defs).
+func ensureRootlessUser(t *testing.T) rootlessUser {
+	t.Helper()
+	if _, err := exec.LookPath("newuidmap"); err != nil {
+		t.Fatalf("newuidmap is needed (apt-get install uidmap; .ci/deps installs it): %v", err)
+	}
+	u, err := user.Lookup(rootlessUserName)
+	if err != nil {
+		if out, err := exec.Command("useradd", "-M", "-s", "/bin/sh", rootlessUserName).CombinedOutput(); err != nil {
+			t.Fatalf("useradd: %v: %s", err, out)
+		}
+		if u, err = user.Lookup(rootlessUserName); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ru := rootlessUser{}
+	ru.uid, _ = strconv.Atoi(u.Uid)
+	ru.gid, _ = strconv.Atoi(u.Gid)
+	ru.subuid = ensureSubRange(t, "/etc/subuid")
+	ru.subgid = ensureSubRange(t, "/etc/subgid")
+	return ru
+}
+
+// ensureSubRange returns the start of the user's 65536-id range in file, appending one after
+// every range listed there if it has none.
+func ensureSubRange(t *testing.T, file string) int {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	next := 100000
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Split(strings.TrimSpace(l), ":")
+		if len(f) != 3 {
+			continue
+		}
+		start, err1 := strconv.Atoi(f[1])
+		count, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if f[0] == rootlessUserName && count >= 65536 {
+			return start
+		}
+		if start+count > next {
+			next = start + count
+		}
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s:%d:65536\n", rootlessUserName, next); err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+// rootlessEnv is one test's setting for the user: a directory it can reach, its own
+// XDG_RUNTIME_DIR, a copy of berth it owns (as an ordinary user's install would be), a bundle.
+type rootlessEnv struct {
+	t      *testing.T
+	u      rootlessUser
+	dir    string
+	xdg    string
+	bin    string
+	bundle string
+	path   string // PATH for berth (newuidmap is looked up there)
+}
+
+func newRootlessEnv(t *testing.T) *rootlessEnv {
+	t.Helper()
+	u := ensureRootlessUser(t)
+	dir, err := os.MkdirTemp("", "berth-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &rootlessEnv{t: t, u: u, dir: dir, xdg: filepath.Join(dir, "xdg"), bin: filepath.Join(dir, "bin", "berth"),
+		bundle: filepath.Join(dir, "bundle"), path: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+	for _, d := range []string{r.xdg, filepath.Dir(r.bin), r.bundle} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(berthBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{r.xdg, filepath.Dir(r.bin), r.bin, r.bundle} {
+		if err := os.Chown(d, u.uid, u.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Dir(r.bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(r.bundle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Whatever a failed test left: its containers, as the user, then the files.
+		out, _ := r.cmd("list", "-q").Output()
+		for _, id := range strings.Fields(string(out)) {
+			_ = r.cmd("delete", "--force", id).Run()
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return r
+}
+
+// cmd is berth run as the user (setpriv: its uid, gid and groups; no capability), with only
+// PATH, HOME and XDG_RUNTIME_DIR in its environment.
+func (r *rootlessEnv) cmd(args ...string) *exec.Cmd {
+	full := append([]string{"--reuid", strconv.Itoa(r.u.uid), "--regid", strconv.Itoa(r.u.gid), "--init-groups",
+		"env", "-i", "PATH=" + r.path, "HOME=" + r.dir, "XDG_RUNTIME_DIR=" + r.xdg, r.bin}, args...)
+	c := exec.Command("setpriv", full...)
+	c.Dir = r.bundle
+	return c
+}
+
+func (r *rootlessEnv) berth(args ...string) result {
+	r.t.Helper()
+	// Files, not pipes: a detached container keeps berth's stdio open long after it exits.
+	out, err := os.CreateTemp(r.dir, "stdout")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	errf, err := os.CreateTemp(r.dir, "stderr")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer os.Remove(out.Name())
+	defer os.Remove(errf.Name())
+	defer out.Close()
+	defer errf.Close()
+	c := r.cmd(args...)
+	c.Stdout, c.Stderr = out, errf
+	err = c.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		r.t.Fatalf("running berth as %s: %v", rootlessUserName, err)
+	}
+	o, _ := os.ReadFile(out.Name())
+	x, _ := os.ReadFile(errf.Name())
+	return result{string(o), string(x), code}
+}
+
+func (r *rootlessEnv) must(args ...string) result {
+	r.t.Helper()
+	res := r.berth(args...)
+	if res.code != 0 {
+		r.t.Fatalf("berth %s (as %s): exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), rootlessUserName, res.code, res.stdout, res.stderr)
+	}
+	return res
+}
+
+// create starts a detached container (its stdio: berth's, files).
+func (r *rootlessEnv) create(id string) result {
+	r.t.Helper()
+	return r.berth("create", id)
+}
+
+func (r *rootlessEnv) status(id string) string {
+	r.t.Helper()
+	var s struct{ Status string }
+	if err := json.Unmarshal([]byte(r.must("state", id).stdout), &s); err != nil {
+		r.t.Fatal(err)
+	}
+	return s.Status
+}
+
+// stateDirs lists what the state root holds.
+func (r *rootlessEnv) stateDirs() []string {
+	ents, _ := os.ReadDir(filepath.Join(r.xdg, "berth"))
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// initsOf lists the live processes whose command line is a berth init for id.
+func initsOf(id string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); string(cmdline) == "berth\x00init\x00"+id+"\x00" {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// statOwner is a file's owner on the host.
+func statOwner(fi os.FileInfo) (int, int) {
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
+}
+
+func fileSum(t *testing.T, p string) [32]byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(data)
+}
+
+// The bundle of `berth spec --rootless` (byte for byte runc's, run as the same user), through
+// its lifecycle as an ordinary user: state under $XDG_RUNTIME_DIR/berth, create, exec, start,
+// kill, delete; the container cannot write the berth binary the user owns, /sys is a
+// read-only bind and the cgroup tree is not writable.
+func TestRootlessSpecLifecycle(t *testing.T) {
+	r := newRootlessEnv(t)
+	r.must("spec", "--rootless")
+	ours, err := os.ReadFile(filepath.Join(r.bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("runc"); err == nil {
+		runcDir := filepath.Join(r.dir, "runc-spec")
+		if err := os.Mkdir(runcDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chown(runcDir, r.u.uid, r.u.gid)
+		c := exec.Command("setpriv", "--reuid", strconv.Itoa(r.u.uid), "--regid", strconv.Itoa(r.u.gid), "--init-groups", "runc", "spec", "--rootless")
+		c.Dir = runcDir
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("runc spec --rootless: %v: %s", err, out)
+		}
+		theirs, err := os.ReadFile(filepath.Join(runcDir, "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ours, theirs) {
+			t.Fatalf("berth spec --rootless differs from runc's (same user):\n%s\n---\n%s", ours, theirs)
+		}
+	}
+	if !strings.Contains(string(ours), fmt.Sprintf(`"hostID": %d`, r.u.uid)) {
+		t.Fatalf("the spec does not map the caller's uid %d:\n%s", r.u.uid, ours)
+	}
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sleep", "1000"}
+	})
+	binSum := fileSum(t, r.bin)
+
+	const id = "rl-life"
+	if res := r.create(id); res.code != 0 {
+		t.Fatalf("create as %s: exit %d: %s", rootlessUserName, res.code, res.stderr)
+	}
+	if got := r.stateDirs(); len(got) != 1 || got[0] != id {
+		t.Fatalf("state root $XDG_RUNTIME_DIR/berth holds %v, want [%s]", got, id)
+	}
+	if st := r.status(id); st != "created" {
+		t.Fatalf("status %q after create", st)
+	}
+	// The init waits as the sealed berth (an ordinary user gets the sealed memfd copy): a
+	// process of the container, even one that may ptrace it, reads it but cannot write it.
+	res := r.must("exec", "--cap", "CAP_SYS_PTRACE", id, "sh", "-c",
+		`id -u; cat /proc/self/uid_map; readlink /proc/1/exe; head -c 4 /proc/1/exe >/dev/null && echo READ; `+
+			`{ echo pwned >> /proc/1/exe; } 2>/dev/null && echo WROTE; `+
+			`grep -E ' /sys | /sys/fs/cgroup' /proc/self/mounts; `+
+			`touch /sys/berth-test 2>/dev/null && echo SYSWRITE; mkdir /sys/fs/cgroup/berth-test 2>/dev/null && echo CGWRITE; `+
+			`for f in /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/cgroup.procs; do [ -e "$f" ] && { echo 1 >> "$f"; } 2>/dev/null && echo CGPROCS $f; done; echo END`)
+	t.Logf("inside:\n%s", res.stdout)
+	out := res.stdout
+	if !strings.HasPrefix(out, "0\n") || !strings.Contains(out, fmt.Sprintf("0 %10d %10d", r.u.uid, 1)) {
+		t.Errorf("exec: want uid 0 mapped to %d, got:\n%s", r.u.uid, out)
+	}
+	if !strings.Contains(out, "READ") || strings.Contains(out, r.bin) {
+		t.Errorf("the waiting init's /proc/1/exe: want a readable sealed copy, not %s:\n%s", r.bin, out)
+	}
+	for _, bad := range []string{"WROTE", "SYSWRITE", "CGWRITE", "CGPROCS"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("the container could write (%s):\n%s", bad, out)
+		}
+	}
+	if !strings.Contains(out, "END") {
+		t.Errorf("the exec'd script did not finish:\n%s", out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && (f[1] == "/sys" || strings.HasPrefix(f[1], "/sys/fs/cgroup")) && !strings.HasPrefix(f[3], "ro") {
+			t.Errorf("%s is mounted writable: %s", f[1], l)
+		}
+	}
+	if fileSum(t, r.bin) != binSum {
+		t.Fatal("the berth binary the user owns was changed from inside the container")
+	}
+	r.must("start", id)
+	if st := r.status(id); st != "running" {
+		t.Fatalf("status %q after start", st)
+	}
+	if res := r.must("exec", id, "ps", "-o", "pid,args"); !strings.Contains(res.stdout, "sleep 1000") {
+		t.Errorf("exec ps: %s", res.stdout)
+	}
+	// ps and events --stats read the container's cgroup, which it has only with a delegated
+	// cgroup v2 subtree (the VM suite); here they say so, on one line.
+	for _, cmd := range [][]string{{"ps", id}, {"events", "--stats", id}} {
+		res := r.berth(cmd...)
+		t.Logf("berth %s: exit %d: %s%s", strings.Join(cmd, " "), res.code, res.stdout, res.stderr)
+		if cgroups.DetectMode() != cgroups.Unified {
+			if res.code == 0 || !strings.Contains(res.stderr, "cgroup") || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
+				t.Errorf("berth %s without a cgroup: want one line naming the cgroup, got exit %d: %q", strings.Join(cmd, " "), res.code, res.stderr)
+			}
+		}
+	}
+	// --all without a cgroup to list the processes: the init, and its pid namespace with it.
+	r.must("kill", "--all", id, "KILL")
+	r.waitStopped(id)
+	r.must("delete", id)
+	if got := r.stateDirs(); len(got) != 0 {
+		t.Fatalf("state root holds %v after delete", got)
+	}
+	if fileSum(t, r.bin) != binSum {
+		t.Fatal("the berth binary changed")
+	}
+}
+
+func (r *rootlessEnv) waitStopped(id string) {
+	r.t.Helper()
+	for i := 0; i < 200; i++ {
+		if r.status(id) == "stopped" {
+			return
+		}
+		_ = exec.Command("sleep", "0.05").Run()
+	}
+	r.t.Fatalf("%s did not stop", id)
+}
+
+// A user namespace with the user's 65536-id subordinate range (newuidmap/newgidmap): the
+// container's uid 1000 is the range's 1000th id on the host.
+func TestRootlessSubordinateRange(t *testing.T) {
+	r := newRootlessEnv(t)
+	r.must("spec", "--rootless")
+	rfs := filepath.Join(r.bundle, "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, rfs).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", r.u.uid, r.u.gid), rfs).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["readonly"] = false
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; grep Groups: /proc/self/status; " +
+			"touch /owned && chown 1000:1000 /owned && echo CHOWNED; mkdir -p /tmp/d && chown 65535:65535 /tmp/d && echo TOP"}
+		caps := []any{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"}
+		for _, k := range []string{"bounding", "effective", "permitted"} {
+			p["capabilities"].(map[string]any)[k] = caps
+		}
+		delete(p["capabilities"].(map[string]any), "ambient")
+		l := cfg["linux"].(map[string]any)
+		l["uidMappings"] = []any{map[string]any{"containerID": 0, "hostID": r.u.uid, "size": 1}, map[string]any{"containerID": 1, "hostID": r.u.subuid, "size": 65536}}
+		l["gidMappings"] = []any{map[string]any{"containerID": 0, "hostID": r.u.gid, "size": 1}, map[string]any{"containerID": 1, "hostID": r.u.subgid, "size": 65536}}
+	})
+	res := r.berth("run", "rl-range")
+	t.Logf("run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	if res.code != 0 || !strings.Contains(res.stdout, "CHOWNED") || !strings.Contains(res.stdout, "TOP") {
+		t.Fatalf("run with a subordinate range: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stdout, fmt.Sprintf("%10d %10d %10d", 1, r.u.subuid, 65536)) {
+		t.Errorf("uid_map inside lacks the subordinate range:\n%s", res.stdout)
+	}
+	// newgidmap leaves setgroups allowed; the constructor dropped the user's groups.
+	if !strings.Contains(res.stdout, "allow") || !strings.Contains(res.stdout, "Groups:\t\n") && !strings.Contains(res.stdout, "Groups:\t \n") && !strings.Contains(res.stdout, "Groups:\t0\n") {
+		t.Errorf("setgroups/groups inside:\n%q", res.stdout)
+	}
+	for f, want := range map[string][2]int{
+		"owned": {r.u.subuid + 999, r.u.subgid + 999},
+		"tmp/d": {r.u.subuid + 65534, r.u.subgid + 65534},
+	} {
+		fi, err := os.Stat(filepath.Join(rfs, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, gid := statOwner(fi)
+		if uid != want[0] || gid != want[1] {
+			t.Errorf("/%s is %d:%d on the host, want %d:%d (the container's ids through the subordinate range)", f, uid, gid, want[0], want[1])
+		}
+	}
+	if got := r.stateDirs(); len(got) != 0 {
+		t.Errorf("state root holds %v after run", got)
+	}
+}
+
+// A mapping the user may not have (host ids outside its /etc/subuid range), and one that needs
+// newuidmap when it is not installed: create fails with one line naming the mapping and what
+// is missing, and leaves no state and no process.
+func TestRootlessBadMapping(t *testing.T) {
+	r := newRootlessEnv(t)
+	r.must("spec", "--rootless")
+	bad := r.u.subuid + 10*65536
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"true"}
+		l := cfg["linux"].(map[string]any)
+		l["uidMappings"] = []any{map[string]any{"containerID": 0, "hostID": r.u.uid, "size": 1}, map[string]any{"containerID": 1, "hostID": bad, "size": 65536}}
+		l["gidMappings"] = []any{map[string]any{"containerID": 0, "hostID": r.u.gid, "size": 1}, map[string]any{"containerID": 1, "hostID": r.u.subgid, "size": 65536}}
+	})
+	check := func(id string, want ...string) {
+		t.Helper()
+		res := r.create(id)
+		t.Logf("create %s: exit %d: %s", id, res.code, res.stderr)
+		msg := strings.TrimSpace(res.stderr)
+		if res.code != 1 || strings.Contains(msg, "\n") {
+			t.Errorf("create %s: want exit 1 and one line, got %d: %q", id, res.code, res.stderr)
+		}
+		for _, w := range want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("create %s: error %q does not say %q", id, msg, w)
+			}
+		}
+		if got := r.stateDirs(); len(got) != 0 {
+			t.Errorf("state root holds %v after the failed create", got)
+		}
+		if p := initsOf(id); len(p) != 0 {
+			t.Errorf("init processes left for %s: %v", id, p)
+		}
+	}
+	check("rl-bad", "linux.uidMappings", fmt.Sprintf("1->%d (65536)", bad), "newuidmap", "/etc/subuid")
+	// Without the helper on PATH.
+	empty := filepath.Join(r.dir, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.path = empty
+	check("rl-nohelper", "linux.uidMappings", "newuidmap", "uidmap")
+}
+
+// On a host without a delegated cgroup (this machine's v1 hierarchies), a rootless config that
+// asks for a limit is refused before anything runs, naming the field, in runc's words.
+func TestRootlessLimitWithoutCgroup(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("cgroup v2 host: see the VM suite's delegated test")
+	}
+	r := newRootlessEnv(t)
+	r.must("spec", "--rootless")
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"true"}
+		cfg["linux"].(map[string]any)["resources"] = map[string]any{"pids": map[string]any{"limit": 100}}
+	})
+	res := r.create("rl-limit")
+	msg := strings.TrimSpace(res.stderr)
+	t.Logf("create: exit %d: %s", res.code, msg)
+	if res.code != 1 || !strings.Contains(msg, "linux.resources.pids.limit") || !strings.Contains(msg, "cannot set pids limit: container could not join or create cgroup") {
+		t.Errorf("want exit 1 naming linux.resources.pids.limit, got %d: %q", res.code, msg)
+	}
+	if got := r.stateDirs(); len(got) != 0 {
+		t.Errorf("state root holds %v", got)
+	}
+	// Without the limit it runs, in no cgroup.
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) { delete(cfg["linux"].(map[string]any), "resources") })
+	r.must("run", "rl-nolimit")
+}
+
+// Default devices listed again in linux.devices (runc's dev.bats, run rootless): /dev/tty is
+// bound a second time over the first bind (it failed with "file exists"), /dev/ptmx stays the
+// link to the container's devpts (a host ptmx left the terminal without its ptys).
+func TestRootlessRedundantDevices(t *testing.T) {
+	r := newRootlessEnv(t)
+	r.must("spec", "--rootless")
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sh", "-c", "ls -lLn /dev/tty /dev/ptmx; readlink /dev/ptmx"}
+		cfg["linux"].(map[string]any)["devices"] = []any{
+			map[string]any{"path": "/dev/tty", "type": "c", "major": 5, "minor": 0},
+			map[string]any{"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2},
+		}
+	})
+	res := r.must("run", "rl-devs")
+	t.Logf("%s", res.stdout)
+	if !strings.Contains(res.stdout, "pts/ptmx") || !regexpMatch(`crw-rw-rw-\s+1\s+65534\s+65534\s+5,\s+0 .*/dev/tty`, res.stdout) {
+		t.Errorf("want /dev/tty the host's 5,0 (owner unmapped) and /dev/ptmx -> pts/ptmx:\n%s", res.stdout)
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
