@@ -73,7 +73,12 @@ func Open(path, id string, systemd bool) (Manager, error) {
 	if DetectMode() == Unified {
 		return &v2{path: clean, dir: filepath.Join(root, clean), rootless: Rootless}, nil
 	}
-	return newV1(clean)
+	m, err := newV1(clean)
+	if err != nil {
+		return nil, err
+	}
+	m.rootless = Rootless
+	return m, nil
 }
 
 // Check refuses, without touching anything, what Set would refuse on this host's layout before

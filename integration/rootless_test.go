@@ -531,3 +531,96 @@ func TestRootlessRedundantDevices(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// A cgroup v1 host where root delegated a group in each hierarchy to the user (as runc's
+// rootless.sh does for its suite): a config naming it gets it, with its limits, ps, events
+// --stats, pause and resume; a cgroupsPath the user may not write is refused in runc's words.
+func TestRootlessV1Delegated(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("cgroup v1 delegation; the VM suite covers v2")
+	}
+	r := newRootlessEnv(t)
+	const deleg = "berth-rootless-it"
+	var made []string
+	t.Cleanup(func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			_ = os.Remove(made[i])
+		}
+	})
+	mounts, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, m := range mounts {
+		dir := filepath.Join("/sys/fs/cgroup", m.Name())
+		if _, err := os.Stat(filepath.Join(dir, "tasks")); err != nil {
+			continue // the hybrid host's cgroup2 tree, or not a hierarchy
+		}
+		d := filepath.Join(dir, deleg)
+		if err := os.Mkdir(d, 0o755); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+		made = append(made, d)
+		files := []string{"", "tasks", "cgroup.procs"}
+		if m.Name() == "cpuset" {
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				v, _ := os.ReadFile(filepath.Join(dir, f))
+				_ = os.WriteFile(filepath.Join(d, f), v, 0)
+			}
+			files = append(files, "cpuset.cpus", "cpuset.mems")
+		}
+		for _, f := range files {
+			if err := os.Chown(filepath.Join(d, f), r.u.uid, r.u.gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r.must("spec", "--rootless")
+	const id = "rl-v1"
+	group := "/" + deleg + "/" + id
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sleep", "1000"}
+		l := cfg["linux"].(map[string]any)
+		l["cgroupsPath"] = group
+		l["resources"] = map[string]any{"pids": map[string]any{"limit": 50}, "memory": map[string]any{"limit": 64 << 20}}
+	})
+	if res := r.create(id); res.code != 0 {
+		t.Fatalf("create: exit %d: %s", res.code, res.stderr)
+	}
+	r.must("start", id)
+	for file, want := range map[string]string{"pids/" + group[1:] + "/pids.max": "50", "memory/" + group[1:] + "/memory.limit_in_bytes": strconv.Itoa(64 << 20)} {
+		data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", file))
+		if err != nil || strings.TrimSpace(string(data)) != want {
+			t.Errorf("%s = %q (%v), want %s", file, data, err, want)
+		}
+	}
+	if res := r.must("ps", id); !strings.Contains(res.stdout, "sleep") {
+		t.Errorf("ps: %s", res.stdout)
+	}
+	if res := r.must("events", "--stats", id); !strings.Contains(res.stdout, `"limit":50`) {
+		t.Errorf("events --stats: %s", res.stdout)
+	}
+	r.must("pause", id)
+	if st := r.status(id); st != "paused" {
+		t.Errorf("status %q after pause", st)
+	}
+	r.must("resume", id)
+	r.must("kill", "--all", id, "KILL")
+	r.waitStopped(id)
+	r.must("delete", id)
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", group)); err == nil {
+		t.Errorf("the group is left after delete")
+	}
+	// A path the user does not own: runc's words.
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["linux"].(map[string]any)["cgroupsPath"] = "/berth-rootless-not-delegated/x"
+		delete(cfg["linux"].(map[string]any), "resources")
+	})
+	res := r.create("rl-v1-denied")
+	if msg := strings.TrimSpace(res.stderr); res.code != 1 || !strings.Contains(msg, "unable to apply cgroup configuration") || !strings.Contains(msg, "permission denied") || strings.Contains(msg, "\n") {
+		t.Errorf("undelegated cgroupsPath: want one line in runc's words, got %d: %q", res.code, msg)
+	}
+	if got := r.stateDirs(); len(got) != 0 {
+		t.Errorf("state root holds %v", got)
+	}
+}
