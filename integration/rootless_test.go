@@ -391,7 +391,7 @@ func TestRootlessSubordinateRange(t *testing.T) {
 		cfg["root"].(map[string]any)["readonly"] = false
 		p := cfg["process"].(map[string]any)
 		p["terminal"] = false
-		p["args"] = []any{"sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; grep Groups: /proc/self/status; " +
+		p["args"] = []any{"sh", "-c", "echo fds $(ls /proc/self/fd); cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; grep Groups: /proc/self/status; " +
 			"touch /owned && chown 1000:1000 /owned && echo CHOWNED; mkdir -p /tmp/d && chown 65535:65535 /tmp/d && echo TOP"}
 		caps := []any{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"}
 		for _, k := range []string{"bounding", "effective", "permitted"} {
@@ -406,6 +406,11 @@ func TestRootlessSubordinateRange(t *testing.T) {
 	t.Logf("run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	if res.code != 0 || !strings.Contains(res.stdout, "CHOWNED") || !strings.Contains(res.stdout, "TOP") {
 		t.Fatalf("run with a subordinate range: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	// No descriptor of berth's (the init pipe, the helper's pipes) reaches the program: ls
+	// sees stdio and its own directory.
+	if !strings.Contains(res.stdout, "fds 0 1 2 3\n") {
+		t.Errorf("descriptors in the container: want stdio only:\n%s", res.stdout)
 	}
 	if !strings.Contains(res.stdout, fmt.Sprintf("%10d %10d %10d", 1, r.u.subuid, 65536)) {
 		t.Errorf("uid_map inside lacks the subordinate range:\n%s", res.stdout)
