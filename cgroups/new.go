@@ -48,6 +48,10 @@ func New(path, id string) (Manager, error) {
 	if Rootless && !SystemdDriver {
 		return newRootless(path, id)
 	}
+	if SystemdDriver && os.Geteuid() != 0 {
+		// runc asks the user's systemd instance (session bus); berth knows only the system's.
+		return nil, errors.New("--systemd-cgroup: not supported for an ordinary user (systemd's user instance); use the cgroupfs driver with a delegated cgroup (docs/rootless.md)")
+	}
 	if path == "" && !SystemdDriver {
 		path = "/berth/" + id
 	}

@@ -498,6 +498,10 @@ func TestRootlessLimitWithoutCgroup(t *testing.T) {
 		p["args"] = []any{"true"}
 		cfg["linux"].(map[string]any)["resources"] = map[string]any{"pids": map[string]any{"limit": 100}}
 	})
+	// --systemd-cgroup would need systemd's user instance: refused, naming the flag.
+	if res := r.berth("--systemd-cgroup", "create", "rl-systemd"); res.code != 1 || !strings.Contains(res.stderr, "--systemd-cgroup") || len(r.stateDirs()) != 0 {
+		t.Errorf("--systemd-cgroup as a user: want exit 1 naming the flag and nothing left, got %d: %q (state %v)", res.code, res.stderr, r.stateDirs())
+	}
 	res := r.create("rl-limit")
 	msg := strings.TrimSpace(res.stderr)
 	t.Logf("create: exit %d: %s", res.code, msg)
