@@ -438,6 +438,29 @@ func TestRootlessSubordinateRange(t *testing.T) {
 	if got := r.stateDirs(); len(got) != 0 {
 		t.Errorf("state root holds %v after run", got)
 	}
+	// Detached, as the container's uid 1000, with a process exec'd as 2000: ps (by the pid
+	// namespace on a host without a cgroup for the user) shows both, as their host uids.
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		p := cfg["process"].(map[string]any)
+		p["args"] = []any{"sleep", "1000"}
+		p["user"] = map[string]any{"uid": 1000, "gid": 1000}
+	})
+	const id = "rl-range-d"
+	if res := r.create(id); res.code != 0 {
+		t.Fatalf("create: exit %d: %s", res.code, res.stderr)
+	}
+	r.must("start", id)
+	r.must("exec", "-d", "--user", "2000:2000", id, "sleep", "999")
+	ps := r.must("ps", id).stdout
+	t.Logf("ps:\n%s", ps)
+	for _, want := range []string{fmt.Sprintf("%d ", r.u.subuid+999), fmt.Sprintf("%d ", r.u.subuid+1999), "sleep 1000", "sleep 999"} {
+		if !strings.Contains(ps, want) {
+			t.Errorf("ps lacks %q", want)
+		}
+	}
+	r.must("kill", "--all", id, "KILL")
+	r.waitStopped(id)
+	r.must("delete", id)
 }
 
 // A mapping the user may not have (host ids outside its /etc/subuid range), and one that needs
