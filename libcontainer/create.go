@@ -3,6 +3,7 @@ package libcontainer
 // The create stage: Create builds a container's state, cgroup and init, up to the exec of the user's program.
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	}
 	dropUnknownCapabilities(spec.Process.Capabilities)
 	if err := os.MkdirAll(o.Root, 0o711); err != nil {
-		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
+		return nil, rootError(o.Root, err)
 	}
 	removeAbandonedDirs(o.Root)
 	cgPath := ""
@@ -241,6 +242,15 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		return 0, nil, nil, fmt.Errorf("sending config to init: %w", err)
 	}
 	return pid, pipe, l.console, nil
+}
+
+// rootError reports a state root berth cannot use; an ordinary user is told where its state
+// goes (docs/rootless.md).
+func rootError(root string, err error) error {
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return fmt.Errorf("--root %s: %w (an ordinary user's state goes under $XDG_RUNTIME_DIR: set it, or --root)", root, err)
+	}
+	return fmt.Errorf("--root %s: %w", root, err)
 }
 
 // writePidFile writes the pid as runc does: decimal, no newline (containerd parses it with

@@ -206,9 +206,3 @@ func InUserNS() bool {
 	f := strings.Fields(string(data))
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
-
-// SetgroupsDenied says whether process pid's user namespace refuses setgroups.
-func SetgroupsDenied(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/setgroups")
-	return err == nil && strings.TrimSpace(string(data)) == "deny"
-}
