@@ -104,7 +104,11 @@ type rootlessEnv struct {
 
 func newRootlessEnv(t *testing.T) *rootlessEnv {
 	t.Helper()
-	u := ensureRootlessUser(t)
+	return newRootlessEnvFor(t, ensureRootlessUser(t))
+}
+
+func newRootlessEnvFor(t *testing.T, u rootlessUser) *rootlessEnv {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "berth-rootless-")
 	if err != nil {
 		t.Fatal(err)
@@ -657,5 +661,51 @@ func TestRootlessV1Delegated(t *testing.T) {
 	}
 	if got := r.stateDirs(); len(got) != 0 {
 		t.Errorf("state root holds %v", got)
+	}
+}
+
+// A user with no range in /etc/subuid (a system user: useradd gives those none) asking for a
+// subordinate mapping: the error says the file has no range for it.
+func TestRootlessNoSubordinateRange(t *testing.T) {
+	const name = "berth-rootless-nosub"
+	u, err := user.Lookup(name)
+	if err != nil {
+		if out, err := exec.Command("useradd", "-r", "-M", "-s", "/bin/sh", name).CombinedOutput(); err != nil {
+			t.Fatalf("useradd: %v: %s", err, out)
+		}
+		if u, err = user.Lookup(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, _ := os.ReadFile(f)
+		if strings.Contains("\n"+string(data), "\n"+name+":") || strings.Contains("\n"+string(data), "\n"+u.Uid+":") {
+			t.Skipf("%s has a range for %s: the test needs a user without one", f, name)
+		}
+	}
+	ru := rootlessUser{}
+	ru.uid, _ = strconv.Atoi(u.Uid)
+	ru.gid, _ = strconv.Atoi(u.Gid)
+	r := newRootlessEnvFor(t, ru)
+	r.must("spec", "--rootless")
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"true"}
+		l := cfg["linux"].(map[string]any)
+		l["uidMappings"] = []any{map[string]any{"containerID": 0, "hostID": ru.uid, "size": 1}, map[string]any{"containerID": 1, "hostID": 100000, "size": 65536}}
+	})
+	res := r.create("rl-nosub")
+	msg := strings.TrimSpace(res.stderr)
+	t.Logf("create: exit %d: %s", res.code, msg)
+	if res.code != 1 || strings.Contains(msg, "\n") || !strings.Contains(msg, "linux.uidMappings") || !strings.Contains(msg, "/etc/subuid has no range for uid "+u.Uid+"/"+name) {
+		t.Errorf("want one line naming linux.uidMappings and the missing /etc/subuid range, got %d: %q", res.code, msg)
+	}
+	if got := r.stateDirs(); len(got) != 0 {
+		t.Errorf("state root holds %v", got)
+	}
+	if p := initsOf("rl-nosub"); len(p) != 0 {
+		t.Errorf("init processes left: %v", p)
 	}
 }
