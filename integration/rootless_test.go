@@ -709,3 +709,60 @@ func TestRootlessNoSubordinateRange(t *testing.T) {
 		t.Errorf("init processes left: %v", p)
 	}
 }
+
+// Root in a user namespace that is not the initial one (the user's `unshare -r`, as rootless
+// podman runs its runtime): berth detects rootless operation (state under XDG_RUNTIME_DIR,
+// rootless cgroups: a limit without a cgroup refused), writes the maps itself, and runs the
+// spec --rootless bundle; --rootless false takes the rootful cgroup path (and fails on it here).
+func TestRootlessRootInUserNamespace(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) not installed")
+	}
+	r := newRootlessEnv(t)
+	ns := func(args ...string) result {
+		t.Helper()
+		full := append([]string{"--reuid", strconv.Itoa(r.u.uid), "--regid", strconv.Itoa(r.u.gid), "--init-groups",
+			"env", "-i", "PATH=" + r.path, "HOME=" + r.dir, "XDG_RUNTIME_DIR=" + r.xdg, "USER=" + rootlessUserName,
+			"unshare", "-r", r.bin}, args...)
+		c := exec.Command("setpriv", full...)
+		c.Dir = r.bundle
+		var out, errb bytes.Buffer
+		c.Stdout, c.Stderr = &out, &errb
+		err := c.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return result{out.String(), errb.String(), code}
+	}
+	if res := ns("spec", "--rootless"); res.code != 0 {
+		t.Fatalf("spec: %s", res.stderr)
+	}
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sh", "-c", "id -u; cat /proc/self/uid_map"}
+	})
+	res := ns("run", "rl-userns-root")
+	t.Logf("run: exit %d: %s%s", res.code, res.stdout, res.stderr)
+	if res.code != 0 || !strings.HasPrefix(res.stdout, "0\n") {
+		t.Fatalf("run as root of a user namespace: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(r.xdg, "berth")); err != nil {
+		t.Errorf("state root: want $XDG_RUNTIME_DIR/berth: %v", err)
+	}
+	if cgroups.DetectMode() != cgroups.Unified {
+		editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+			cfg["linux"].(map[string]any)["resources"] = map[string]any{"pids": map[string]any{"limit": 100}}
+		})
+		if res := ns("run", "rl-userns-limit"); res.code != 1 || !strings.Contains(res.stderr, "linux.resources.pids.limit") {
+			t.Errorf("auto: want the rootless refusal of a limit, got %d: %s", res.code, res.stderr)
+		}
+		if res := ns("--rootless", "false", "run", "rl-userns-limit"); res.code != 1 || !strings.Contains(res.stderr, "/berth/rl-userns-limit") {
+			t.Errorf("--rootless false: want the rootful cgroup path tried, got %d: %s", res.code, res.stderr)
+		}
+	}
+}

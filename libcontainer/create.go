@@ -197,10 +197,13 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	if plan.CloneFlags&unix.CLONE_NEWUSER != 0 {
 		l.attr.UidMappings = idMappings(spec.Linux.UIDMappings)
 		l.attr.GidMappings = idMappings(spec.Linux.GIDMappings)
-		l.attr.GidMappingsEnableSetgroups = true
+		// berth itself in a user namespace whose setgroups is denied (root there, as after
+		// `unshare -r`): the new namespace inherits the denial, so no setgroups call.
+		allow := namespaces.SetgroupsAllowed()
+		l.attr.GidMappingsEnableSetgroups = allow
 		// Root in the new namespace before the exec of `berth init`: an exec by an
 		// unmapped (hence unprivileged) uid would drop every capability.
-		l.attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		l.attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !allow}
 	}
 	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
 	pid, pipe, err := l.start(func(pid int) { c.State.Pid = pid })

@@ -206,3 +206,10 @@ func InUserNS() bool {
 	f := strings.Fields(string(data))
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
+
+// SetgroupsAllowed says whether the caller's user namespace allows setgroups (an unprivileged
+// namespace's maker denies it, and the namespaces made inside inherit that).
+func SetgroupsAllowed() bool {
+	data, err := os.ReadFile("/proc/self/setgroups")
+	return err != nil || strings.TrimSpace(string(data)) != "deny"
+}
