@@ -766,3 +766,48 @@ func TestRootlessRootInUserNamespace(t *testing.T) {
 		}
 	}
 }
+
+// Mount destinations that are symlinks out of the rootfs land inside it for a rootless
+// container too (same resolution as for root): a directory of the user's own outside the
+// rootfs, which the container's root could write, stays empty.
+func TestRootlessMountDestinationsStayInRootfs(t *testing.T) {
+	r := newRootlessEnv(t)
+	host := filepath.Join(r.dir, "host") // the user's, writable by the container's root
+	rf := filepath.Join(r.bundle, "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, rf).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	for _, d := range []string{host, filepath.Join(rf, host)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(host, filepath.Join(rf, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../.."+host, filepath.Join(rf, "evil2")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", r.u.uid, r.u.gid), host, rf).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	r.must("spec", "--rootless")
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["readonly"] = false
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sh", "-c", "touch /evil/f /evil2/g; grep -c ' " + host + "/[xy] ' /proc/self/mountinfo"}
+		mounts := cfg["mounts"].([]any)
+		for _, d := range []string{"/evil/x", "/evil2/y"} {
+			mounts = append(mounts, map[string]any{"destination": d, "type": "tmpfs", "source": "tmpfs"})
+		}
+		cfg["mounts"] = mounts
+	})
+	res := r.berth("run", "rl-dest")
+	if ents, _ := os.ReadDir(host); len(ents) != 0 {
+		t.Fatalf("a mount destination or a write through the link reached the user's directory outside the rootfs: %v", ents)
+	}
+	if res.code != 0 || strings.TrimSpace(res.stdout) != "2" {
+		t.Fatalf("want both mounts inside the rootfs: exit %d, %q %q", res.code, res.stdout, res.stderr)
+	}
+}
