@@ -48,6 +48,10 @@ func New(path, id string) (Manager, error) {
 	if Rootless && !SystemdDriver {
 		return newRootless(path, id)
 	}
+	if SystemdDriver && os.Geteuid() != 0 {
+		// runc asks the user's systemd instance (session bus); berth knows only the system's.
+		return nil, errors.New("--systemd-cgroup: not supported for an ordinary user (systemd's user instance); use the cgroupfs driver with a delegated cgroup (docs/rootless.md)")
+	}
 	if path == "" && !SystemdDriver {
 		path = "/berth/" + id
 	}
@@ -73,7 +77,12 @@ func Open(path, id string, systemd bool) (Manager, error) {
 	if DetectMode() == Unified {
 		return &v2{path: clean, dir: filepath.Join(root, clean), rootless: Rootless}, nil
 	}
-	return newV1(clean)
+	m, err := newV1(clean)
+	if err != nil {
+		return nil, err
+	}
+	m.rootless = Rootless
+	return m, nil
 }
 
 // Check refuses, without touching anything, what Set would refuse on this host's layout before

@@ -31,10 +31,28 @@ import (
 // that is not the initial one).
 var Rootless bool
 
-// newRootless is New for a rootless container (see the top of this file).
+// newRootless is New for a rootless container (see the top of this file). A cgroupsPath the
+// config names must be usable, as with runc: one the user may not write is an error, not a
+// container without a cgroup (on v1, a user-owned directory in each hierarchy is used as for
+// root: runc's suite delegates v1 that way).
 func newRootless(path, id string) (Manager, error) {
+	explicit := path != ""
 	if DetectMode() != Unified {
-		return &noCgroup{why: "a cgroup v1 host gives an ordinary user no cgroup"}, nil
+		if !explicit {
+			return &noCgroup{why: "a cgroup v1 host gives an ordinary user no cgroup"}, nil
+		}
+		if !filepath.IsAbs(path) {
+			path = "/berth/" + path
+		}
+		m, err := Open(path, id, false)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := m.(*v1); ok {
+			v.unified = "" // a hybrid host's cgroup2 tree is root's; it holds no limit anyway
+			v.rootless = true
+		}
+		return m, nil
 	}
 	if path == "" {
 		path = id
@@ -57,6 +75,9 @@ func newRootless(path, id string) (Manager, error) {
 		probe = filepath.Dir(dir)
 	}
 	if err := unix.Access(probe, unix.W_OK); err != nil {
+		if explicit {
+			return nil, fmt.Errorf("unable to apply cgroup configuration: %s: permission denied (rootless: no delegated cgroup there for uid %d)", probe, os.Geteuid())
+		}
 		return &noCgroup{why: fmt.Sprintf("no delegated cgroup: %s is not writable by uid %d", probe, os.Geteuid())}, nil
 	}
 	explain.Stepf("cgroups.New", "rootless: delegated cgroup v2 subtree, group %s", dir)

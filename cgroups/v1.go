@@ -25,6 +25,8 @@ type v1 struct {
 	path    string
 	dirs    map[string]string // controller (or "name=systemd") -> directory
 	unified string            // the group in a hybrid host's cgroup2 tree, or ""
+	// rootless: a cgroupsPath named by a rootless config (cgroups/rootless.go)
+	rootless bool
 }
 
 func newV1(path string) (*v1, error) {
@@ -87,6 +89,10 @@ func (m *v1) Create() error {
 	for _, d := range m.uniqueDirs() {
 		explain.Stepf("cgroups.Create", "mkdir -p %s", d)
 		if err := os.MkdirAll(d, 0o755); err != nil {
+			if m.rootless {
+				// runc's words for a cgroupsPath a rootless container may not use.
+				return fmt.Errorf("unable to apply cgroup configuration: %w", err)
+			}
 			return err
 		}
 	}
@@ -214,7 +220,7 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	if len(r.Devices) > 0 {
+	if len(r.Devices) > 0 && !m.rootless { // an ordinary user may not write device rules (runc skips them)
 		if err := m.setDevices(r.Devices); err != nil {
 			return err
 		}

@@ -104,7 +104,11 @@ type rootlessEnv struct {
 
 func newRootlessEnv(t *testing.T) *rootlessEnv {
 	t.Helper()
-	u := ensureRootlessUser(t)
+	return newRootlessEnvFor(t, ensureRootlessUser(t))
+}
+
+func newRootlessEnvFor(t *testing.T, u rootlessUser) *rootlessEnv {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "berth-rootless-")
 	if err != nil {
 		t.Fatal(err)
@@ -341,9 +345,12 @@ func TestRootlessSpecLifecycle(t *testing.T) {
 	if res := r.must("exec", id, "ps", "-o", "pid,args"); !strings.Contains(res.stdout, "sleep 1000") {
 		t.Errorf("exec ps: %s", res.stdout)
 	}
-	// ps and events --stats read the container's cgroup, which it has only with a delegated
-	// cgroup v2 subtree (the VM suite); here they say so, on one line.
-	for _, cmd := range [][]string{{"ps", id}, {"events", "--stats", id}} {
+	// Without a cgroup (this v1 host), ps lists the container's pid namespace; events --stats
+	// reads the cgroup it does not have, and says so on one line.
+	if res := r.must("ps", id); !strings.Contains(res.stdout, "sleep") || strings.Count(res.stdout, "\n") != 2 {
+		t.Errorf("ps: want its one process:\n%s", res.stdout)
+	}
+	for _, cmd := range [][]string{{"events", "--stats", id}} {
 		res := r.berth(cmd...)
 		t.Logf("berth %s: exit %d: %s%s", strings.Join(cmd, " "), res.code, res.stdout, res.stderr)
 		if cgroups.DetectMode() != cgroups.Unified {
@@ -391,7 +398,7 @@ func TestRootlessSubordinateRange(t *testing.T) {
 		cfg["root"].(map[string]any)["readonly"] = false
 		p := cfg["process"].(map[string]any)
 		p["terminal"] = false
-		p["args"] = []any{"sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; grep Groups: /proc/self/status; " +
+		p["args"] = []any{"sh", "-c", "echo fds $(ls /proc/self/fd); cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; grep Groups: /proc/self/status; " +
 			"touch /owned && chown 1000:1000 /owned && echo CHOWNED; mkdir -p /tmp/d && chown 65535:65535 /tmp/d && echo TOP"}
 		caps := []any{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"}
 		for _, k := range []string{"bounding", "effective", "permitted"} {
@@ -406,6 +413,11 @@ func TestRootlessSubordinateRange(t *testing.T) {
 	t.Logf("run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	if res.code != 0 || !strings.Contains(res.stdout, "CHOWNED") || !strings.Contains(res.stdout, "TOP") {
 		t.Fatalf("run with a subordinate range: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	// No descriptor of berth's (the init pipe, the helper's pipes) reaches the program: ls
+	// sees stdio and its own directory.
+	if !strings.Contains(res.stdout, "fds 0 1 2 3\n") {
+		t.Errorf("descriptors in the container: want stdio only:\n%s", res.stdout)
 	}
 	if !strings.Contains(res.stdout, fmt.Sprintf("%10d %10d %10d", 1, r.u.subuid, 65536)) {
 		t.Errorf("uid_map inside lacks the subordinate range:\n%s", res.stdout)
@@ -430,6 +442,29 @@ func TestRootlessSubordinateRange(t *testing.T) {
 	if got := r.stateDirs(); len(got) != 0 {
 		t.Errorf("state root holds %v after run", got)
 	}
+	// Detached, as the container's uid 1000, with a process exec'd as 2000: ps (by the pid
+	// namespace on a host without a cgroup for the user) shows both, as their host uids.
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		p := cfg["process"].(map[string]any)
+		p["args"] = []any{"sleep", "1000"}
+		p["user"] = map[string]any{"uid": 1000, "gid": 1000}
+	})
+	const id = "rl-range-d"
+	if res := r.create(id); res.code != 0 {
+		t.Fatalf("create: exit %d: %s", res.code, res.stderr)
+	}
+	r.must("start", id)
+	r.must("exec", "-d", "--user", "2000:2000", id, "sleep", "999")
+	ps := r.must("ps", id).stdout
+	t.Logf("ps:\n%s", ps)
+	for _, want := range []string{fmt.Sprintf("%d ", r.u.subuid+999), fmt.Sprintf("%d ", r.u.subuid+1999), "sleep 1000", "sleep 999"} {
+		if !strings.Contains(ps, want) {
+			t.Errorf("ps lacks %q", want)
+		}
+	}
+	r.must("kill", "--all", id, "KILL")
+	r.waitStopped(id)
+	r.must("delete", id)
 }
 
 // A mapping the user may not have (host ids outside its /etc/subuid range), and one that needs
@@ -493,6 +528,10 @@ func TestRootlessLimitWithoutCgroup(t *testing.T) {
 		p["args"] = []any{"true"}
 		cfg["linux"].(map[string]any)["resources"] = map[string]any{"pids": map[string]any{"limit": 100}}
 	})
+	// --systemd-cgroup would need systemd's user instance: refused, naming the flag.
+	if res := r.berth("--systemd-cgroup", "create", "rl-systemd"); res.code != 1 || !strings.Contains(res.stderr, "--systemd-cgroup") || len(r.stateDirs()) != 0 {
+		t.Errorf("--systemd-cgroup as a user: want exit 1 naming the flag and nothing left, got %d: %q (state %v)", res.code, res.stderr, r.stateDirs())
+	}
 	res := r.create("rl-limit")
 	msg := strings.TrimSpace(res.stderr)
 	t.Logf("create: exit %d: %s", res.code, msg)
@@ -531,3 +570,244 @@ func TestRootlessRedundantDevices(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// A cgroup v1 host where root delegated a group in each hierarchy to the user (as runc's
+// rootless.sh does for its suite): a config naming it gets it, with its limits, ps, events
+// --stats, pause and resume; a cgroupsPath the user may not write is refused in runc's words.
+func TestRootlessV1Delegated(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("cgroup v1 delegation; the VM suite covers v2")
+	}
+	r := newRootlessEnv(t)
+	const deleg = "berth-rootless-it"
+	var made []string
+	t.Cleanup(func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			_ = os.Remove(made[i])
+		}
+	})
+	mounts, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, m := range mounts {
+		dir := filepath.Join("/sys/fs/cgroup", m.Name())
+		if _, err := os.Stat(filepath.Join(dir, "tasks")); err != nil {
+			continue // the hybrid host's cgroup2 tree, or not a hierarchy
+		}
+		d := filepath.Join(dir, deleg)
+		if err := os.Mkdir(d, 0o755); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+		made = append(made, d)
+		files := []string{"", "tasks", "cgroup.procs"}
+		if m.Name() == "cpuset" {
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				v, _ := os.ReadFile(filepath.Join(dir, f))
+				_ = os.WriteFile(filepath.Join(d, f), v, 0)
+			}
+			files = append(files, "cpuset.cpus", "cpuset.mems")
+		}
+		for _, f := range files {
+			if err := os.Chown(filepath.Join(d, f), r.u.uid, r.u.gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r.must("spec", "--rootless")
+	const id = "rl-v1"
+	group := "/" + deleg + "/" + id
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sleep", "1000"}
+		l := cfg["linux"].(map[string]any)
+		l["cgroupsPath"] = group
+		l["resources"] = map[string]any{"pids": map[string]any{"limit": 50}, "memory": map[string]any{"limit": 64 << 20}}
+	})
+	if res := r.create(id); res.code != 0 {
+		t.Fatalf("create: exit %d: %s", res.code, res.stderr)
+	}
+	r.must("start", id)
+	for file, want := range map[string]string{"pids/" + group[1:] + "/pids.max": "50", "memory/" + group[1:] + "/memory.limit_in_bytes": strconv.Itoa(64 << 20)} {
+		data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", file))
+		if err != nil || strings.TrimSpace(string(data)) != want {
+			t.Errorf("%s = %q (%v), want %s", file, data, err, want)
+		}
+	}
+	if res := r.must("ps", id); !strings.Contains(res.stdout, "sleep") {
+		t.Errorf("ps: %s", res.stdout)
+	}
+	if res := r.must("events", "--stats", id); !strings.Contains(res.stdout, `"limit":50`) {
+		t.Errorf("events --stats: %s", res.stdout)
+	}
+	r.must("pause", id)
+	if st := r.status(id); st != "paused" {
+		t.Errorf("status %q after pause", st)
+	}
+	r.must("resume", id)
+	r.must("kill", "--all", id, "KILL")
+	r.waitStopped(id)
+	r.must("delete", id)
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", group)); err == nil {
+		t.Errorf("the group is left after delete")
+	}
+	// A path the user does not own: runc's words.
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["linux"].(map[string]any)["cgroupsPath"] = "/berth-rootless-not-delegated/x"
+		delete(cfg["linux"].(map[string]any), "resources")
+	})
+	res := r.create("rl-v1-denied")
+	if msg := strings.TrimSpace(res.stderr); res.code != 1 || !strings.Contains(msg, "unable to apply cgroup configuration") || !strings.Contains(msg, "permission denied") || strings.Contains(msg, "\n") {
+		t.Errorf("undelegated cgroupsPath: want one line in runc's words, got %d: %q", res.code, msg)
+	}
+	if got := r.stateDirs(); len(got) != 0 {
+		t.Errorf("state root holds %v", got)
+	}
+}
+
+// A user with no range in /etc/subuid (a system user: useradd gives those none) asking for a
+// subordinate mapping: the error says the file has no range for it.
+func TestRootlessNoSubordinateRange(t *testing.T) {
+	const name = "berth-rootless-nosub"
+	u, err := user.Lookup(name)
+	if err != nil {
+		if out, err := exec.Command("useradd", "-r", "-M", "-s", "/bin/sh", name).CombinedOutput(); err != nil {
+			t.Fatalf("useradd: %v: %s", err, out)
+		}
+		if u, err = user.Lookup(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, _ := os.ReadFile(f)
+		if strings.Contains("\n"+string(data), "\n"+name+":") || strings.Contains("\n"+string(data), "\n"+u.Uid+":") {
+			t.Skipf("%s has a range for %s: the test needs a user without one", f, name)
+		}
+	}
+	ru := rootlessUser{}
+	ru.uid, _ = strconv.Atoi(u.Uid)
+	ru.gid, _ = strconv.Atoi(u.Gid)
+	r := newRootlessEnvFor(t, ru)
+	r.must("spec", "--rootless")
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"true"}
+		l := cfg["linux"].(map[string]any)
+		l["uidMappings"] = []any{map[string]any{"containerID": 0, "hostID": ru.uid, "size": 1}, map[string]any{"containerID": 1, "hostID": 100000, "size": 65536}}
+	})
+	res := r.create("rl-nosub")
+	msg := strings.TrimSpace(res.stderr)
+	t.Logf("create: exit %d: %s", res.code, msg)
+	if res.code != 1 || strings.Contains(msg, "\n") || !strings.Contains(msg, "linux.uidMappings") || !strings.Contains(msg, "/etc/subuid has no range for uid "+u.Uid+"/"+name) {
+		t.Errorf("want one line naming linux.uidMappings and the missing /etc/subuid range, got %d: %q", res.code, msg)
+	}
+	if got := r.stateDirs(); len(got) != 0 {
+		t.Errorf("state root holds %v", got)
+	}
+	if p := initsOf("rl-nosub"); len(p) != 0 {
+		t.Errorf("init processes left: %v", p)
+	}
+}
+
+// Root in a user namespace that is not the initial one (the user's `unshare -r`, as rootless
+// podman runs its runtime): berth detects rootless operation (state under XDG_RUNTIME_DIR,
+// rootless cgroups: a limit without a cgroup refused), writes the maps itself, and runs the
+// spec --rootless bundle; --rootless false takes the rootful cgroup path (and fails on it here).
+func TestRootlessRootInUserNamespace(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) not installed")
+	}
+	r := newRootlessEnv(t)
+	ns := func(args ...string) result {
+		t.Helper()
+		full := append([]string{"--reuid", strconv.Itoa(r.u.uid), "--regid", strconv.Itoa(r.u.gid), "--init-groups",
+			"env", "-i", "PATH=" + r.path, "HOME=" + r.dir, "XDG_RUNTIME_DIR=" + r.xdg, "USER=" + rootlessUserName,
+			"unshare", "-r", r.bin}, args...)
+		c := exec.Command("setpriv", full...)
+		c.Dir = r.bundle
+		var out, errb bytes.Buffer
+		c.Stdout, c.Stderr = &out, &errb
+		err := c.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return result{out.String(), errb.String(), code}
+	}
+	if res := ns("spec", "--rootless"); res.code != 0 {
+		t.Fatalf("spec: %s", res.stderr)
+	}
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sh", "-c", "id -u; cat /proc/self/uid_map"}
+	})
+	res := ns("run", "rl-userns-root")
+	t.Logf("run: exit %d: %s%s", res.code, res.stdout, res.stderr)
+	if res.code != 0 || !strings.HasPrefix(res.stdout, "0\n") {
+		t.Fatalf("run as root of a user namespace: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(r.xdg, "berth")); err != nil {
+		t.Errorf("state root: want $XDG_RUNTIME_DIR/berth: %v", err)
+	}
+	if cgroups.DetectMode() != cgroups.Unified {
+		editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+			cfg["linux"].(map[string]any)["resources"] = map[string]any{"pids": map[string]any{"limit": 100}}
+		})
+		if res := ns("run", "rl-userns-limit"); res.code != 1 || !strings.Contains(res.stderr, "linux.resources.pids.limit") {
+			t.Errorf("auto: want the rootless refusal of a limit, got %d: %s", res.code, res.stderr)
+		}
+		if res := ns("--rootless", "false", "run", "rl-userns-limit"); res.code != 1 || !strings.Contains(res.stderr, "/berth/rl-userns-limit") {
+			t.Errorf("--rootless false: want the rootful cgroup path tried, got %d: %s", res.code, res.stderr)
+		}
+	}
+}
+
+// Mount destinations that are symlinks out of the rootfs land inside it for a rootless
+// container too (same resolution as for root): a directory of the user's own outside the
+// rootfs, which the container's root could write, stays empty.
+func TestRootlessMountDestinationsStayInRootfs(t *testing.T) {
+	r := newRootlessEnv(t)
+	host := filepath.Join(r.dir, "host") // the user's, writable by the container's root
+	rf := filepath.Join(r.bundle, "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, rf).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	for _, d := range []string{host, filepath.Join(rf, host)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(host, filepath.Join(rf, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../.."+host, filepath.Join(rf, "evil2")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", r.u.uid, r.u.gid), host, rf).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	r.must("spec", "--rootless")
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["readonly"] = false
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sh", "-c", "touch /evil/f /evil2/g; grep -c ' " + host + "/[xy] ' /proc/self/mountinfo"}
+		mounts := cfg["mounts"].([]any)
+		for _, d := range []string{"/evil/x", "/evil2/y"} {
+			mounts = append(mounts, map[string]any{"destination": d, "type": "tmpfs", "source": "tmpfs"})
+		}
+		cfg["mounts"] = mounts
+	})
+	res := r.berth("run", "rl-dest")
+	if ents, _ := os.ReadDir(host); len(ents) != 0 {
+		t.Fatalf("a mount destination or a write through the link reached the user's directory outside the rootfs: %v", ents)
+	}
+	if res.code != 0 || strings.TrimSpace(res.stdout) != "2" {
+		t.Fatalf("want both mounts inside the rootfs: exit %d, %q %q", res.code, res.stdout, res.stderr)
+	}
+}

@@ -3,6 +3,7 @@ package libcontainer
 // The create stage: Create builds a container's state, cgroup and init, up to the exec of the user's program.
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	}
 	dropUnknownCapabilities(spec.Process.Capabilities)
 	if err := os.MkdirAll(o.Root, 0o711); err != nil {
-		return nil, fmt.Errorf("--root %s: %w", o.Root, err)
+		return nil, rootError(o.Root, err)
 	}
 	removeAbandonedDirs(o.Root)
 	cgPath := ""
@@ -197,10 +198,13 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	if plan.CloneFlags&unix.CLONE_NEWUSER != 0 {
 		l.attr.UidMappings = idMappings(spec.Linux.UIDMappings)
 		l.attr.GidMappings = idMappings(spec.Linux.GIDMappings)
-		l.attr.GidMappingsEnableSetgroups = true
+		// berth itself in a user namespace whose setgroups is denied (root there, as after
+		// `unshare -r`): the new namespace inherits the denial, so no setgroups call.
+		allow := namespaces.SetgroupsAllowed()
+		l.attr.GidMappingsEnableSetgroups = allow
 		// Root in the new namespace before the exec of `berth init`: an exec by an
 		// unmapped (hence unprivileged) uid would drop every capability.
-		l.attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		l.attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !allow}
 	}
 	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
 	pid, pipe, err := l.start(func(pid int) { c.State.Pid = pid })
@@ -243,6 +247,15 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		return 0, nil, nil, fmt.Errorf("sending config to init: %w", err)
 	}
 	return pid, pipe, l.console, nil
+}
+
+// rootError reports a state root berth cannot use; an ordinary user is told where its state
+// goes (docs/rootless.md).
+func rootError(root string, err error) error {
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return fmt.Errorf("--root %s: %w (an ordinary user's state goes under $XDG_RUNTIME_DIR: set it, or --root)", root, err)
+	}
+	return fmt.Errorf("--root %s: %w", root, err)
 }
 
 // writePidFile writes the pid as runc does: decimal, no newline (containerd parses it with

@@ -112,13 +112,20 @@ func (c *Container) signalAll(sig unix.Signal, paused bool) error {
 		return err
 	}
 	if cgroups.IsNone(cg) {
-		// Rootless without a cgroup: nothing lists its processes; the init is signalled
-		// (with its pid namespace, SIGKILL to it takes every process there along).
+		// Rootless without a cgroup: the processes of its pid namespace, or the init alone
+		// (SIGKILL to it takes every process of its pid namespace along).
 		if st := c.status(); st == Stopped || st == Creating {
 			return nil
 		}
-		explain.Stepf("libcontainer.signalAll", "kill -%d %d (no cgroup: the init only)", sig, c.State.Pid)
-		return unix.Kill(c.State.Pid, sig)
+		pids, ok := pidsInNamespace(c.State.Pid, c.State.Config)
+		if !ok {
+			pids = []int{c.State.Pid}
+		}
+		for _, p := range pids {
+			explain.Stepf("libcontainer.signalAll", "kill -%d %d (no cgroup: by pid namespace)", sig, p)
+			_ = unix.Kill(p, sig)
+		}
+		return nil
 	}
 	if sig == unix.SIGKILL {
 		return cg.KillAll()

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/internal/explain"
 )
 
@@ -78,11 +81,55 @@ func (c *Container) Resume() error {
 }
 
 // Processes lists the host pids of every process in the container's cgroup (none once it
-// has stopped and its cgroup is empty).
+// has stopped and its cgroup is empty). A rootless container without a cgroup is listed by
+// its pid namespace instead (pidsInNamespace).
 func (c *Container) Processes() ([]int, error) {
 	cg, err := c.cgroup()
 	if err != nil {
 		return nil, err
 	}
+	if cgroups.IsNone(cg) {
+		if c.status() == Stopped {
+			return nil, nil
+		}
+		if pids, ok := pidsInNamespace(c.State.Pid, c.State.Config); ok {
+			return pids, nil
+		}
+	}
 	return cg.Pids()
+}
+
+// pidsInNamespace lists the processes in the pid namespace of the container's init, when the
+// container has one of its own (a shared one holds others' processes too). A process whose
+// namespace cannot be read (not dumpable: a berth init at work) is left out.
+func pidsInNamespace(initPid int, spec *specs.Spec) ([]int, bool) {
+	own := false
+	if spec != nil && spec.Linux != nil {
+		for _, n := range spec.Linux.Namespaces {
+			own = own || n.Type == specs.PIDNamespace && n.Path == ""
+		}
+	}
+	if !own {
+		return nil, false
+	}
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(initPid) + "/ns/pid")
+	if err != nil {
+		return nil, false
+	}
+	explain.Stepf("libcontainer.pidsInNamespace", "no cgroup: the processes whose /proc/PID/ns/pid is %s", ns)
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, false
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && l == ns {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, true
 }

@@ -183,7 +183,7 @@ const newDirPrefix = ".new-"
 func (c *Container) publishDir(root string) error {
 	tmp, err := os.MkdirTemp(root, newDirPrefix+c.ID+"-")
 	if err != nil {
-		return fmt.Errorf("--root %s: %w", root, err)
+		return rootError(root, err)
 	}
 	if err := os.Chmod(tmp, 0o711); err != nil {
 		os.RemoveAll(tmp)

@@ -207,8 +207,9 @@ func InUserNS() bool {
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
 
-// SetgroupsDenied says whether process pid's user namespace refuses setgroups.
-func SetgroupsDenied(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/setgroups")
-	return err == nil && strings.TrimSpace(string(data)) == "deny"
+// SetgroupsAllowed says whether the caller's user namespace allows setgroups (an unprivileged
+// namespace's maker denies it, and the namespaces made inside inherit that).
+func SetgroupsAllowed() bool {
+	data, err := os.ReadFile("/proc/self/setgroups")
+	return err != nil || strings.TrimSpace(string(data)) != "deny"
 }
