@@ -26,11 +26,12 @@ func TestCheckpointInVM(t *testing.T) {
 // criuModules are the kernel's modules (=m in Debian's config) criu needs: the socket diag
 // families it collects sockets through, tun and veth (its kernel probe tries both),
 // nf_tables (the probe fails without it: criu is built with libnftables; it needs libcrc32c,
-// which needs a crc32c the kernel cannot load by itself here: no modprobe), and the legacy
-// iptables it locks a network namespace with (a CRIU chain in the filter table, matching a
-// mark).
+// which needs a crc32c the kernel cannot load by itself here: no modprobe),
+// nf_conntrack_netlink (a network namespace's dump asks for its conntrack entries: without it
+// nfnetlink answers EINVAL), and the legacy iptables it locks a network namespace with (a CRIU
+// chain in the filter table, matching a mark).
 var criuModules = []string{"unix_diag", "inet_diag", "tcp_diag", "udp_diag", "raw_diag",
-	"netlink_diag", "af_packet_diag", "tun", "veth", "crc32c_generic", "nf_tables", "ip_tables", "iptable_filter",
+	"netlink_diag", "af_packet_diag", "tun", "veth", "crc32c_generic", "nf_tables", "nf_conntrack_netlink", "ip_tables", "iptable_filter",
 	"ip6_tables", "ip6table_filter", "xt_mark"}
 
 // criuBinaries are checked to find every library they link inside the tree.
