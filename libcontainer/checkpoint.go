@@ -38,21 +38,13 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 	if c.State.HostMounts {
 		return fmt.Errorf("container %s has no mount namespace: criu cannot checkpoint it", c.ID)
 	}
+	// The flags first, as runc: a bad one is named before criu is even looked for.
+	if err := o.validateDump(); err != nil {
+		return err
+	}
 	criuPath, err := checkCriu(o)
 	if err != nil {
 		return err
-	}
-	if o.ParentPath != "" {
-		if filepath.IsAbs(o.ParentPath) {
-			return fmt.Errorf("--parent-path %s: must be relative to --image-path", o.ParentPath)
-		}
-		p := filepath.Join(o.ImagePath, o.ParentPath)
-		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
-			if err == nil {
-				err = &os.PathError{Op: "stat", Path: p, Err: unix.ENOTDIR}
-			}
-			return fmt.Errorf("invalid --parent-path: %w", err)
-		}
 	}
 	spec := c.State.Config
 	logName := "dump.log"
@@ -86,11 +78,8 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 		opts.FreezeCgroup = proto.String(fz)
 	}
 	if o.PageServer != "" {
-		host, port, err := net.SplitHostPort(o.PageServer)
-		n, perr := strconv.Atoi(port)
-		if err != nil || perr != nil || host == "" {
-			return fmt.Errorf("--page-server %q: must be ADDRESS:PORT", o.PageServer)
-		}
+		host, port, _ := net.SplitHostPort(o.PageServer)
+		n, _ := strconv.Atoi(port)
 		opts.Ps = &rpc.CriuPageServerInfo{Address: proto.String(host), Port: proto.Int32(int32(n))}
 	}
 	if o.ParentPath != "" {
@@ -141,6 +130,34 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 	}
 	// criu killed the processes after the dump: the container is gone.
 	return c.destroy()
+}
+
+// validateDump checks checkpoint's flags before anything else is done.
+func (o *CriuOpts) validateDump() error {
+	if o.ParentPath != "" {
+		if filepath.IsAbs(o.ParentPath) {
+			return fmt.Errorf("--parent-path %s: must be relative to --image-path", o.ParentPath)
+		}
+		p := filepath.Join(o.ImagePath, o.ParentPath)
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = &os.PathError{Op: "stat", Path: p, Err: unix.ENOTDIR}
+			}
+			return fmt.Errorf("invalid --parent-path: %w", err)
+		}
+	}
+	if o.PageServer != "" {
+		host, port, err := net.SplitHostPort(o.PageServer)
+		_, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || host == "" {
+			return fmt.Errorf("--page-server %q: must be ADDRESS:PORT", o.PageServer)
+		}
+	}
+	if _, err := o.cgroupsMode(); err != nil {
+		return err
+	}
+	_, err := o.emptyNs()
+	return err
 }
 
 // describeOutside tells criu what of the container comes from outside it (external mounts,

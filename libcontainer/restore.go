@@ -49,6 +49,12 @@ func Restore(o RestoreOpts) (l *Launched, err error) {
 	if err := checkTerminal(o.Detach, spec.Process.Terminal, o.ConsoleSocket); err != nil {
 		return nil, err
 	}
+	if _, err := o.Criu.cgroupsMode(); err != nil {
+		return nil, err
+	}
+	if _, err := o.Criu.emptyNs(); err != nil {
+		return nil, err
+	}
 	if err := checkImage(o.Criu.ImagePath); err != nil {
 		return nil, err
 	}
