@@ -10,13 +10,18 @@ import (
 )
 
 // criuWorksHere says whether a criu is installed and passes its own check of this kernel
-// (Debian 12's criu 3.17 fails it on 6.18 kernels: "vdso: Unexpected rt vDSO area bounds").
-func criuWorksHere() (installed, works bool) {
+// (Debian 12's criu 3.17 fails it on 6.18 kernels: "vdso: Unexpected rt vDSO area bounds"),
+// and the first error its check logged. The log goes to a file: criu writes its messages to a
+// descriptor of its own, which is not always the stderr it was given.
+func criuWorksHere(t *testing.T) (installed, works bool, firstError string) {
 	p, err := exec.LookPath("criu")
 	if err != nil {
-		return false, false
+		return false, false, ""
 	}
-	return true, exec.Command(p, "check").Run() == nil
+	log := filepath.Join(t.TempDir(), "check.log")
+	err = exec.Command(p, "check", "-o", log).Run()
+	data, _ := os.ReadFile(log)
+	return true, err == nil, criuFirstError(string(data))
 }
 
 // On a host without a working criu, checkpoint and restore fail before they make anything,
@@ -26,7 +31,7 @@ func criuWorksHere() (installed, works bool) {
 // directory or cgroup of the container restore would have made, and the checkpointed
 // container still runs.
 func TestCheckpointRestoreErrorsWithoutWorkingCriu(t *testing.T) {
-	installed, works := criuWorksHere()
+	installed, works, first := criuWorksHere(t)
 	if works {
 		t.Skip("criu works on this host: the VM suite covers a real checkpoint; this test is for the errors")
 	}
@@ -61,8 +66,6 @@ func TestCheckpointRestoreErrorsWithoutWorkingCriu(t *testing.T) {
 
 	if installed {
 		// criu's own words for its failed check are passed on.
-		out, _ := exec.Command("criu", "check").CombinedOutput()
-		first := criuFirstError(string(out))
 		r = e.berth("checkpoint", "--image-path", img, "--work-path", work, "ck1")
 		if r.code == 0 || !strings.Contains(r.stderr, "fails its check of this kernel") || first == "" || !strings.Contains(r.stderr, first) {
 			t.Errorf("checkpoint with a failing criu: exit %d, stderr %q (criu check says %q)", r.code, r.stderr, first)
