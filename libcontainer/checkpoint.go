@@ -35,6 +35,9 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 		// runc's words.
 		return fmt.Errorf("container cannot be checkpointed in %s state", st)
 	}
+	if c.State.Config == nil || c.State.Config.Linux == nil {
+		return fmt.Errorf("container %s: its state has no linux config", c.ID)
+	}
 	if c.State.HostMounts {
 		return fmt.Errorf("container %s has no mount namespace: criu cannot checkpoint it", c.ID)
 	}

@@ -39,6 +39,9 @@ func Restore(o RestoreOpts) (l *Launched, err error) {
 		return nil, err
 	}
 	spec := o.Spec
+	if spec.Linux == nil || spec.Process == nil {
+		return nil, errors.New("config.json: restore needs the linux and process sections")
+	}
 	plan, err := namespaces.New(spec)
 	if err != nil {
 		return nil, err
