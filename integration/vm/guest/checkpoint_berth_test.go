@@ -1,0 +1,81 @@
+package guest
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// berth's own checkpoint checks, beside the scenarios shared with runc (checkpoint_test.go).
+
+// With a criu that works here, features and --version say checkpoint is supported.
+func TestCheckpointBerthSaysSupported(t *testing.T) {
+	needCriu(t)
+	e := newEnv(t)
+	var f struct{ Annotations map[string]string }
+	if err := json.Unmarshal([]byte(e.mustBerth("features").stdout), &f); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.Annotations["org.opencontainers.runc.checkpoint.enabled"]; v != "true" {
+		t.Errorf("features: checkpoint.enabled %q, want \"true\"", v)
+	}
+	if v := e.mustBerth("--version").stdout; !strings.Contains(v, "\ncheckpoint: supported (criu 3.") {
+		t.Errorf("--version: %q", v)
+	}
+}
+
+// A restore that criu fails half-way (after berth made the state, the cgroup, and moved criu
+// into it) leaves nothing: the copy's config allows one process in its group, criu itself, so
+// it cannot fork what it restores. The error is criu's; no state, no cgroup, no process of
+// the copy remain; the original, left running at the dump, still counts.
+func TestCheckpointRestoreFailureLeavesNothing(t *testing.T) {
+	needCriu(t)
+	e := counterEnv(t, berthBin, counterArgs)
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "rf")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--leave-running", "--image-path", img, "--work-path", work, "rf")
+
+	e2 := *e
+	e2.bundle = t.TempDir()
+	spec := *e.spec
+	linux := *spec.Linux
+	linux.CgroupsPath += "-fail"
+	res := *linux.Resources
+	res.Pids = &specs.LinuxPids{Limit: i64(1)}
+	linux.Resources = &res
+	spec.Linux = &linux
+	e2.spec = &spec
+	e2.writeSpec()
+	work2 := filepath.Join(dir, "work2")
+	r := e2.berth("restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e2.bundle, "rf-copy")
+	if r.code == 0 {
+		t.Fatalf("restore under pids.max 1 succeeded")
+	}
+	t.Logf("restore under pids.max 1: %s", strings.TrimSpace(r.stderr))
+	if !strings.Contains(r.stderr, "criu restore") {
+		t.Errorf("restore error does not say criu's restore failed: %q", r.stderr)
+	}
+	if s := e2.ociState("rf-copy"); s != nil {
+		t.Errorf("failed restore left a container: %+v", s)
+	}
+	ents, _ := os.ReadDir(e2.root)
+	for _, d := range ents {
+		if d.Name() != "rf" {
+			t.Errorf("failed restore left %s in the root", d.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", linux.CgroupsPath)); err == nil {
+		t.Errorf("failed restore left its cgroup %s", linux.CgroupsPath)
+	}
+	v := out.next(t)
+	if w := out.next(t); w != v+1 {
+		t.Errorf("the original counts %d, %d after the failed restore", v, w)
+	}
+}
