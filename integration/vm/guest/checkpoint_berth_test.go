@@ -3,9 +3,11 @@ package guest
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -77,5 +79,57 @@ func TestCheckpointRestoreFailureLeavesNothing(t *testing.T) {
 	v := out.next(t)
 	if w := out.next(t); w != v+1 {
 		t.Errorf("the original counts %d, %d after the failed restore", v, w)
+	}
+}
+
+// restore without --detach waits for the restored container as run does: the counter goes
+// on, and when it is killed, restore exits with its status (128+9) and the container is
+// deleted.
+func TestCheckpointRestoreForeground(t *testing.T) {
+	needCriu(t)
+	e := counterEnv(t, berthBin, counterArgs)
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "fg")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "fg")
+	last := out.last(t)
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(berthBin, "--root", e.root, "restore", "--image-path", img, "--work-path", filepath.Join(dir, "work2"), "--bundle", e.bundle, "fg")
+	cmd.Stdout = outW
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outW.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	out2 := readNumbers(outR)
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+	e.mustBerth("kill", "fg", "KILL")
+	var code int
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("restore did not return within a minute of the kill")
+	}
+	if code != 137 {
+		t.Errorf("foreground restore exited %d, want 137; stderr %q", code, stderr.String())
+	}
+	if s := e.ociState("fg"); s != nil {
+		t.Errorf("the container is still there after it exited: %+v", s)
 	}
 }
