@@ -133,3 +133,50 @@ func TestCheckpointRestoreForeground(t *testing.T) {
 		t.Errorf("the container is still there after it exited: %+v", s)
 	}
 }
+
+// Bind mounts come back at restore (criu is told they are external, and binds the sources of
+// the restore's config): a directory, a file, and a destination reached through a symlink in
+// the rootfs (as runc's checkpoint.bats "bind mount, destination is symlink"), whose real
+// path is what criu knows the mount by.
+func TestCheckpointBindMounts(t *testing.T) {
+	needCriu(t)
+	e := counterEnv(t, berthBin, counterArgs)
+	root := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, root).CombinedOutput(); err != nil {
+		t.Fatalf("copying the rootfs: %v %s", err, out)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "real", "conf"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/real/conf", filepath.Join(root, "conf")); err != nil {
+		t.Fatal(err)
+	}
+	e.spec.Root.Path = root
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "x"), []byte("dir-bind\n"), 0o644)
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, []byte("file-bind\n"), 0o644)
+	conf := t.TempDir()
+	os.WriteFile(filepath.Join(conf, "c"), []byte("symlink-bind\n"), 0o644)
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/data", Type: "bind", Source: src, Options: []string{"rbind", "rw"}},
+		specs.Mount{Destination: "/etc/ckpt-file", Type: "bind", Source: file, Options: []string{"bind", "ro"}},
+		specs.Mount{Destination: "/conf", Type: "bind", Source: conf, Options: []string{"bind"}})
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "bm")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "bm")
+	last := out.last(t)
+	work2 := filepath.Join(dir, "work2")
+	out2, _ := e.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e.bundle, "bm")
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+	r := e.mustBerth("exec", "bm", "cat", "/data/x", "/etc/ckpt-file", "/conf/c", "/real/conf/c")
+	if want := "dir-bind\nfile-bind\nsymlink-bind\nsymlink-bind\n"; r.stdout != want {
+		t.Errorf("bind mounts after restore read %q, want %q", r.stdout, want)
+	}
+	expectRestored(e, "bm", e.spec.Linux.CgroupsPath)
+}
