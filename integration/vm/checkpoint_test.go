@@ -131,7 +131,7 @@ var criuHostBinaries = []string{"/usr/sbin/runc", "/usr/bin/containerd", "/usr/b
 var iptablesLegacy = []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"}
 
 // addCriu puts the criu tree under /cr (stage1 copies it over the new root), with the iptables
-// links and the host's runc and containerd.
+// links, the host's runc and containerd, and a busybox image for containerd (/ctr/busybox.tar).
 func addCriu(c *cpioWriter, tree string) error {
 	if err := addTree(c, "cr", tree); err != nil {
 		return err
@@ -146,5 +146,12 @@ func addCriu(c *cpioWriter, tree string) error {
 		}
 		c.file("cr"+src, 0o755, data)
 	}
+	// The image the containerd round trip runs (guest/checkpoint_engine_test.go).
+	busybox, err := busyboxImageArchive("docker.io/berth/busybox:1", []string{"sh"})
+	if err != nil {
+		return err
+	}
+	c.dir("cr/ctr")
+	c.file("cr/ctr/busybox.tar", 0o644, busybox)
 	return nil
 }
