@@ -2,7 +2,6 @@ package guest
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -183,20 +182,7 @@ func TestCheckpointContainerd(t *testing.T) {
 			r := e.berth("state", id2)
 			t.Fatalf("%s state %s under %s: %+v (%s%s)", rt, id2, root, s, r.stdout, r.stderr)
 		}
-		self, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", s.Pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := "/ckpt/" + id2
-		if got := strings.TrimSpace(string(self)); got != "0::"+path {
-			if rt == "runc" && got == "0::/ckpt/"+id {
-				t.Logf("known runc 1.1.5 behaviour: the restored init is in the dumped group /ckpt/%s, not its config's %s", id, path)
-				path = "/ckpt/" + id
-			} else {
-				t.Errorf("restored init %d is in %q, want 0::%s", s.Pid, got, path)
-			}
-		}
-		expectFile(t, path, "memory.max", "67108864")
+		expectRestoredCgroup(t, bin, s.Pid, "/ckpt/"+id2, "/ckpt/"+id, map[string]string{"memory.max": "67108864"})
 	})
 }
 
