@@ -131,3 +131,24 @@ func criuFirstError(out string) string {
 	}
 	return ""
 }
+
+// The container's init, and a process exec'd into it, each lead a session of their own, as
+// runc's do (nsexec's stage 2): criu refuses to dump a process whose session leader is outside
+// its pid namespace ("A session leader of N(1) is outside of its pid namespace"), which the
+// caller's session is.
+func TestInitAndExecLeadTheirSession(t *testing.T) {
+	// Fields 1 and 6 of /proc/self/stat: pid and session (0 when the leader is outside).
+	const sid = `read pid comm state ppid pgrp sid rest < /proc/self/stat; echo "$pid $sid"`
+	e := newEnv(t, "sh", "-c", sid)
+	if r := e.run("sid1"); r.code != 0 || strings.TrimSpace(r.stdout) != "1 1" {
+		t.Errorf("init: pid and session %q (exit %d, %s), want \"1 1\"", r.stdout, r.code, r.stderr)
+	}
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "sid2")
+	defer e.berth("delete", "--force", "sid2")
+	f := strings.Fields(e.mustBerth("exec", "sid2", "sh", "-c", sid).stdout)
+	if len(f) != 2 || f[0] != f[1] {
+		t.Errorf("exec: pid and session %q, want the same number", f)
+	}
+}

@@ -67,6 +67,11 @@ func runInit(pipe *initPipe) error {
 	if msg := nsenter.Error(); msg != "" {
 		return errors.New(msg)
 	}
+	// A session of its own, as runc's init and exec'd processes have (nsexec's stage 2):
+	// not berth's caller's, which lies outside the container (criu refuses to dump a process
+	// whose session leader is outside its pid namespace). A terminal then makes it the
+	// controlling one (attachConsole).
+	_, _ = unix.Setsid()
 	var cfg initConfig
 	if err := pipe.recv(&cfg); err != nil {
 		return fmt.Errorf("reading init config: %w", err)

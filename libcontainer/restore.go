@@ -284,19 +284,25 @@ func criuIntoCgroup(pid int, cg cgroups.Manager, r *specs.LinuxResources, opts *
 	if err := cg.Set(r); err != nil {
 		return err
 	}
-	if cgroups.DetectMode() == cgroups.Unified {
-		return nil
-	}
+	// criu restores the tasks into the groups they were dumped from, relative to the root
+	// it is told: the container's group, where criu now is (on v2 too, or a copy restored
+	// beside a container left running would join the original's group).
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return err
 	}
+	unified := cgroups.DetectMode() == cgroups.Unified
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 || parts[1] == "" {
+		if len(parts) != 3 {
 			continue
 		}
-		opts.CgRoot = append(opts.CgRoot, &rpc.CgroupRoot{Ctrl: proto.String(parts[1]), Path: proto.String(parts[2])})
+		switch {
+		case parts[1] != "" && !unified:
+			opts.CgRoot = append(opts.CgRoot, &rpc.CgroupRoot{Ctrl: proto.String(parts[1]), Path: proto.String(parts[2])})
+		case parts[0] == "0" && parts[1] == "" && unified:
+			opts.CgRoot = append(opts.CgRoot, &rpc.CgroupRoot{Path: proto.String(parts[2])})
+		}
 	}
 	return nil
 }
