@@ -49,12 +49,12 @@ func findCriuTree(logf func(string, ...any)) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return dir, checkLibraries(dir, criuBinaries)
+	return dir, checkLibraries(dir, append(criuBinaries, criuHostBinaries...))
 }
 
-// checkLibraries follows the DT_NEEDED entries of bins (and of the libraries they name) inside
-// tree, and fails naming any library the tree does not hold: criu-packages is then missing a
-// package.
+// checkLibraries follows the DT_NEEDED entries of bins (relative to tree, or absolute: a host
+// binary copied in) and of the libraries they name inside tree, and fails naming any library
+// the tree does not hold: criu-packages is then missing a package.
 func checkLibraries(tree string, bins []string) error {
 	dirs := []string{"lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"}
 	seen := map[string]bool{}
@@ -94,7 +94,11 @@ func checkLibraries(tree string, bins []string) error {
 		return nil
 	}
 	for _, b := range bins {
-		if err := walk(filepath.Join(tree, b), b); err != nil {
+		p := b
+		if !filepath.IsAbs(b) {
+			p = filepath.Join(tree, b)
+		}
+		if err := walk(p, b); err != nil {
 			return err
 		}
 	}
@@ -122,16 +126,17 @@ func resolveIn(tree, p string) string {
 	return p
 }
 
-// criuHostBinaries go into the checkpoint guest from this machine's packages (runc, containerd:
-// .ci/deps installs them), each where the package has it.
-var criuHostBinaries = []string{"/usr/sbin/runc", "/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/bin/ctr"}
+// criuHostBinaries go into the checkpoint guest from this machine's packages (runc, containerd,
+// podman, conmon: .ci/deps installs them), each where the package has it.
+var criuHostBinaries = []string{"/usr/sbin/runc", "/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/bin/ctr",
+	"/usr/bin/podman", "/usr/bin/conmon"}
 
 // iptablesLegacy are the names criu runs, which Debian's package leaves to update-alternatives
 // (not run by dpkg -x): the guest gets them as links to the legacy (x_tables) flavour.
 var iptablesLegacy = []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"}
 
 // addCriu puts the criu tree under /cr (stage1 copies it over the new root), with the iptables
-// links and the host's runc and containerd.
+// links, the host's runc and containerd, and a busybox image for containerd (/ctr/busybox.tar).
 func addCriu(c *cpioWriter, tree string) error {
 	if err := addTree(c, "cr", tree); err != nil {
 		return err
@@ -146,5 +151,12 @@ func addCriu(c *cpioWriter, tree string) error {
 		}
 		c.file("cr"+src, 0o755, data)
 	}
+	// The image the containerd round trip runs (guest/checkpoint_engine_test.go).
+	busybox, err := busyboxImageArchive("docker.io/berth/busybox:1", []string{"sh"})
+	if err != nil {
+		return err
+	}
+	c.dir("cr/ctr")
+	c.file("cr/ctr/busybox.tar", 0o644, busybox)
 	return nil
 }
