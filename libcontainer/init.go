@@ -131,6 +131,9 @@ func runInit(pipe *initPipe) error {
 	if err := rootfs.Setup(&cfg.Rootfs); err != nil {
 		return err
 	}
+	if err := reopenDevNull(); err != nil {
+		return err
+	}
 	if cfg.ConsoleFd >= 0 {
 		slave, err := setupConsole(cfg.ConsoleFd, proc.ConsoleSize, true)
 		if err != nil {
@@ -501,4 +504,41 @@ func nsenterSummary() string {
 		return "nothing to do (the clone made its namespaces)"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// reopenDevNull replaces stdio that is the null device of the host (a caller such as conmon
+// gives /dev/null for a stdin it does not attach) with the container's own /dev/null, as
+// runc's init does: a descriptor on a host mount is one criu cannot dump ("Can't lookup
+// mount"), and the container has no business holding the host's /dev open. The container's
+// /dev/null is opened without following a symlink and must be the null device (1:3).
+func reopenDevNull() error {
+	null := unix.Mkdev(1, 3)
+	var fd = -1
+	for i := 0; i < 3; i++ {
+		var st unix.Stat_t
+		if unix.Fstat(i, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != null {
+			continue
+		}
+		if fd < 0 {
+			var err error
+			fd, err = unix.Openat2(unix.AT_FDCWD, "/dev/null", &unix.OpenHow{
+				Flags: unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+			if err != nil {
+				return fmt.Errorf("reopening /dev/null for stdio: %w", err)
+			}
+			defer unix.Close(fd)
+			var own unix.Stat_t
+			if err := unix.Fstat(fd, &own); err != nil {
+				return err
+			}
+			if own.Mode&unix.S_IFMT != unix.S_IFCHR || own.Rdev != null {
+				return errors.New("reopening /dev/null for stdio: the container's /dev/null is not the null device (1:3)")
+			}
+		}
+		explain.Stepf("libcontainer.reopenDevNull", "stdio %d: the host's /dev/null replaced by the container's", i)
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			return fmt.Errorf("reopening /dev/null for stdio %d: %w", i, err)
+		}
+	}
+	return nil
 }

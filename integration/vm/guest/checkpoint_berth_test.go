@@ -180,3 +180,53 @@ func TestCheckpointBindMounts(t *testing.T) {
 	}
 	expectRestored(e, "bm", e.spec.Linux.CgroupsPath)
 }
+
+// A container whose stdin is the host's /dev/null (conmon gives one for a container podman
+// does not attach) is checkpointed and restored: the init holds the container's /dev/null
+// instead (reopened as runc's init does), since criu cannot dump a descriptor on a host
+// mount ("Can't lookup mount=N for fd=0 path=/dev/null", which failed podman's checkpoint).
+func TestCheckpointStdinDevNull(t *testing.T) {
+	needCriu(t)
+	e := counterEnv(t, berthBin, counterArgs)
+	e.writeSpec()
+	start := func(args ...string) *numbers {
+		null, err := os.Open("/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer null.Close()
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer outW.Close()
+		cmd := exec.Command(berthBin, append([]string{"--root", e.root}, args...)...)
+		// A pipe (criu cannot dump a file on a host mount), read only on failure and with a
+		// deadline: the container keeps its write end.
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer errR.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = null, outW, errW
+		err = cmd.Run()
+		errW.Close()
+		if err != nil {
+			errR.SetReadDeadline(time.Now().Add(5 * time.Second))
+			msg := make([]byte, 4096)
+			n, _ := errR.Read(msg)
+			t.Fatalf("berth %s: %v: %s", strings.Join(args, " "), err, msg[:n])
+		}
+		return readNumbers(outR)
+	}
+	out := start("run", "-d", "--bundle", e.bundle, "dn")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "dn")
+	last := out.last(t)
+	out2 := start("restore", "-d", "--image-path", img, "--work-path", filepath.Join(dir, "work2"), "--bundle", e.bundle, "dn")
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+}
