@@ -111,7 +111,13 @@ func runVMSuite(t *testing.T, s vmSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-test.v", "-test.timeout", "300s"}
+	// The checkpoint scenarios take 1-3 minutes of VM time, by the machine's load; the host
+	// gives the VM 8.
+	timeout := "300s"
+	if s.criu {
+		timeout = "420s"
+	}
+	args := []string{"-test.v", "-test.timeout", timeout}
 	if r := os.Getenv("BERTH_VM_RUN"); r != "" {
 		args = append(args, "-test.run", "'"+r+"'")
 	} else if s.run != "" {

@@ -2,6 +2,7 @@ package guest
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // The engine round trip: containerd 1.6 (Debian's, with its runc shim) checkpoints a
@@ -105,8 +108,8 @@ func lastCount(t *testing.T, dir string) (last, lines int) {
 // `ctr containers checkpoint --task` and restored with `ctr containers restore --live` into a
 // new container (the original killed and removed in between); the restored counter goes on
 // from the count at the dump, its task is the runtime's (its state read back with the runtime
-// under the shim's root), in the cgroup containerd names for the new container, with the
-// memory limit of the original.
+// under the shim's root), in the cgroup its config names (containerd restores the original's
+// spec, cgroupsPath included), with the memory limit of the original.
 func TestCheckpointContainerd(t *testing.T) {
 	needCriu(t)
 	startCkptContainerd(t)
@@ -182,7 +185,18 @@ func TestCheckpointContainerd(t *testing.T) {
 			r := e.berth("state", id2)
 			t.Fatalf("%s state %s under %s: %+v (%s%s)", rt, id2, root, s, r.stdout, r.stderr)
 		}
-		expectRestoredCgroup(t, bin, s.Pid, "/ckpt/"+id2, "/ckpt/"+id, map[string]string{"memory.max": "67108864"})
+		// containerd restores the checkpoint's spec as it was, cgroupsPath included: the new
+		// container's group is the original's path, made again.
+		var spec specs.Spec
+		data, err := os.ReadFile("/run/containerd-ckpt/io.containerd.runtime.v2.task/ckpt/" + id2 + "/config.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &spec); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("the restored container's config names the cgroup %s", spec.Linux.CgroupsPath)
+		expectRestoredCgroup(t, bin, s.Pid, spec.Linux.CgroupsPath, "/ckpt/"+id, map[string]string{"memory.max": "67108864"})
 	})
 }
 

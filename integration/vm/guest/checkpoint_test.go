@@ -36,15 +36,9 @@ func needCriu(t *testing.T) {
 }
 
 // forEachRuntime runs f as a subtest against berth, and against runc when the guest has it.
-// berth's subtest skips while berth has no checkpoint command.
 func forEachRuntime(t *testing.T, f func(t *testing.T, bin string)) {
 	needCriu(t)
-	t.Run("berth", func(t *testing.T) {
-		if out, err := exec.Command(berthBin, "checkpoint", "--help").CombinedOutput(); err != nil {
-			t.Skipf("berth has no checkpoint command: %v %s", err, out)
-		}
-		f(t, berthBin)
-	})
+	t.Run("berth", func(t *testing.T) { f(t, berthBin) })
 	if runc, err := exec.LookPath("runc"); err == nil {
 		t.Run("runc", func(t *testing.T) { f(t, runc) })
 	}
@@ -85,7 +79,8 @@ func counterEnv(t *testing.T, bin string, args []string) *env {
 // lines end in \r\n). The channel closes at the end of the stream (EOF, or EIO on a pty whose
 // other side is gone).
 type numbers struct {
-	ch chan int
+	ch   chan int
+	seen int // the last number read
 }
 
 func readNumbers(r *os.File) *numbers {
@@ -112,6 +107,7 @@ func (n *numbers) next(t *testing.T) int {
 		if !ok {
 			t.Fatal("the counter's output ended")
 		}
+		n.seen = v
 		return v
 	case <-time.After(time.Minute):
 		t.Fatal("the counter printed nothing for a minute")
@@ -129,17 +125,17 @@ func (n *numbers) atLeast(t *testing.T, min int) int {
 	}
 }
 
-// last reads the stream to its end and returns the last number (0 for none).
+// last reads the stream to its end and returns the last number it carried (read here or
+// before; 0 for none).
 func (n *numbers) last(t *testing.T) int {
 	t.Helper()
-	last := 0
 	for {
 		select {
 		case v, ok := <-n.ch:
 			if !ok {
-				return last
+				return n.seen
 			}
-			last = v
+			n.seen = v
 		case <-time.After(time.Minute):
 			t.Fatal("the counter's output did not end within a minute of its checkpoint")
 		}
@@ -241,7 +237,7 @@ func criuErrors(dir string) string {
 	return "\ncriu's log:\n" + b.String()
 }
 
-// stateOf returns a container's state, nil when the runtime knows no such container.
+// ociState returns a container's state, nil when the runtime knows no such container.
 func (e *env) ociState(id string) *libcontainer.OCIState {
 	e.t.Helper()
 	r := e.berth("state", id)
@@ -303,9 +299,36 @@ func expectRestoredCgroup(t *testing.T, runtime string, pid int, want, dumpedFro
 	}
 }
 
-// A running counter is checkpointed (the container is gone after it) and restored from the
-// image into a new container, which prints the number after the last one printed before the
-// dump, in the cgroup of its config with its limits; --pid-file names its init.
+// noCgroupNamespace takes the cgroup namespace out of the config.
+func (e *env) noCgroupNamespace() {
+	var ns []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != specs.CgroupNamespace {
+			ns = append(ns, n)
+		}
+	}
+	e.spec.Linux.Namespaces = ns
+}
+
+// withCgroup is a copy of the env (same state root, same config but for its cgroup path,
+// which gets suffix) with a bundle of its own.
+func (e *env) withCgroup(suffix string) *env {
+	e.t.Helper()
+	e2 := *e
+	e2.bundle = e.t.TempDir()
+	spec := *e.spec
+	linux := *spec.Linux
+	linux.CgroupsPath += suffix
+	spec.Linux = &linux
+	e2.spec = &spec
+	e2.writeSpec()
+	return &e2
+}
+
+// A running counter is checkpointed (the container and its cgroup are gone after it) and
+// restored from the image into a new container with a cgroup of its own, which prints the
+// number after the last one printed before the dump, in the cgroup of its config with its
+// limits; --pid-file names its init.
 func TestCheckpointRestore(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, bin string) {
 		e := counterEnv(t, bin, counterArgs)
@@ -323,10 +346,11 @@ func TestCheckpointRestore(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(cgroupRoot, e.spec.Linux.CgroupsPath)); !os.IsNotExist(err) {
 			t.Errorf("after checkpoint, the container's cgroup is still there (%v)", err)
 		}
+		e2 := e.withCgroup("-restored")
 		work2 := filepath.Join(dir, "work2")
 		pidFile := filepath.Join(dir, "pid")
-		out2, _ := e.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2,
-			"--bundle", e.bundle, "--pid-file", pidFile, "cr-restored")
+		out2, _ := e2.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2,
+			"--bundle", e2.bundle, "--pid-file", pidFile, "cr-restored")
 		if v := out2.next(t); v != last+1 {
 			t.Errorf("restored counter printed %d first, want %d (last before the dump: %d)", v, last+1, last)
 		} else {
@@ -335,7 +359,7 @@ func TestCheckpointRestore(t *testing.T) {
 		if v, w := out2.next(t), out2.next(t); w != v+1 {
 			t.Errorf("restored counter went on %d, %d", v, w)
 		}
-		expectRestored(e, "cr-restored", e.spec.Linux.CgroupsPath)
+		expectRestored(e2, "cr-restored", e.spec.Linux.CgroupsPath)
 		data, err := os.ReadFile(pidFile)
 		if err != nil {
 			t.Fatal(err)
@@ -348,10 +372,12 @@ func TestCheckpointRestore(t *testing.T) {
 
 // checkpoint --leave-running dumps the container and leaves it running; the image restores
 // into a second container (another cgroup) while the first goes on: both go on from the
-// count at the dump.
+// count at the dump. Without a cgroup namespace (runc's and containerd's default specs have
+// none; the other scenarios have berth's default one), criu records the full cgroup path.
 func TestCheckpointLeaveRunning(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, bin string) {
 		e := counterEnv(t, bin, pingArgs)
+		e.noCgroupNamespace()
 		e.writeSpec()
 		out, in := e.detached("", "run", "-d", "--bundle", e.bundle, "lr")
 		ping := func(in *os.File) {
@@ -376,15 +402,7 @@ func TestCheckpointLeaveRunning(t *testing.T) {
 			t.Errorf("the container left running says %d after a fourth ping", v)
 		}
 
-		// The copy: same config, its own cgroup.
-		e2 := *e
-		e2.bundle = t.TempDir()
-		spec := *e.spec
-		linux := *spec.Linux
-		linux.CgroupsPath += "-copy"
-		spec.Linux = &linux
-		e2.spec = &spec
-		e2.writeSpec()
+		e2 := e.withCgroup("-copy")
 		work2 := filepath.Join(dir, "work2")
 		out2, in2 := e2.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e2.bundle, "lr-copy")
 		ping(in2)
@@ -395,7 +413,44 @@ func TestCheckpointLeaveRunning(t *testing.T) {
 		if v := out.next(t); v != 5 {
 			t.Errorf("the original says %d after its fifth ping", v)
 		}
-		expectRestored(&e2, "lr-copy", e.spec.Linux.CgroupsPath)
+		expectRestored(e2, "lr-copy", e.spec.Linux.CgroupsPath)
+	})
+}
+
+// A paused container is checkpointed as containerd does it (pause, checkpoint
+// --leave-running, resume), with containerd's default namespaces (no cgroup namespace); the
+// original is then removed and the image restored into a new container with a cgroup of its
+// own: the counter goes on from the count at the pause, in the new cgroup with its limits.
+func TestCheckpointPaused(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, bin string) {
+		e := counterEnv(t, bin, counterArgs)
+		e.noCgroupNamespace()
+		e.writeSpec()
+		out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "pa")
+		out.atLeast(t, 3)
+		e.mustBerth("pause", "pa")
+		dir := t.TempDir()
+		img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+		e.checkpoint(work, "--leave-running", "--image-path", img, "--work-path", work, "pa")
+		if s := e.ociState("pa"); s == nil || s.Status != "paused" {
+			t.Errorf("after checkpoint --leave-running of a paused container: state %+v, want paused", s)
+		}
+		e.mustBerth("resume", "pa")
+		out.next(t) // it runs again
+		e.mustBerth("kill", "pa", "KILL")
+		last := out.last(t)
+		e.mustBerth("delete", "--force", "pa")
+		// The dump was taken at the pause, a few numbers back: the restored counter goes on
+		// from there, which is at most where the original stopped.
+		e2 := e.withCgroup("-restored")
+		work2 := filepath.Join(dir, "work2")
+		out2, _ := e2.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e2.bundle, "pa-restored")
+		if v := out2.next(t); v < 4 || v > last {
+			t.Errorf("restored counter printed %d first, want a number from 4 to %d (the original's last)", v, last)
+		} else {
+			t.Logf("restored counter printed %d first (the original went on to %d)", v, last)
+		}
+		expectRestored(e2, "pa-restored", e.spec.Linux.CgroupsPath)
 	})
 }
 
