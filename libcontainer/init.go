@@ -67,6 +67,11 @@ func runInit(pipe *initPipe) error {
 	if msg := nsenter.Error(); msg != "" {
 		return errors.New(msg)
 	}
+	// A session of its own, as runc's init and exec'd processes have (nsexec's stage 2):
+	// not berth's caller's, which lies outside the container (criu refuses to dump a process
+	// whose session leader is outside its pid namespace). A terminal then makes it the
+	// controlling one (attachConsole).
+	_, _ = unix.Setsid()
 	var cfg initConfig
 	if err := pipe.recv(&cfg); err != nil {
 		return fmt.Errorf("reading init config: %w", err)
@@ -135,6 +140,9 @@ func runInit(pipe *initPipe) error {
 	}
 	cfg.Rootfs.AfterPivot = func() error { return setSysctls(spec.Linux.Sysctl) }
 	if err := rootfs.Setup(&cfg.Rootfs); err != nil {
+		return err
+	}
+	if err := reopenDevNull(); err != nil {
 		return err
 	}
 	if cfg.ConsoleFd >= 0 {
@@ -513,4 +521,41 @@ func nsenterSummary() string {
 		return "nothing to do (the clone made its namespaces)"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// reopenDevNull replaces stdio that is the null device of the host (a caller such as conmon
+// gives /dev/null for a stdin it does not attach) with the container's own /dev/null, as
+// runc's init does: a descriptor on a host mount is one criu cannot dump ("Can't lookup
+// mount"), and the container has no business holding the host's /dev open. The container's
+// /dev/null is opened without following a symlink and must be the null device (1:3).
+func reopenDevNull() error {
+	null := unix.Mkdev(1, 3)
+	var fd = -1
+	for i := 0; i < 3; i++ {
+		var st unix.Stat_t
+		if unix.Fstat(i, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != null {
+			continue
+		}
+		if fd < 0 {
+			var err error
+			fd, err = unix.Openat2(unix.AT_FDCWD, "/dev/null", &unix.OpenHow{
+				Flags: unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+			if err != nil {
+				return fmt.Errorf("reopening /dev/null for stdio: %w", err)
+			}
+			defer unix.Close(fd)
+			var own unix.Stat_t
+			if err := unix.Fstat(fd, &own); err != nil {
+				return err
+			}
+			if own.Mode&unix.S_IFMT != unix.S_IFCHR || own.Rdev != null {
+				return errors.New("reopening /dev/null for stdio: the container's /dev/null is not the null device (1:3)")
+			}
+		}
+		explain.Stepf("libcontainer.reopenDevNull", "stdio %d: the host's /dev/null replaced by the container's", i)
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			return fmt.Errorf("reopening /dev/null for stdio %d: %w", i, err)
+		}
+	}
+	return nil
 }

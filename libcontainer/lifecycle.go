@@ -225,7 +225,7 @@ func waitGone(pid int) {
 	}
 }
 
-// isBerthCreate says whether pid runs `berth ... create|run ... id`.
+// isBerthCreate says whether pid runs `berth ... create|run|restore ... id`.
 func isBerthCreate(pid int, id string) bool {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil {
@@ -236,7 +236,7 @@ func isBerthCreate(pid int, id string) bool {
 		return false
 	}
 	for _, a := range args[1:] {
-		if a == "create" || a == "run" {
+		if a == "create" || a == "run" || a == "restore" {
 			return true
 		}
 	}

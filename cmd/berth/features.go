@@ -31,7 +31,7 @@ is supported; a missing field means unknown.`,
 		if c.NArg() != 0 {
 			return errors.New(`"features" takes no arguments`)
 		}
-		data, err := featuresJSON()
+		data, err := featuresJSON(c.String("criu"))
 		if err != nil {
 			return err
 		}
@@ -71,8 +71,13 @@ var allCapabilities = []string{
 	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 }
 
-func featuresJSON() ([]byte, error) {
+func featuresJSON(criuPath string) ([]byte, error) {
 	tru, fals := true, false
+	// runc's key, which crun also sets: "true" when a working criu is found here.
+	ckpt := "false"
+	if _, err := criuStatus(criuPath); err == nil {
+		ckpt = "true"
+	}
 	// Applied when the host has the LSM, refused (naming the field) when it does not.
 	apparmor, selinux := libcontainer.LSMs()
 	sortedMounts := append([]string(nil), mountOptions...)
@@ -82,9 +87,8 @@ func featuresJSON() ([]byte, error) {
 		OCIVersionMax: specs.Version,
 		MountOptions:  sortedMounts,
 		Annotations: map[string]string{
-			"io.github.berth-project.berth.version": version,
-			// runc's key, which crun also sets: there is no checkpoint/restore.
-			"org.opencontainers.runc.checkpoint.enabled": "false",
+			"io.github.berth-project.berth.version":      version,
+			"org.opencontainers.runc.checkpoint.enabled": ckpt,
 		},
 		Linux: &features.Linux{
 			Namespaces:   supportedNamespaces(),

@@ -89,6 +89,13 @@ func newApp() *cli.App {
 		// go-runc's parseVersion reads "runc version X" from the first line, then the
 		// "commit: " and "spec: " lines; runc's suite wants X to start with X.Y.Z.
 		fmt.Printf("runc version %s+berth.%s\ncommit: berth-%s\nspec: %s\n", runcLevel, version, commit, specs.Version)
+		// Checkpoint/restore is there when a working criu is: found, recent enough, and
+		// passing its own check of this kernel.
+		if v, err := criuStatus(c.String("criu")); err != nil {
+			fmt.Printf("checkpoint: not supported (%s)\n", err)
+		} else {
+			fmt.Printf("checkpoint: supported (criu %s)\n", v)
+		}
 	}
 	app := &cli.App{
 		Name:                 "berth",
@@ -114,6 +121,7 @@ func newApp() *cli.App {
 			deleteCommand, listCommand, imageCommand,
 			updateCommand, execCommand,
 			psCommand, pauseCommand, resumeCommand, eventsCommand, featuresCommand,
+			checkpointCommand, restoreCommand,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors, once
 		// A repeated flag (exec --env, --cap) takes each value whole, as runc's urfave/cli v1:

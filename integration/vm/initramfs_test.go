@@ -74,6 +74,11 @@ type initramfsSpec struct {
 	// systemdTree is an unpacked systemd + dbus (systemd_test.go): when set, the guest boots
 	// it as PID 1, which runs the guest tests from a unit.
 	systemdTree string
+	// criuTree is an unpacked criu with its tools and libraries (checkpoint_test.go): it goes
+	// under /cr, which stage1 copies over the new root, with runc and containerd.
+	criuTree string
+	// runcSuite adds runc's suite to the criu tree's /cr (runcsuite_test.go).
+	runcSuite bool
 }
 
 // writeInitramfs builds a gzip'd newc cpio at out.
@@ -120,6 +125,16 @@ func writeInitramfs(out string, s initramfsSpec) error {
 		extra = append(extra, filepath.Base(ko))
 	}
 	c.file("lib/modules/extra", 0o644, []byte(strings.Join(extra, "\n")+"\n"))
+	if s.criuTree != "" {
+		if err := addCriu(c, s.criuTree); err != nil {
+			return err
+		}
+		if s.runcSuite {
+			if err := addRuncSuite(c); err != nil {
+				return err
+			}
+		}
+	}
 	if s.systemdTree != "" {
 		if err := addSystemd(c, s.systemdTree, s.args); err != nil {
 			return err
@@ -149,6 +164,12 @@ mount -t tmpfs -o size=700m tmpfs /newroot
 cp -a /bin /lib /berth /guest.test /newroot/
 [ -e /init2 ] && cp -a /init2 /newroot/
 [ -d /sd ] && cp -a /sd/. /newroot/ && rm -rf /sd
+# The criu tree's files win over busybox's links of the same name (ip): unlink those first,
+# so that cp does not write through a link into busybox.
+if [ -d /cr ]; then
+	(cd /cr && find . ! -type d) | while read -r f; do rm -f "/newroot/$f"; done
+	cp -a /cr/. /newroot/ && rm -rf /cr
+fi
 mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run /newroot/etc
 exec switch_root /newroot /init2
 echo "BERTH-VM-END status=switch_root-failed"
@@ -158,7 +179,8 @@ poweroff -f
 // stage2 sets up a pure cgroup v2 machine, runs the guest tests and powers off. Results go
 // to the serial console between the sentinels the host looks for.
 const stage2 = `#!/bin/sh
-export PATH=/bin
+# /usr/sbin and /usr/bin hold criu, runc and containerd when the image has them.
+export PATH=/bin:/sbin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -168,6 +190,8 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+# A machine has its loopback up (criu's kernel probe connects through it).
+ip link set lo up
 # Keep kernel messages (the OOM killer's) off the console the results go to.
 echo 1 > /proc/sys/kernel/printk
 while read -r m args; do

@@ -1,12 +1,7 @@
 package vm
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,132 +10,23 @@ import (
 // guest tests of berth's systemd cgroup driver (guest/systemd_test.go) from a unit. systemd and
 // dbus come from Debian's packages, unpacked with dpkg -x into a cache directory as the kernel
 // is (.ci/deps fills it; the test downloads them when it is empty).
-func TestSystemdInVM(t *testing.T) { runVMSuite(t, true) }
+func TestSystemdInVM(t *testing.T) { runVMSuite(t, vmSuite{systemd: true, run: "Systemd"}) }
 
 // systemdCmdline boots straight into the test unit: no default.target, no sysinit.target (and
 // its udev, journald, tmpfiles... under TCG every unit costs), cgroup v2 only.
 const systemdCmdline = "systemd.unit=berth-vm.target systemd.show_status=0 systemd.unified_cgroup_hierarchy=1 systemd.log_level=warning"
 
-// systemdPackages reads the package list kept next to this file.
-func systemdPackages() ([]string, error) {
-	data, err := os.ReadFile("systemd-packages")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out, nil
-}
-
-// findSystemdTree returns the unpacked packages (cacheDir()/systemd-guest), downloading and
-// unpacking them first when the cache has none.
+// findSystemdTree returns the unpacked systemd and dbus (cacheDir()/systemd-guest), downloading
+// the packages of systemd-packages first when the cache has none.
 func findSystemdTree(logf func(string, ...any)) (string, error) {
-	dir := filepath.Join(cacheDir(), "systemd-guest")
-	if _, err := os.Stat(filepath.Join(dir, "lib/systemd/systemd")); err == nil {
-		return dir, nil
-	}
-	pkgs, err := systemdPackages()
-	if err != nil {
-		return "", err
-	}
-	logf("systemd and dbus not in %s: downloading %d packages", dir, len(pkgs))
-	if err := os.MkdirAll(cacheDir(), 0o755); err != nil {
-		return "", err
-	}
-	dl, err := os.MkdirTemp(cacheDir(), ".download-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(dl)
-	cmd := exec.Command("apt-get", append([]string{"download", "-qq"}, pkgs...)...)
-	cmd.Dir = dl
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("apt-get download %s: %v\n%s", strings.Join(pkgs, " "), err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(dl, "*.deb"))
-	if len(debs) != len(pkgs) {
-		return "", fmt.Errorf("apt-get download gave %d packages for %d names", len(debs), len(pkgs))
-	}
-	tmp := filepath.Join(dl, "x")
-	for _, d := range debs {
-		if out, err := exec.Command("dpkg", "-x", d, tmp).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("dpkg -x %s: %v\n%s", d, err, out)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) {
-		if _, serr := os.Stat(filepath.Join(dir, "lib/systemd/systemd")); serr == nil {
-			return dir, nil // another test unpacked it meanwhile
-		}
-		return "", err
-	}
-	return dir, nil
-}
-
-// skipInGuest is what the guest image leaves out of the unpacked packages: documentation, and
-// the generators systemd would run at boot for fstab, gettys, sysv scripts... (slow under TCG,
-// and nothing here needs them).
-func skipInGuest(rel string) bool {
-	for _, p := range []string{"usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/lintian",
-		"usr/share/zsh", "usr/share/bash-completion", "usr/lib/x86_64-linux-gnu/gconv", "lib/systemd/system-generators",
-		"lib/udev", "usr/share/bug", "usr/share/info"} {
-		if rel == p || strings.HasPrefix(rel, p+"/") {
-			return true
-		}
-	}
-	return false
+	return findTree("systemd-guest", "systemd-packages", "lib/systemd/systemd", logf)
 }
 
 // addSystemd puts the unpacked tree under /sd (stage1 copies it over the new root), with the
 // units that run the guest tests and the few files a minimal system needs.
 func addSystemd(c *cpioWriter, tree string, args []string) error {
-	c.dir("sd")
-	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(tree, p)
-		if rel == "." {
-			return nil
-		}
-		if skipInGuest(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		name := "sd/" + rel
-		perm := uint32(fi.Mode().Perm())
-		if fi.Mode()&fs.ModeSetuid != 0 {
-			perm |= 0o4000
-		}
-		switch {
-		case fi.IsDir():
-			c.entry(name, sIFDIR|perm, 0, 0, nil)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			c.symlink(name, target)
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			c.file(name, perm, data)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("initramfs: %s: %w", tree, err)
+	if err := addTree(c, "sd", tree); err != nil {
+		return err
 	}
 	files := map[string]string{
 		"etc/passwd":     "root:x:0:0:root:/root:/bin/sh\nmessagebus:x:100:101::/nonexistent:/bin/false\n",

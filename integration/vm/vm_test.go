@@ -20,12 +20,23 @@ import (
 // It needs qemu-system-x86_64 (apt: qemu-system-x86), busybox-static, gcc for the static
 // berth, and Debian's kernel package (cached by .ci/deps, else downloaded with apt-get).
 // Without qemu it fails, unless BERTH_VM_SKIP is set, which turns that into a skip.
-func TestCgroupV2InVM(t *testing.T) { runVMSuite(t, false) }
+func TestCgroupV2InVM(t *testing.T) { runVMSuite(t, vmSuite{}) }
+
+// vmSuite is what one boot of the VM holds besides berth, busybox and the guest tests.
+type vmSuite struct {
+	// systemd boots Debian's systemd as PID 1 (systemd_test.go).
+	systemd bool
+	// criu adds Debian's criu with what it runs and links, runc, containerd and the kernel
+	// modules a dump needs (checkpoint_test.go).
+	criu bool
+	// runcSuite adds runc's own integration suite to the criu guest (runcsuite_test.go).
+	runcSuite bool
+	// run is the guest's -test.run when $BERTH_VM_RUN does not say (empty: every test).
+	run string
+}
 
 // runVMSuite builds berth and the guest tests, boots the VM and reports the guest's results.
-// With systemd, the guest boots Debian's systemd as PID 1 (systemd_test.go) and runs only the
-// guest tests named Systemd*.
-func runVMSuite(t *testing.T, systemd bool) {
+func runVMSuite(t *testing.T, s vmSuite) {
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		if os.Getenv("BERTH_VM_SKIP") != "" {
@@ -63,10 +74,13 @@ func runVMSuite(t *testing.T, systemd bool) {
 		ch <- built{"guest tests", err, out}
 	}()
 	k, kerr := findKernel(t.Logf)
-	var sdTree string
-	var sdErr error
-	if systemd {
+	var sdTree, crTree string
+	var sdErr, crErr error
+	if s.systemd {
 		sdTree, sdErr = findSystemdTree(t.Logf)
+	}
+	if s.criu {
+		crTree, crErr = findCriuTree(t.Logf)
 	}
 	for i := 0; i < 2; i++ {
 		b := <-ch
@@ -80,9 +94,16 @@ func runVMSuite(t *testing.T, systemd bool) {
 	if sdErr != nil {
 		t.Fatal(sdErr)
 	}
+	if crErr != nil {
+		t.Fatal(crErr)
+	}
 	// brd gives the guest a block device (/dev/ram0, 1:0) for io.max and device rules; berth
 	// seals its own binary in an overlay mount.
-	mods, err := k.modulesFor("brd", "overlay")
+	names := []string{"brd", "overlay"}
+	if s.criu {
+		names = append(names, criuModules...)
+	}
+	mods, err := k.modulesFor(names...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,16 +113,26 @@ func runVMSuite(t *testing.T, systemd bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-test.v", "-test.timeout", "300s"}
+	// The checkpoint scenarios (containerd and podman round trips included) take 1.5 to 4
+	// minutes of VM time, by the machine's load: they get more.
+	timeout, vmTime := "300s", 8*time.Minute
+	if s.criu {
+		timeout, vmTime = "660s", 12*time.Minute
+	}
+	if s.runcSuite {
+		timeout, vmTime = "1200s", 22*time.Minute
+	}
+	args := []string{"-test.v", "-test.timeout", timeout}
 	if r := os.Getenv("BERTH_VM_RUN"); r != "" {
 		args = append(args, "-test.run", "'"+r+"'")
-	} else if systemd {
-		args = append(args, "-test.run", "Systemd")
+	} else if s.run != "" {
+		args = append(args, "-test.run", "'"+s.run+"'")
 	}
 	initrd := filepath.Join(work, "initrd.cpio.gz")
 	err = writeInitramfs(initrd, initramfsSpec{
 		berth: berth, guest: guest, modules: mods, extra: extra, args: args,
 		modArgs: map[string]string{"brd": "rd_nr=1 rd_size=8192"}, systemdTree: sdTree,
+		criuTree: crTree, runcSuite: s.runcSuite,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -109,10 +140,10 @@ func runVMSuite(t *testing.T, systemd bool) {
 	t.Logf("kernel %s; built in %v", k.vmlinuz, time.Since(start).Round(time.Millisecond))
 
 	// TCG only: a nested KVM guest hangs on these machines.
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), vmTime)
 	defer cancel()
 	cmdline := "console=ttyS0 quiet panic=-1"
-	if systemd {
+	if s.systemd {
 		cmdline += " " + systemdCmdline
 	}
 	cmd := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-m", "1024", "-smp", "2",
@@ -130,7 +161,7 @@ func runVMSuite(t *testing.T, systemd bool) {
 	if begin < 0 || m == nil {
 		t.Fatalf("the VM gave no complete result (qemu: %v); console:\n%s", runErr, tail(console, 200))
 	}
-	if systemd {
+	if s.systemd {
 		t.Logf("console before the tests:\n%s", tail(console[:begin], 10))
 	}
 	body := console[begin+len("BERTH-VM-BEGIN\n") : m[0]]

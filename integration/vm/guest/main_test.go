@@ -87,6 +87,7 @@ type env struct {
 	root   string
 	bundle string
 	spec   *specs.Spec
+	bin    string // the runtime binary when not berth (checkpoint_test.go runs runc too)
 }
 
 func newEnv(t *testing.T, args ...string) *env {
@@ -100,11 +101,19 @@ func newEnv(t *testing.T, args ...string) *env {
 		ents, _ := os.ReadDir(e.root)
 		for _, d := range ents {
 			if d.IsDir() && !strings.HasPrefix(d.Name(), ".") {
-				exec.Command(berthBin, "--root", e.root, "delete", "--force", d.Name()).Run()
+				exec.Command(e.runtime(), "--root", e.root, "delete", "--force", d.Name()).Run()
 			}
 		}
 	})
 	return e
+}
+
+// runtime is the binary the env's commands run: berth, unless e.bin says another.
+func (e *env) runtime() string {
+	if e.bin != "" {
+		return e.bin
+	}
+	return berthBin
 }
 
 func (e *env) writeSpec() {
@@ -125,7 +134,7 @@ type result struct {
 
 func (e *env) berth(args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(berthBin, append([]string{"--root", e.root}, args...)...)
+	cmd := exec.Command(e.runtime(), append([]string{"--root", e.root}, args...)...)
 	// Files, not pipes: a detached container keeps berth's stdio open.
 	dir := e.t.TempDir()
 	out, _ := os.Create(filepath.Join(dir, "stdout"))

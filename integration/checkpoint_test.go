@@ -1,0 +1,154 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// criuWorksHere says whether a criu is installed and passes its own check of this kernel
+// (Debian 12's criu 3.17 fails it on 6.18 kernels: "vdso: Unexpected rt vDSO area bounds"),
+// and the first error its check logged. The log goes to a file: criu writes its messages to a
+// descriptor of its own, which is not always the stderr it was given.
+func criuWorksHere(t *testing.T) (installed, works bool, firstError string) {
+	p, err := exec.LookPath("criu")
+	if err != nil {
+		return false, false, ""
+	}
+	log := filepath.Join(t.TempDir(), "check.log")
+	err = exec.Command(p, "check", "-o", log).Run()
+	data, _ := os.ReadFile(log)
+	return true, err == nil, criuFirstError(string(data))
+}
+
+// On a host without a working criu, checkpoint and restore fail before they make anything,
+// and say why: criu missing, or criu's own reason for failing its check of the kernel. A
+// container that is not running, and an image directory without a checkpoint, are refused
+// with their own errors. Nothing is left behind: no image or work directory, no state
+// directory or cgroup of the container restore would have made, and the checkpointed
+// container still runs.
+func TestCheckpointRestoreErrorsWithoutWorkingCriu(t *testing.T) {
+	installed, works, first := criuWorksHere(t)
+	if works {
+		t.Skip("criu works on this host: the VM suite covers a real checkpoint; this test is for the errors")
+	}
+	e := newEnv(t, "sleep", "1000")
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "ck1")
+	defer e.berth("delete", "--force", "ck1")
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "img"), filepath.Join(dir, "work")
+
+	// Without criu in $PATH (Debian puts it in /usr/sbin).
+	noCriu := func(args ...string) result {
+		cmd := exec.Command(berthBin, append([]string{"--root", e.root}, args...)...)
+		cmd.Env = append(os.Environ(), "PATH=/usr/bin:/bin")
+		return e.berthCmd(cmd)
+	}
+	r := noCriu("checkpoint", "--image-path", img, "--work-path", work, "ck1")
+	if r.code == 0 || !strings.Contains(r.stderr, "needs criu") || !strings.Contains(r.stderr, "criu: executable file not found in $PATH") {
+		t.Errorf("checkpoint without criu: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("checkpoint without criu: error is not one line: %q", r.stderr)
+	}
+	os.MkdirAll(img, 0o700)
+	os.WriteFile(filepath.Join(img, "inventory.img"), []byte("not really"), 0o600)
+	r = noCriu("restore", "-d", "--image-path", img, "--bundle", e.bundle, "ck2")
+	if r.code == 0 || !strings.Contains(r.stderr, "criu: executable file not found in $PATH") {
+		t.Errorf("restore without criu: exit %d, stderr %q", r.code, r.stderr)
+	}
+	e.assertGone("ck2")
+	os.RemoveAll(img)
+
+	if installed {
+		// criu's own words for its failed check are passed on.
+		r = e.berth("checkpoint", "--image-path", img, "--work-path", work, "ck1")
+		if r.code == 0 || !strings.Contains(r.stderr, "fails its check of this kernel") || first == "" || !strings.Contains(r.stderr, first) {
+			t.Errorf("checkpoint with a failing criu: exit %d, stderr %q (criu check says %q)", r.code, r.stderr, first)
+		}
+		for _, d := range []string{img, work} {
+			if _, err := os.Stat(d); err == nil {
+				t.Errorf("failed checkpoint left %s behind", d)
+			}
+		}
+		os.MkdirAll(img, 0o700)
+		os.WriteFile(filepath.Join(img, "inventory.img"), []byte("not really"), 0o600)
+		r = e.berth("restore", "-d", "--image-path", img, "--bundle", e.bundle, "ck2")
+		if r.code == 0 || !strings.Contains(r.stderr, "fails its check of this kernel") || !strings.Contains(r.stderr, first) {
+			t.Errorf("restore with a failing criu: exit %d, stderr %q", r.code, r.stderr)
+		}
+		e.assertGone("ck2")
+		os.RemoveAll(img)
+
+		// features and --version say it is not supported, and why.
+		var f struct{ Annotations map[string]string }
+		if err := json.Unmarshal([]byte(e.mustBerth("features").stdout), &f); err != nil {
+			t.Fatal(err)
+		}
+		if v := f.Annotations["org.opencontainers.runc.checkpoint.enabled"]; v != "false" {
+			t.Errorf("features: checkpoint.enabled %q with a failing criu", v)
+		}
+		if v := e.mustBerth("--version").stdout; !strings.Contains(v, "\ncheckpoint: not supported (") || !strings.Contains(v, first) {
+			t.Errorf("--version: %q", v)
+		}
+	}
+	if e.state("ck1").Status != "running" {
+		t.Errorf("the container no longer runs after the failed checkpoints")
+	}
+
+	// An image directory that exists but holds no checkpoint.
+	empty := t.TempDir()
+	r = e.berth("restore", "-d", "--image-path", empty, "--bundle", e.bundle, "ck3")
+	if r.code == 0 || !strings.Contains(r.stderr, "--image-path "+empty+": holds no checkpoint") {
+		t.Errorf("restore from an empty directory: exit %d, stderr %q", r.code, r.stderr)
+	}
+	e.assertGone("ck3")
+
+	// Only a running (or paused) container can be checkpointed: runc's words.
+	e.mustBerth("create", "--bundle", e.bundle, "ck4")
+	r = e.berth("checkpoint", "--image-path", img, "ck4")
+	if r.code == 0 || !strings.Contains(r.stderr, "container cannot be checkpointed in created state") {
+		t.Errorf("checkpoint of a created container: exit %d, stderr %q", r.code, r.stderr)
+	}
+	e.mustBerth("delete", "--force", "ck4")
+	if r := e.berth("checkpoint", "--image-path", img, "nosuch"); r.code == 0 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("checkpoint of no container: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// criuFirstError is the message of the first "Error (file:line): message" line criu printed.
+func criuFirstError(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, "Error ("); i >= 0 {
+			if j := strings.Index(line[i:], "): "); j > 0 {
+				return strings.TrimSpace(line[i+j+3:])
+			}
+		}
+	}
+	return ""
+}
+
+// The container's init, and a process exec'd into it, each lead a session of their own, as
+// runc's do (nsexec's stage 2): criu refuses to dump a process whose session leader is outside
+// its pid namespace ("A session leader of N(1) is outside of its pid namespace"), which the
+// caller's session is.
+func TestInitAndExecLeadTheirSession(t *testing.T) {
+	// Fields 1 and 6 of /proc/self/stat: pid and session (0 when the leader is outside).
+	const sid = `read pid comm state ppid pgrp sid rest < /proc/self/stat; echo "$pid $sid"`
+	e := newEnv(t, "sh", "-c", sid)
+	if r := e.run("sid1"); r.code != 0 || strings.TrimSpace(r.stdout) != "1 1" {
+		t.Errorf("init: pid and session %q (exit %d, %s), want \"1 1\"", r.stdout, r.code, r.stderr)
+	}
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "sid2")
+	defer e.berth("delete", "--force", "sid2")
+	f := strings.Fields(e.mustBerth("exec", "sid2", "sh", "-c", sid).stdout)
+	if len(f) != 2 || f[0] != f[1] {
+		t.Errorf("exec: pid and session %q, want the same number", f)
+	}
+}
