@@ -2,6 +2,7 @@ package guest
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // berth's own checkpoint checks, beside the scenarios shared with runc (checkpoint_test.go).
@@ -228,5 +230,51 @@ func TestCheckpointStdinDevNull(t *testing.T) {
 	out2 := start("restore", "-d", "--image-path", img, "--work-path", filepath.Join(dir, "work2"), "--bundle", e.bundle, "dn")
 	if v := out2.next(t); v != last+1 {
 		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+}
+
+// A container joining a network namespace by path (as a CNI-made pod's): criu leaves the
+// namespace out of the image as external (net[inode]:extRootNetNS) and the restore hands it
+// back (inherit_fd); the restored container is in that same namespace.
+func TestCheckpointExternalNetns(t *testing.T) {
+	needCriu(t)
+	name := "ckpt-ext"
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Skipf("ip netns add: %v %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "delete", name).Run()
+	nsPath := "/run/netns/" + name
+	e := counterEnv(t, berthBin, counterArgs)
+	for i, ns := range e.spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			e.spec.Linux.Namespaces[i].Path = nsPath
+		}
+	}
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "xn")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "xn")
+	last := out.last(t)
+	work2 := filepath.Join(dir, "work2")
+	out2, _ := e.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e.bundle, "xn")
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+	s := e.ociState("xn")
+	if s == nil {
+		t.Fatal("no restored container")
+	}
+	got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", s.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(nsPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("net:[%d]", st.Ino); got != want {
+		t.Errorf("restored init's network namespace %s, want the external %s", got, want)
 	}
 }
