@@ -1,0 +1,68 @@
+package libcontainer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// criu names a mount by its real path in the container: a destination through a symlink of
+// the rootfs is resolved inside it, and a symlink pointing out of it stays inside.
+func TestContainerPath(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "real", "conf"), 0o755)
+	os.Symlink("/real/conf", filepath.Join(root, "conf"))
+	os.Symlink("../../../../etc", filepath.Join(root, "escape"))
+	for dest, want := range map[string]string{
+		"/conf":       "/real/conf",
+		"conf/x":      "/real/conf/x",
+		"/data":       "/data",
+		"/escape/foo": "/etc/foo",
+	} {
+		if got := containerPath(root, dest); got != want {
+			t.Errorf("containerPath(%q) = %q, want %q", dest, got, want)
+		}
+	}
+}
+
+// Bad flags are refused before criu is asked anything, naming the flag.
+func TestCriuOptsValidate(t *testing.T) {
+	img := t.TempDir()
+	for _, c := range []struct {
+		o    CriuOpts
+		want string
+	}{
+		{CriuOpts{ImagePath: img, CgroupsMode: "loose"}, "--manage-cgroups-mode"},
+		{CriuOpts{ImagePath: img, EmptyNs: []string{"pid"}}, "--empty-ns"},
+		{CriuOpts{ImagePath: img, ParentPath: "/abs"}, "--parent-path"},
+		{CriuOpts{ImagePath: img, ParentPath: "../none"}, "invalid --parent-path"},
+		{CriuOpts{ImagePath: img, PageServer: "nowhere"}, "--page-server"},
+	} {
+		err := c.o.validateDump()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error naming %s", c.o, err, c.want)
+		}
+	}
+	ok := CriuOpts{ImagePath: img, CgroupsMode: "full", EmptyNs: []string{string(specs.NetworkNamespace)}, PageServer: "10.0.0.1:27"}
+	if err := ok.validateDump(); err != nil {
+		t.Errorf("valid options refused: %v", err)
+	}
+}
+
+// restore refuses an image directory without a checkpoint in it.
+func TestCheckImage(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkImage(dir); err == nil || !strings.Contains(err.Error(), "holds no checkpoint") {
+		t.Errorf("empty directory: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "inventory.img"), nil, 0o600)
+	if err := checkImage(dir); err != nil {
+		t.Errorf("directory with an inventory: %v", err)
+	}
+	if err := checkImage(filepath.Join(dir, "none")); err == nil || !strings.HasPrefix(err.Error(), "--image-path: ") {
+		t.Errorf("missing directory: %v", err)
+	}
+}
