@@ -66,11 +66,9 @@ func Run(c Call) (*rpc.CriuResp, error) {
 	// Our copy closed: if criu dies, reads on the client end see end of file, not a hang.
 	server.Close()
 	resp, err := converse(c, cmd.Process.Pid, client)
-	if err != nil {
-		// criu may be waiting for an answer it will not get: it undoes what it did (a
-		// restore kills what it restored) and exits when told so, or when killed.
-		_ = cmd.Process.Kill()
-	}
+	// End of file on criu's side: after a failure it undoes what it did (thaws a dumped
+	// container, kills what it restored) and exits; killing it instead could leave a
+	// container frozen.
 	_ = unix.Shutdown(int(client.Fd()), unix.SHUT_WR)
 	st, werr := cmd.Process.Wait()
 	if err != nil {
