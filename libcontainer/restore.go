@@ -236,6 +236,7 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 		}
 	}
 	hookState := func(pid int) specs.State { return c.specState(Creating, pid) }
+	sentMaster := false
 	t := rpc.CriuReqType_RESTORE
 	req := &rpc.CriuReq{Type: &t, Opts: opts}
 	explain.Stepf("libcontainer.restore", "criu swrk: restore from %s into cgroup %s", o.Criu.ImagePath, cg.Path())
@@ -262,6 +263,7 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 				// Recorded at once: a failure after this point kills it (destroy).
 				return c.State.save(c.dir)
 			case "orphan-pts-master":
+				sentMaster = true
 				return sendMaster(console, fds)
 			default:
 				closeFds(fds)
@@ -269,6 +271,10 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 			return nil
 		},
 	})
+	if err == nil && console != nil && !sentMaster {
+		// The caller waits on its console socket for a master that would never come.
+		return errors.New("process.terminal is true, but the checkpoint has no terminal to restore")
+	}
 	return err
 }
 
