@@ -111,11 +111,11 @@ func runVMSuite(t *testing.T, s vmSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The checkpoint scenarios take 1-3 minutes of VM time, by the machine's load; the host
-	// gives the VM 8.
-	timeout := "300s"
+	// The checkpoint scenarios (containerd and podman round trips included) take 1.5 to 4
+	// minutes of VM time, by the machine's load: they get more.
+	timeout, vmTime := "300s", 8*time.Minute
 	if s.criu {
-		timeout = "420s"
+		timeout, vmTime = "660s", 12*time.Minute
 	}
 	args := []string{"-test.v", "-test.timeout", timeout}
 	if r := os.Getenv("BERTH_VM_RUN"); r != "" {
@@ -135,7 +135,7 @@ func runVMSuite(t *testing.T, s vmSuite) {
 	t.Logf("kernel %s; built in %v", k.vmlinuz, time.Since(start).Round(time.Millisecond))
 
 	// TCG only: a nested KVM guest hangs on these machines.
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), vmTime)
 	defer cancel()
 	cmdline := "console=ttyS0 quiet panic=-1"
 	if s.systemd {
