@@ -66,3 +66,36 @@ func TestCheckImage(t *testing.T) {
 		t.Errorf("missing directory: %v", err)
 	}
 }
+
+// Mount points are made where the container will see them: a destination inside an earlier
+// bind mount in that bind's source (runc's checkpoint.bats "nested bind mounts" removes them
+// from there before the restore), others in the rootfs; none under a tmpfs.
+func TestPrepareMountpoints(t *testing.T) {
+	root, outer, inner := t.TempDir(), t.TempDir(), t.TempDir()
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o644)
+	err := prepareMountpoints(root, []specs.Mount{
+		{Destination: "/test", Type: "bind", Source: outer, Options: []string{"bind"}},
+		{Destination: "/test/for/nested", Type: "bind", Source: inner, Options: []string{"bind"}},
+		{Destination: "/test/for/file", Type: "bind", Source: file, Options: []string{"bind"}},
+		{Destination: "/run", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/run/x", Type: "bind", Source: inner, Options: []string{"bind"}},
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(root, "test"), filepath.Join(outer, "for/nested"), filepath.Join(root, "proc"), filepath.Join(root, "run")} {
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			t.Errorf("%s: not a directory (%v)", p, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(outer, "for/file")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("file mount point in the outer bind's source: %v", err)
+	}
+	for _, p := range []string{filepath.Join(root, "test/for"), filepath.Join(root, "run/x")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s made, where the container does not see it", p)
+		}
+	}
+}

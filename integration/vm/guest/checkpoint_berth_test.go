@@ -278,3 +278,34 @@ func TestCheckpointExternalNetns(t *testing.T) {
 		t.Errorf("restored init's network namespace %s, want the external %s", got, want)
 	}
 }
+
+// Nested bind mounts (runc's checkpoint.bats "nested bind mounts"): the inner mount point,
+// made in the outer bind's source by the create, is removed before the restore, which must
+// make it again there (criu mounts over mount points, it does not make them).
+func TestCheckpointNestedBindMounts(t *testing.T) {
+	needCriu(t)
+	e := counterEnv(t, berthBin, counterArgs)
+	outer, inner := t.TempDir(), t.TempDir()
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/test", Type: "bind", Source: outer, Options: []string{"rw", "bind"}},
+		specs.Mount{Destination: "/test/for/nested", Type: "bind", Source: inner, Options: []string{"rw", "bind"}})
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "nb")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "nb")
+	last := out.last(t)
+	if err := os.RemoveAll(filepath.Join(outer, "for")); err != nil {
+		t.Fatal(err)
+	}
+	work2 := filepath.Join(dir, "work2")
+	out2, _ := e.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e.bundle, "nb")
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+	os.WriteFile(filepath.Join(inner, "x"), []byte("inner\n"), 0o644)
+	if r := e.mustBerth("exec", "nb", "cat", "/test/for/nested/x"); r.stdout != "inner\n" {
+		t.Errorf("the nested bind after restore reads %q", r.stdout)
+	}
+}
