@@ -309,3 +309,36 @@ func TestCheckpointNestedBindMounts(t *testing.T) {
 		t.Errorf("the nested bind after restore reads %q", r.stdout)
 	}
 }
+
+// The annotation org.criu.config names a criu configuration file for this container, whose
+// settings override the request's (runc's checkpoint.bats "container specific CRIU config"):
+// here the log file's name, for the dump and for the restore.
+func TestCheckpointCriuConfigAnnotation(t *testing.T) {
+	needCriu(t)
+	e := counterEnv(t, berthBin, counterArgs)
+	conf := filepath.Join(t.TempDir(), "criu.conf")
+	if err := os.WriteFile(conf, []byte("log-file=from-annotation.log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.spec.Annotations = map[string]string{"org.criu.config": conf}
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "cc")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "cc")
+	last := out.last(t)
+	for name, want := range map[string]bool{"from-annotation.log": true, "dump.log": false} {
+		if _, err := os.Stat(filepath.Join(work, name)); (err == nil) != want {
+			t.Errorf("after the dump, %s exists: %v, want %v", name, err == nil, want)
+		}
+	}
+	os.Remove(filepath.Join(work, "from-annotation.log"))
+	out2, _ := e.detached(work, "restore", "-d", "--image-path", img, "--work-path", work, "--bundle", e.bundle, "cc")
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+	if _, err := os.Stat(filepath.Join(work, "from-annotation.log")); err != nil {
+		t.Errorf("the restore did not log where the annotation's file says: %v", err)
+	}
+}
