@@ -77,6 +77,8 @@ type initramfsSpec struct {
 	// criuTree is an unpacked criu with its tools and libraries (checkpoint_test.go): it goes
 	// under /cr, which stage1 copies over the new root, with runc and containerd.
 	criuTree string
+	// runcSuite adds runc's suite to the criu tree's /cr (runcsuite_test.go).
+	runcSuite bool
 }
 
 // writeInitramfs builds a gzip'd newc cpio at out.
@@ -126,6 +128,11 @@ func writeInitramfs(out string, s initramfsSpec) error {
 	if s.criuTree != "" {
 		if err := addCriu(c, s.criuTree); err != nil {
 			return err
+		}
+		if s.runcSuite {
+			if err := addRuncSuite(c); err != nil {
+				return err
+			}
 		}
 	}
 	if s.systemdTree != "" {

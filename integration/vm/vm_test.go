@@ -29,6 +29,8 @@ type vmSuite struct {
 	// criu adds Debian's criu with what it runs and links, runc, containerd and the kernel
 	// modules a dump needs (checkpoint_test.go).
 	criu bool
+	// runcSuite adds runc's own integration suite to the criu guest (runcsuite_test.go).
+	runcSuite bool
 	// run is the guest's -test.run when $BERTH_VM_RUN does not say (empty: every test).
 	run string
 }
@@ -117,6 +119,9 @@ func runVMSuite(t *testing.T, s vmSuite) {
 	if s.criu {
 		timeout, vmTime = "660s", 12*time.Minute
 	}
+	if s.runcSuite {
+		timeout, vmTime = "1200s", 22*time.Minute
+	}
 	args := []string{"-test.v", "-test.timeout", timeout}
 	if r := os.Getenv("BERTH_VM_RUN"); r != "" {
 		args = append(args, "-test.run", "'"+r+"'")
@@ -127,7 +132,7 @@ func runVMSuite(t *testing.T, s vmSuite) {
 	err = writeInitramfs(initrd, initramfsSpec{
 		berth: berth, guest: guest, modules: mods, extra: extra, args: args,
 		modArgs: map[string]string{"brd": "rd_nr=1 rd_size=8192"}, systemdTree: sdTree,
-		criuTree: crTree,
+		criuTree: crTree, runcSuite: s.runcSuite,
 	})
 	if err != nil {
 		t.Fatal(err)
