@@ -99,3 +99,23 @@ func TestPrepareMountpoints(t *testing.T) {
 		}
 	}
 }
+
+// Relative bind sources are the bundle's (runc's suite writes ./tmp.XXXX), for criu too.
+func TestBundleMounts(t *testing.T) {
+	in := []specs.Mount{
+		{Destination: "/a", Type: "bind", Source: "./tmp.x"},
+		{Destination: "/b", Source: "rel", Options: []string{"rbind"}},
+		{Destination: "/c", Type: "bind", Source: "/abs"},
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+	}
+	out := bundleMounts(in, "/bundle")
+	want := []string{"/bundle/tmp.x", "/bundle/rel", "/abs", "proc"}
+	for i, m := range out {
+		if m.Source != want[i] {
+			t.Errorf("mount %s: source %q, want %q", m.Destination, m.Source, want[i])
+		}
+	}
+	if in[0].Source != "./tmp.x" {
+		t.Error("bundleMounts changed the config's own mounts")
+	}
+}

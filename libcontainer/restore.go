@@ -214,10 +214,14 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 	if err != nil {
 		return err
 	}
-	if err := prepareMountpoints(c.State.Rootfs, spec.Mounts); err != nil {
+	// Bind sources as the create used them: relative ones against the bundle.
+	mounts := bundleMounts(spec.Mounts, o.Bundle)
+	if err := prepareMountpoints(c.State.Rootfs, mounts); err != nil {
 		return err
 	}
-	for _, m := range externalMounts(spec, cg.Path()) {
+	withMounts := *spec
+	withMounts.Mounts = mounts
+	for _, m := range externalMounts(&withMounts, cg.Path()) {
 		opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String(containerPath(c.State.Rootfs, m.dest)), Val: proto.String(m.source)})
 	}
 	if len(spec.Linux.MaskedPaths) > 0 {
@@ -276,6 +280,20 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 		return errors.New("process.terminal is true, but the checkpoint has no terminal to restore")
 	}
 	return err
+}
+
+// bundleMounts is mounts with every relative bind source made absolute against the bundle
+// (runc's suite writes ./tmp.XXXX): criu opens the sources it is given from its own working
+// directory.
+func bundleMounts(mounts []specs.Mount, bundle string) []specs.Mount {
+	out := make([]specs.Mount, len(mounts))
+	for i, m := range mounts {
+		if (m.Type == "bind" || hasBind(m.Options)) && m.Source != "" && !filepath.IsAbs(m.Source) {
+			m.Source = filepath.Join(bundle, m.Source)
+		}
+		out[i] = m
+	}
+	return out
 }
 
 // criuIntoCgroup puts criu into the container's cgroup with its limits before it restores
