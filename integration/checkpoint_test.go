@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -95,6 +96,13 @@ func TestCheckpointRestoreErrorsWithoutWorkingCriu(t *testing.T) {
 		if v := e.mustBerth("--version").stdout; !strings.Contains(v, "\ncheckpoint: not supported (") || !strings.Contains(v, first) {
 			t.Errorf("--version: %q", v)
 		}
+	}
+	// org.criu.config changes what criu does: features lists it among the unsafe annotations.
+	var f struct {
+		Unsafe []string `json:"potentiallyUnsafeConfigAnnotations"`
+	}
+	if err := json.Unmarshal([]byte(e.mustBerth("features").stdout), &f); err != nil || !slices.Contains(f.Unsafe, "org.criu.config") {
+		t.Errorf("features: potentiallyUnsafeConfigAnnotations %q (%v), want org.criu.config in it", f.Unsafe, err)
 	}
 	if e.state("ck1").Status != "running" {
 		t.Errorf("the container no longer runs after the failed checkpoints")

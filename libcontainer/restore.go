@@ -214,10 +214,14 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 	if err != nil {
 		return err
 	}
-	if err := prepareMountpoints(c.State.Rootfs, spec.Mounts); err != nil {
+	// Bind sources as the create used them: relative ones against the bundle.
+	mounts := bundleMounts(spec.Mounts, o.Bundle)
+	if err := prepareMountpoints(c.State.Rootfs, mounts); err != nil {
 		return err
 	}
-	for _, m := range externalMounts(spec, cg.Path()) {
+	withMounts := *spec
+	withMounts.Mounts = mounts
+	for _, m := range externalMounts(&withMounts, cg.Path()) {
 		opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String(containerPath(c.State.Rootfs, m.dest)), Val: proto.String(m.source)})
 	}
 	if len(spec.Linux.MaskedPaths) > 0 {
@@ -236,6 +240,7 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 		}
 	}
 	hookState := func(pid int) specs.State { return c.specState(Creating, pid) }
+	sentMaster := false
 	t := rpc.CriuReqType_RESTORE
 	req := &rpc.CriuReq{Type: &t, Opts: opts}
 	explain.Stepf("libcontainer.restore", "criu swrk: restore from %s into cgroup %s", o.Criu.ImagePath, cg.Path())
@@ -262,6 +267,7 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 				// Recorded at once: a failure after this point kills it (destroy).
 				return c.State.save(c.dir)
 			case "orphan-pts-master":
+				sentMaster = true
 				return sendMaster(console, fds)
 			default:
 				closeFds(fds)
@@ -269,7 +275,25 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 			return nil
 		},
 	})
+	if err == nil && console != nil && !sentMaster {
+		// The caller waits on its console socket for a master that would never come.
+		return errors.New("process.terminal is true, but the checkpoint has no terminal to restore")
+	}
 	return err
+}
+
+// bundleMounts is mounts with every relative bind source made absolute against the bundle
+// (runc's suite writes ./tmp.XXXX): criu opens the sources it is given from its own working
+// directory.
+func bundleMounts(mounts []specs.Mount, bundle string) []specs.Mount {
+	out := make([]specs.Mount, len(mounts))
+	for i, m := range mounts {
+		if (m.Type == "bind" || hasBind(m.Options)) && m.Source != "" && !filepath.IsAbs(m.Source) {
+			m.Source = filepath.Join(bundle, m.Source)
+		}
+		out[i] = m
+	}
+	return out
 }
 
 // criuIntoCgroup puts criu into the container's cgroup with its limits before it restores

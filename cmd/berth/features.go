@@ -90,6 +90,10 @@ func featuresJSON(criuPath string) ([]byte, error) {
 			"io.github.berth-project.berth.version":      version,
 			"org.opencontainers.runc.checkpoint.enabled": ckpt,
 		},
+		// Annotations that change what berth does beyond the config's fields: systemd unit
+		// properties (with --systemd-cgroup) and criu's configuration file for checkpoint and
+		// restore (a prefix ends in ".", as runc lists them).
+		PotentiallyUnsafeConfigAnnotations: []string{"org.systemd.property.", "org.criu.config"},
 		Linux: &features.Linux{
 			Namespaces:   supportedNamespaces(),
 			Capabilities: supportedCapabilities(),

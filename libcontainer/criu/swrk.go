@@ -66,12 +66,12 @@ func Run(c Call) (*rpc.CriuResp, error) {
 	// Our copy closed: if criu dies, reads on the client end see end of file, not a hang.
 	server.Close()
 	resp, err := converse(c, cmd.Process.Pid, client)
+	// End of file on criu's side: after a failure it undoes what it did (thaws a dumped
+	// container, kills what it restored) and exits; killing it instead could leave a
+	// container frozen.
 	_ = unix.Shutdown(int(client.Fd()), unix.SHUT_WR)
 	st, werr := cmd.Process.Wait()
 	if err != nil {
-		if cmd.Process != nil && werr != nil {
-			_ = cmd.Process.Kill()
-		}
 		return resp, err
 	}
 	// After a pre-dump criu waits for a next request that never comes: its exit status
@@ -221,10 +221,11 @@ var ErrNotInstalled = errors.New("criu: executable file not found in $PATH")
 
 func notFound(path string, err error) error {
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-		if path == "criu" || filepath.Base(path) == path {
-			return fmt.Errorf("checkpoint/restore needs criu (3.0 or newer): %w", ErrNotInstalled)
+		need := fmt.Sprintf("checkpoint/restore needs criu (%d.%d or newer)", MinVersion/10000, MinVersion/100%100)
+		if filepath.Base(path) == path {
+			return fmt.Errorf("%s: %w", need, ErrNotInstalled)
 		}
-		return fmt.Errorf("checkpoint/restore needs criu (3.0 or newer): %s: %w", path, os.ErrNotExist)
+		return fmt.Errorf("%s: %s: %w", need, path, os.ErrNotExist)
 	}
 	return fmt.Errorf("starting criu: %w", err)
 }

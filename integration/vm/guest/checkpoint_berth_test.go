@@ -2,6 +2,7 @@ package guest
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // berth's own checkpoint checks, beside the scenarios shared with runc (checkpoint_test.go).
@@ -228,5 +230,115 @@ func TestCheckpointStdinDevNull(t *testing.T) {
 	out2 := start("restore", "-d", "--image-path", img, "--work-path", filepath.Join(dir, "work2"), "--bundle", e.bundle, "dn")
 	if v := out2.next(t); v != last+1 {
 		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+}
+
+// A container joining a network namespace by path (as a CNI-made pod's): criu leaves the
+// namespace out of the image as external (net[inode]:extRootNetNS) and the restore hands it
+// back (inherit_fd); the restored container is in that same namespace.
+func TestCheckpointExternalNetns(t *testing.T) {
+	needCriu(t)
+	name := "ckpt-ext"
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Skipf("ip netns add: %v %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "delete", name).Run()
+	nsPath := "/run/netns/" + name
+	e := counterEnv(t, berthBin, counterArgs)
+	for i, ns := range e.spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			e.spec.Linux.Namespaces[i].Path = nsPath
+		}
+	}
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "xn")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "xn")
+	last := out.last(t)
+	work2 := filepath.Join(dir, "work2")
+	out2, _ := e.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e.bundle, "xn")
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+	s := e.ociState("xn")
+	if s == nil {
+		t.Fatal("no restored container")
+	}
+	got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", s.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(nsPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("net:[%d]", st.Ino); got != want {
+		t.Errorf("restored init's network namespace %s, want the external %s", got, want)
+	}
+}
+
+// Nested bind mounts (runc's checkpoint.bats "nested bind mounts"): the inner mount point,
+// made in the outer bind's source by the create, is removed before the restore, which must
+// make it again there (criu mounts over mount points, it does not make them).
+func TestCheckpointNestedBindMounts(t *testing.T) {
+	needCriu(t)
+	e := counterEnv(t, berthBin, counterArgs)
+	outer, inner := t.TempDir(), t.TempDir()
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/test", Type: "bind", Source: outer, Options: []string{"rw", "bind"}},
+		specs.Mount{Destination: "/test/for/nested", Type: "bind", Source: inner, Options: []string{"rw", "bind"}})
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "nb")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "nb")
+	last := out.last(t)
+	if err := os.RemoveAll(filepath.Join(outer, "for")); err != nil {
+		t.Fatal(err)
+	}
+	work2 := filepath.Join(dir, "work2")
+	out2, _ := e.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e.bundle, "nb")
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+	os.WriteFile(filepath.Join(inner, "x"), []byte("inner\n"), 0o644)
+	if r := e.mustBerth("exec", "nb", "cat", "/test/for/nested/x"); r.stdout != "inner\n" {
+		t.Errorf("the nested bind after restore reads %q", r.stdout)
+	}
+}
+
+// The annotation org.criu.config names a criu configuration file for this container, whose
+// settings override the request's (runc's checkpoint.bats "container specific CRIU config"):
+// here the log file's name, for the dump and for the restore.
+func TestCheckpointCriuConfigAnnotation(t *testing.T) {
+	needCriu(t)
+	e := counterEnv(t, berthBin, counterArgs)
+	conf := filepath.Join(t.TempDir(), "criu.conf")
+	if err := os.WriteFile(conf, []byte("log-file=from-annotation.log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.spec.Annotations = map[string]string{"org.criu.config": conf}
+	e.writeSpec()
+	out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "cc")
+	out.atLeast(t, 2)
+	dir := t.TempDir()
+	img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+	e.checkpoint(work, "--image-path", img, "--work-path", work, "cc")
+	last := out.last(t)
+	for name, want := range map[string]bool{"from-annotation.log": true, "dump.log": false} {
+		if _, err := os.Stat(filepath.Join(work, name)); (err == nil) != want {
+			t.Errorf("after the dump, %s exists: %v, want %v", name, err == nil, want)
+		}
+	}
+	os.Remove(filepath.Join(work, "from-annotation.log"))
+	out2, _ := e.detached(work, "restore", "-d", "--image-path", img, "--work-path", work, "--bundle", e.bundle, "cc")
+	if v := out2.next(t); v != last+1 {
+		t.Errorf("restored counter printed %d first, want %d", v, last+1)
+	}
+	if _, err := os.Stat(filepath.Join(work, "from-annotation.log")); err != nil {
+		t.Errorf("the restore did not log where the annotation's file says: %v", err)
 	}
 }

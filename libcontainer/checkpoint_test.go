@@ -1,0 +1,121 @@
+package libcontainer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// criu names a mount by its real path in the container: a destination through a symlink of
+// the rootfs is resolved inside it, and a symlink pointing out of it stays inside.
+func TestContainerPath(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "real", "conf"), 0o755)
+	os.Symlink("/real/conf", filepath.Join(root, "conf"))
+	os.Symlink("../../../../etc", filepath.Join(root, "escape"))
+	for dest, want := range map[string]string{
+		"/conf":       "/real/conf",
+		"conf/x":      "/real/conf/x",
+		"/data":       "/data",
+		"/escape/foo": "/etc/foo",
+	} {
+		if got := containerPath(root, dest); got != want {
+			t.Errorf("containerPath(%q) = %q, want %q", dest, got, want)
+		}
+	}
+}
+
+// Bad flags are refused before criu is asked anything, naming the flag.
+func TestCriuOptsValidate(t *testing.T) {
+	img := t.TempDir()
+	for _, c := range []struct {
+		o    CriuOpts
+		want string
+	}{
+		{CriuOpts{ImagePath: img, CgroupsMode: "loose"}, "--manage-cgroups-mode"},
+		{CriuOpts{ImagePath: img, EmptyNs: []string{"pid"}}, "--empty-ns"},
+		{CriuOpts{ImagePath: img, ParentPath: "/abs"}, "--parent-path"},
+		{CriuOpts{ImagePath: img, ParentPath: "../none"}, "invalid --parent-path"},
+		{CriuOpts{ImagePath: img, PageServer: "nowhere"}, "--page-server"},
+	} {
+		err := c.o.validateDump()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error naming %s", c.o, err, c.want)
+		}
+	}
+	ok := CriuOpts{ImagePath: img, CgroupsMode: "full", EmptyNs: []string{string(specs.NetworkNamespace)}, PageServer: "10.0.0.1:27"}
+	if err := ok.validateDump(); err != nil {
+		t.Errorf("valid options refused: %v", err)
+	}
+}
+
+// restore refuses an image directory without a checkpoint in it.
+func TestCheckImage(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkImage(dir); err == nil || !strings.Contains(err.Error(), "holds no checkpoint") {
+		t.Errorf("empty directory: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "inventory.img"), nil, 0o600)
+	if err := checkImage(dir); err != nil {
+		t.Errorf("directory with an inventory: %v", err)
+	}
+	if err := checkImage(filepath.Join(dir, "none")); err == nil || !strings.HasPrefix(err.Error(), "--image-path: ") {
+		t.Errorf("missing directory: %v", err)
+	}
+}
+
+// Mount points are made where the container will see them: a destination inside an earlier
+// bind mount in that bind's source (runc's checkpoint.bats "nested bind mounts" removes them
+// from there before the restore), others in the rootfs; none under a tmpfs.
+func TestPrepareMountpoints(t *testing.T) {
+	root, outer, inner := t.TempDir(), t.TempDir(), t.TempDir()
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o644)
+	err := prepareMountpoints(root, []specs.Mount{
+		{Destination: "/test", Type: "bind", Source: outer, Options: []string{"bind"}},
+		{Destination: "/test/for/nested", Type: "bind", Source: inner, Options: []string{"bind"}},
+		{Destination: "/test/for/file", Type: "bind", Source: file, Options: []string{"bind"}},
+		{Destination: "/run", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/run/x", Type: "bind", Source: inner, Options: []string{"bind"}},
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(root, "test"), filepath.Join(outer, "for/nested"), filepath.Join(root, "proc"), filepath.Join(root, "run")} {
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			t.Errorf("%s: not a directory (%v)", p, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(outer, "for/file")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("file mount point in the outer bind's source: %v", err)
+	}
+	for _, p := range []string{filepath.Join(root, "test/for"), filepath.Join(root, "run/x")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s made, where the container does not see it", p)
+		}
+	}
+}
+
+// Relative bind sources are the bundle's (runc's suite writes ./tmp.XXXX), for criu too.
+func TestBundleMounts(t *testing.T) {
+	in := []specs.Mount{
+		{Destination: "/a", Type: "bind", Source: "./tmp.x"},
+		{Destination: "/b", Source: "rel", Options: []string{"rbind"}},
+		{Destination: "/c", Type: "bind", Source: "/abs"},
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+	}
+	out := bundleMounts(in, "/bundle")
+	want := []string{"/bundle/tmp.x", "/bundle/rel", "/abs", "proc"}
+	for i, m := range out {
+		if m.Source != want[i] {
+			t.Errorf("mount %s: source %q, want %q", m.Destination, m.Source, want[i])
+		}
+	}
+	if in[0].Source != "./tmp.x" {
+		t.Error("bundleMounts changed the config's own mounts")
+	}
+}
