@@ -423,13 +423,14 @@ func TestRootlessImageEscapingEntriesRefused(t *testing.T) {
 			{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../../../../../../.."},
 			{Name: "up" + victim + "/through-rel-link", Typeflag: tar.TypeReg},
 		},
-		"hardlink": {{Name: "hl", Typeflag: tar.TypeLink, Linkname: "../../../../../../../../etc/passwd"}},
+		"hardlink":        {{Name: "hl", Typeflag: tar.TypeLink, Linkname: "../../../../../../../../etc/passwd"}},
+		"whiteout-dotdot": {{Name: "data/.wh...", Typeflag: tar.TypeReg}},
 	}
 	for name, hs := range cases {
 		t.Run(name, func(t *testing.T) {
 			data := map[string]string{}
 			for _, h := range hs {
-				if h.Typeflag == tar.TypeReg {
+				if h.Typeflag == tar.TypeReg && !strings.Contains(h.Name, ".wh.") {
 					data[h.Name] = "pwned\n"
 				}
 			}
