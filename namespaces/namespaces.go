@@ -198,9 +198,12 @@ func ForExec(spec *specs.Spec, pid int) Plan {
 		p.Join = append(p.Join, specs.LinuxNamespace{Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procName[ns.Type])})
 	}
 	// A container made by root of a user namespace its config does not list (an ordinary
-	// user's run --image, made in a user namespace of its own) is joined from outside it
-	// through that namespace first: its other namespaces belong to it.
-	if !p.Joins(specs.UserNamespace) {
+	// user's run --image, made in a user namespace of its own) is joined by that user from
+	// outside it through that namespace first: its other namespaces belong to it. Root
+	// never joins a user namespace the config does not list (as runc): root may enter the
+	// others directly, and the init's user namespace is the container's to choose (its
+	// init may unshare one of its own, whose maps and members it controls).
+	if !p.Joins(specs.UserNamespace) && os.Geteuid() != 0 {
 		userNS := fmt.Sprintf("/proc/%d/ns/user", pid)
 		if a, b := nsInode(userNS), nsInode("/proc/self/ns/user"); a != 0 && b != 0 && a != b {
 			p.Join = append([]specs.LinuxNamespace{{Type: specs.UserNamespace, Path: userNS}}, p.Join...)
