@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestExecIntoInitsOwnUserNS: a container without a user namespace in its config (runc spec)
@@ -59,4 +61,55 @@ func TestExecIntoInitsOwnUserNS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRootlessImageExecIntoInitsOwnUserNS: the same for an ordinary user's run --image
+// container, made in a user namespace its config does not list: exec joins the namespace the
+// container was made in (the owner of the init's pid namespace), not the one its init
+// unshared since (which maps nothing, and owns none of the container's namespaces: exec
+// failed, "becoming root in the joined user namespace").
+func TestRootlessImageExecIntoInitsOwnUserNS(t *testing.T) {
+	u := rlImageEnsureUser(t, "berth-rlimage", true, true)
+	base := rlImageLayout(t, u) + ":base"
+	if r := u.berth(t, "run", "-d", "--image", base, "rl-ownuserns", "unshare", "-U", "sleep", "100"); r.code != 0 {
+		t.Fatalf("run -d: %+v", r)
+	}
+	defer u.berth(t, "delete", "--force", "rl-ownuserns")
+	r := u.berth(t, "state", "rl-ownuserns")
+	var st struct{ Pid int }
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.Pid == 0 {
+		t.Fatalf("state: %+v", r)
+	}
+	// Wait (from the host) until the init is in a user namespace other than the one that
+	// owns its pid namespace.
+	for {
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", st.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatalf("the init died: %v", err)
+		}
+		owner, err := unix.IoctlRetInt(fd, unix.NS_GET_USERNS)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b unix.Stat_t
+		unix.Fstat(owner, &a)
+		unix.Close(owner)
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/user", st.Pid), &b); err != nil {
+			t.Fatalf("the init died: %v", err)
+		}
+		if a.Ino != b.Ino {
+			break
+		}
+		runtime.Gosched()
+	}
+	r = u.berth(t, "exec", "rl-ownuserns", "sh", "-c", "readlink /proc/1/ns/user; readlink /proc/self/ns/user; id -u")
+	f := strings.Fields(r.stdout)
+	if r.code != 0 || len(f) != 3 || f[0] == f[1] || f[2] != "0" {
+		t.Errorf("exec: exit %d, stdout %q, stderr %q: want it in the user namespace the container was made in, uid 0", r.code, r.stdout, r.stderr)
+	}
+	if r := u.berth(t, "delete", "--force", "rl-ownuserns"); r.code != 0 {
+		t.Errorf("delete: %+v", r)
+	}
+	rlImageNothingLeft(t, u, "rl-ownuserns")
 }
