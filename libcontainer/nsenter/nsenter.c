@@ -263,31 +263,31 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 	 * pipe is at EOF and the init fails before it does anything.
 	 */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	const char *fds = getenv("_BERTH_CGROUP_FDS");
-	if (fds) {
-		joinCgroups(fds);
-		quietRuntimeStart();
-	}
 	const char *join = getenv("_BERTH_NS_JOIN");
 	if (join && *join) {
 		if (getenv("_BERTH_NS_OFFSETS"))
 			timensOffsetsFd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
 		/*
-		 * Joining a container's namespaces: from the first setns on, processes of the
-		 * container may see this one (its pid namespace was joined by the parent), and
-		 * after a joined user namespace its privilege there is no more than theirs. Not
-		 * dumpable, they can neither ptrace it nor reach its /proc/PID/root, cwd or fds (the
-		 * host's, until the mount namespace is joined) before it execs the user's program
-		 * (which makes it dumpable again). InitMain repeats this for the rest of the Go
-		 * setup.
+		 * Joining a container's namespaces (exec, or a create that joins some): this
+		 * process is visible in the container from its clone (its pid namespace was joined
+		 * by the parent) and, after a joined user namespace, no more privileged there than
+		 * the container's processes. Not dumpable, they can neither ptrace it nor reach its
+		 * /proc/PID/root, cwd or fds (the host's, until the mount namespace is joined)
+		 * before it execs the user's program (which makes it dumpable again). InitMain
+		 * repeats this for the Go side.
 		 */
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
 			fail("making the process non-dumpable before joining namespaces", -1, errno);
 			return;
 		}
-		if (joinNamespaces(join) < 0)
-			return;
 	}
+	const char *fds = getenv("_BERTH_CGROUP_FDS");
+	if (fds) {
+		joinCgroups(fds);
+		quietRuntimeStart();
+	}
+	if (join && *join && joinNamespaces(join) < 0)
+		return;
 	if (join && strstr(join, "time:"))
 		berthStartedAt = 0; /* read on the clock of the time namespace it left */
 	const char *flags = getenv("_BERTH_NS_UNSHARE");
