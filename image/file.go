@@ -2,8 +2,10 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"fmt"
 	"io"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,7 +21,7 @@ func (a *applier) file(tr *tar.Reader, h *tar.Header, p *dirFd, base, rel string
 	if err != nil {
 		return err
 	}
-	werr := a.copyData(fd, tr, h.Size)
+	werr := a.copyData(fd, tr, h.Size, isSparse(h))
 	if werr == nil {
 		werr = a.fdAttrs(fd, h, p.gid)
 	}
@@ -29,8 +31,28 @@ func (a *applier) file(tr *tar.Reader, h *tar.Header, p *dirFd, base, rel string
 	return werr
 }
 
-// copyData writes the entry's bytes with as few write calls as the buffer allows.
-func (a *applier) copyData(fd int, r io.Reader, size int64) error {
+// isSparse says whether the entry is a sparse file (GNU 'S', or PAX GNU.sparse.*): its tar
+// data holds only the data blocks, whatever its size says.
+func isSparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// zeros is compared with a sparse file's chunks: a chunk of zeros is a hole.
+var zeros [bufSize]byte
+
+// copyData writes the entry's bytes with as few write calls as the buffer allows. A sparse
+// entry's holes (the tar reader gives them as zeros) stay holes: its size costs no disk, a
+// layer of a few hundred bytes can declare a file of terabytes.
+func (a *applier) copyData(fd int, r io.Reader, size int64, sparse bool) error {
+	end, skipped := size, false
 	for size > 0 {
 		n := int64(len(a.buf))
 		if size < n {
@@ -38,7 +60,12 @@ func (a *applier) copyData(fd int, r io.Reader, size int64) error {
 		}
 		m, err := io.ReadFull(r, a.buf[:n])
 		if m > 0 {
-			if err := writeAll(fd, a.buf[:m]); err != nil {
+			if sparse && bytes.Equal(a.buf[:m], zeros[:m]) {
+				if _, err := unix.Seek(fd, int64(m), io.SeekCurrent); err != nil {
+					return err
+				}
+				skipped = true
+			} else if err := writeAll(fd, a.buf[:m]); err != nil {
 				return err
 			}
 			a.Stats.Bytes += int64(m)
@@ -50,6 +77,9 @@ func (a *applier) copyData(fd int, r io.Reader, size int64) error {
 			return err
 		}
 		size -= int64(m)
+	}
+	if skipped {
+		return unix.Ftruncate(fd, end) // a hole at the end: the size is still the entry's
 	}
 	return nil
 }

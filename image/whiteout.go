@@ -53,8 +53,10 @@ func (a *applier) whiteout(dir, base string) error {
 		return nil
 	}
 	name := strings.TrimPrefix(base, whPrefix)
-	if name == "" || name == "." || strings.Contains(name, "/") {
-		return fmt.Errorf("bad whiteout name %q", base)
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		// ".wh..." would name the parent: applied one layer after another, the whole
+		// directory above (at the layer's root, the bundle around rootfs) would be deleted.
+		return fmt.Errorf("bad whiteout name %q: %w (it names no entry of its directory)", base, errRefused)
 	}
 	rel := path.Join(dir, name)
 	if a.mode == overlayMode {

@@ -423,13 +423,14 @@ func TestRootlessImageEscapingEntriesRefused(t *testing.T) {
 			{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../../../../../../.."},
 			{Name: "up" + victim + "/through-rel-link", Typeflag: tar.TypeReg},
 		},
-		"hardlink": {{Name: "hl", Typeflag: tar.TypeLink, Linkname: "../../../../../../../../etc/passwd"}},
+		"hardlink":        {{Name: "hl", Typeflag: tar.TypeLink, Linkname: "../../../../../../../../etc/passwd"}},
+		"whiteout-dotdot": {{Name: "data/.wh...", Typeflag: tar.TypeReg}},
 	}
 	for name, hs := range cases {
 		t.Run(name, func(t *testing.T) {
 			data := map[string]string{}
 			for _, h := range hs {
-				if h.Typeflag == tar.TypeReg {
+				if h.Typeflag == tar.TypeReg && !strings.Contains(h.Name, ".wh.") {
 					data[h.Name] = "pwned\n"
 				}
 			}
@@ -462,4 +463,46 @@ func rlImageStatus(t *testing.T, u *rlImageUser, id string) string {
 		return ""
 	}
 	return st.Status
+}
+
+// TestRootlessImageSparseFile: a layer of a few KiB declaring a sparse file of 256 MiB (GNU
+// tar --sparse) is stored with its holes: the container sees the whole file, the user's disk
+// holds a few blocks of it (written as zeros, a tiny image could fill the disk).
+func TestRootlessImageSparseFile(t *testing.T) {
+	u := rlImageEnsureUser(t, "berth-rlimage", true, true)
+	layout := rlImageLayout(t, u)
+	src := t.TempDir()
+	const size = 256 << 20
+	if err := os.WriteFile(filepath.Join(src, "big"), []byte("start"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(src, "big"), size); err != nil {
+		t.Fatal(err)
+	}
+	layer := filepath.Join(t.TempDir(), "sparse.tar")
+	if err := sh(src, "tar", "--sparse", "--format=posix", "-cf", layer, "big"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh("", "umoci", "raw", "add-layer", "--image", layout+":base", "--tag", "sparse", layer); err != nil {
+		t.Fatal(err)
+	}
+	exec.Command("chmod", "-R", "a+rX", layout).Run()
+	r := u.berth(t, "run", "--image", layout+":sparse", "rl-sparse", "sh", "-c", "stat -c %s /big; head -c 5 /big")
+	if r.code != 0 || r.stdout != fmt.Sprintf("%d\nstart", size) {
+		t.Fatalf("run --image: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	found := false
+	filepath.Walk(filepath.Join(u.store, "layers"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Name() == "big" {
+			found = true
+			if st := fi.Sys().(*syscall.Stat_t); st.Blocks*512 > 1<<20 {
+				t.Errorf("%s: %d bytes on disk for a sparse file of %d: holes written as zeros", p, st.Blocks*512, fi.Size())
+			}
+		}
+		return nil
+	})
+	if !found {
+		t.Errorf("no layer of the store holds big")
+	}
+	rlImageNothingLeft(t, u, "rl-sparse")
 }

@@ -198,12 +198,15 @@ func ForExec(spec *specs.Spec, pid int) Plan {
 		p.Join = append(p.Join, specs.LinuxNamespace{Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procName[ns.Type])})
 	}
 	// A container made by root of a user namespace its config does not list (an ordinary
-	// user's run --image, made in a user namespace of its own) is joined from outside it
-	// through that namespace first: its other namespaces belong to it.
+	// user's run --image, made in a user namespace of its own) is joined through that
+	// namespace first: its other namespaces belong to it. That namespace is the owner of the
+	// init's pid namespace, which is fixed at its creation, and not the init's own user
+	// namespace: the init may unshare one of its own (whose maps and members the container
+	// controls), which root's exec must not join (runc joins only what the config lists) and
+	// which owns none of the container's other namespaces.
 	if !p.Joins(specs.UserNamespace) {
-		userNS := fmt.Sprintf("/proc/%d/ns/user", pid)
-		if a, b := nsInode(userNS), nsInode("/proc/self/ns/user"); a != 0 && b != 0 && a != b {
-			p.Join = append([]specs.LinuxNamespace{{Type: specs.UserNamespace, Path: userNS}}, p.Join...)
+		if owner := pidNSOwner(pid); owner != "" {
+			p.Join = append([]specs.LinuxNamespace{{Type: specs.UserNamespace, Path: owner}}, p.Join...)
 		}
 	}
 	p.ByInit = os.Geteuid() != 0 && p.Joins(specs.UserNamespace)
@@ -219,6 +222,27 @@ func Names(flags uintptr) []string {
 		}
 	}
 	return out
+}
+
+// pidNSOwner is a path to the user namespace that owns process pid's pid namespace when it
+// is not the caller's (a descriptor of this process, open close-on-exec for the rest of the
+// command), "" when it is the caller's or cannot be told.
+func pidNSOwner(pid int) string {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	owner, err := unix.IoctlRetInt(fd, unix.NS_GET_USERNS)
+	if err != nil {
+		return "" // EPERM: the owner is an ancestor of the caller's (not joinable anyway)
+	}
+	var st unix.Stat_t
+	if unix.Fstat(owner, &st) != nil || st.Ino == nsInode("/proc/self/ns/user") {
+		unix.Close(owner)
+		return ""
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", owner)
 }
 
 // nsInode is the inode of a namespace file (0 if it cannot be read).

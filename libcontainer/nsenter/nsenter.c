@@ -189,6 +189,13 @@ static int waitForMaps(int pipeFd)
 }
 
 /*
+ * timensOffsetsFd is /proc/self/timens_offsets, opened before the process turns
+ * non-dumpable (then its /proc files belong to root of the host, which a joined user
+ * namespace may not map); the kernel checks the writer's privilege against the opener's.
+ */
+static int timensOffsetsFd = -1;
+
+/*
  * unshareAndFork creates the namespaces that must belong to a joined (or, rootless, a new)
  * user namespace. New pid and time namespaces, and a joined pid namespace (forkPid), only
  * receive the caller's children, so then it forks: the child, made with CLONE_PARENT, is a
@@ -210,12 +217,15 @@ static void unshareAndFork(int flags, int forkPid)
 		return;
 	const char *offs = getenv("_BERTH_NS_OFFSETS");
 	if (offs) {
-		int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		int fd = timensOffsetsFd;
+		if (fd < 0)
+			fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write(fd, offs, strlen(offs)) != (ssize_t)strlen(offs)) {
 			fail("linux.timeOffsets: writing /proc/self/timens_offsets", fd, errno);
 			return;
 		}
 		close(fd);
+		timensOffsetsFd = -1;
 	}
 	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
 	if (child < 0) {
@@ -253,13 +263,30 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 	 * pipe is at EOF and the init fails before it does anything.
 	 */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	const char *join = getenv("_BERTH_NS_JOIN");
+	if (join && *join) {
+		if (getenv("_BERTH_NS_OFFSETS"))
+			timensOffsetsFd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		/*
+		 * Joining a container's namespaces (exec, or a create that joins some): this
+		 * process is visible in the container from its clone (its pid namespace was joined
+		 * by the parent) and, after a joined user namespace, no more privileged there than
+		 * the container's processes. Not dumpable, they can neither ptrace it nor reach its
+		 * /proc/PID/root, cwd or fds (the host's, until the mount namespace is joined)
+		 * before it execs the user's program (which makes it dumpable again). InitMain
+		 * repeats this for the Go side.
+		 */
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+			fail("making the process non-dumpable before joining namespaces", -1, errno);
+			return;
+		}
+	}
 	const char *fds = getenv("_BERTH_CGROUP_FDS");
 	if (fds) {
 		joinCgroups(fds);
 		quietRuntimeStart();
 	}
-	const char *join = getenv("_BERTH_NS_JOIN");
-	if (join && joinNamespaces(join) < 0)
+	if (join && *join && joinNamespaces(join) < 0)
 		return;
 	if (join && strstr(join, "time:"))
 		berthStartedAt = 0; /* read on the clock of the time namespace it left */
