@@ -5,6 +5,7 @@ package libcontainer
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/berth-project/berth/internal/explain"
 )
@@ -91,7 +92,7 @@ func relayUntilMsg(pipe *initPipe, want string) (syncMsg, error) {
 				return m, err
 			}
 		case "step":
-			explain.Stepf(m.Step, "%s", m.Msg)
+			explain.Record(explain.Step{Name: m.Step, Detail: m.Msg, At: time.Unix(0, m.At)})
 		case "error":
 			return m, errors.New(m.Msg)
 		default:

@@ -73,6 +73,10 @@ func runInit(pipe *initPipe) error {
 	}
 	if cfg.Explain {
 		pipe.forwardSteps()
+		if t := nsenter.Started(); !t.IsZero() {
+			explain.Record(explain.Step{Name: "libcontainer.InitMain", At: t,
+				Detail: "berth init executed: its nsenter constructor runs, then the Go runtime starts"})
+		}
 		// runc's suite looks for these words in `--debug` output (debug.bats, exec.bats).
 		explain.Stepf("libcontainer.runInit", "child process in init(): berth init, pid %d, has its config", os.Getpid())
 		explain.Stepf("libcontainer.runInit", "nsexec container setup, done by the nsenter constructor before Go started: %s", nsenterSummary())

@@ -46,7 +46,9 @@ type syncMsg struct {
 	Type string `json:"type"`
 	Step string `json:"step,omitempty"`
 	Msg  string `json:"msg,omitempty"`
-	Pid  int    `json:"pid,omitempty"`
+	// At, on "step": when the init took it (Unix nanoseconds).
+	At  int64 `json:"at,omitempty"`
+	Pid int   `json:"pid,omitempty"`
 	// SeccompFd, on "seccomp": the init's seccomp listener descriptor number.
 	SeccompFd int `json:"seccompFd,omitempty"`
 }
@@ -79,6 +81,6 @@ func (p *initPipe) recv(v any) error { return p.dec.Decode(v) }
 // in order with its own.
 func (p *initPipe) forwardSteps() {
 	explain.SetSink(func(s explain.Step) {
-		_ = p.send(syncMsg{Type: "step", Step: s.Name, Msg: s.Detail})
+		_ = p.send(syncMsg{Type: "step", Step: s.Name, Msg: s.Detail, At: s.At.UnixNano()})
 	})
 }

@@ -70,7 +70,7 @@ func setupExplain(c *cli.Context) {
 		enc := json.NewEncoder(out)
 		explain.SetSink(func(s explain.Step) {
 			_ = enc.Encode(map[string]string{"level": "info", "step": s.Name, "msg": s.Detail,
-				"time": time.Now().Format(time.RFC3339Nano)})
+				"time": s.At.Format(time.RFC3339Nano)})
 		})
 		return
 	}

@@ -14,12 +14,16 @@ package explain
 import (
 	"fmt"
 	"sync"
+	"time"
 )
 
-// A Step is one action taken against the kernel.
+// A Step is one action taken against the kernel. At is when it was recorded, in the process
+// that took it (the init's steps keep their own time when relayed): the clock that
+// `--log-format json` prints and bench/steps reads.
 type Step struct {
-	Name   string `json:"step"`
-	Detail string `json:"msg"`
+	Name   string    `json:"step"`
+	Detail string    `json:"msg"`
+	At     time.Time `json:"-"`
 }
 
 // A Sink receives steps. It must be safe for use from several goroutines.
@@ -53,5 +57,16 @@ func Stepf(name, format string, args ...any) {
 	if s == nil {
 		return
 	}
-	s(Step{Name: name, Detail: fmt.Sprintf(format, args...)})
+	s(Step{Name: name, Detail: fmt.Sprintf(format, args...), At: time.Now()})
+}
+
+// Record passes on a step taken elsewhere (the init process) or earlier (the process's start,
+// before the Go runtime), with its own time.
+func Record(st Step) {
+	mu.Lock()
+	s := sink
+	mu.Unlock()
+	if s != nil {
+		s(st)
+	}
 }

@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -159,9 +160,19 @@ static void unshareAndFork(int flags)
 
 void berthWaitExec(int argc, char **argv, char **envp);
 
+/*
+ * berthStartNs is when this constructor began (CLOCK_REALTIME, nanoseconds), in every berth
+ * process: `--explain` reports it as the process's first step, so that the cost of starting
+ * the Go runtime shows in the step times (nsenter.Started).
+ */
+long long berthStartNs;
+
 /* glibc passes argc, argv and envp to constructors. */
 __attribute__((constructor)) static void nsenter(int argc, char **argv, char **envp)
 {
+	struct timespec now;
+	if (clock_gettime(CLOCK_REALTIME, &now) == 0)
+		berthStartNs = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
 	/* A user namespace holder for idmapped mounts (libcontainer/idmap.go): it only waits. */
 	if (argc > 0 && strcmp(argv[0], "berth-userns") == 0)
 		for (;;)

@@ -5,8 +5,14 @@ package nsenter
 
 // #cgo CFLAGS: -Wall -O2
 // extern int berthSavedStderr;
+// extern long long berthStartNs;
 // extern char berthNsError[256];
 import "C"
+
+import "time"
+
+// Started is when the process's constructor ran, before the Go runtime started.
+func Started() time.Time { return time.Unix(0, int64(C.berthStartNs)) }
 
 // Error is the first failure of the constructor (joining cgroups or namespaces, unsharing,
 // forking), or "": the init must not go on after one.
