@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -131,7 +130,7 @@ func sameShape(a, b []group) bool {
 		return false
 	}
 	for i := range a {
-		if a[i].name != b[i].name || a[i].count != b[i].count && !strings.HasPrefix(a[i].name, "(") {
+		if a[i].name != b[i].name {
 			return false
 		}
 	}
