@@ -177,8 +177,12 @@ func mountOverlay(target string, lowers []string, upper, work string) error {
 		fits = fits && !special(l)
 	}
 	if fits && os.Getenv("BERTH_OVERLAY_FSCONFIG") == "" {
-		explain.Stepf("image.mountOverlay", "mount -t overlay overlay -o %s %s", data, target)
-		if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
+		explain.Stepf("image.mountOverlay", "mount -t overlay overlay -o %s,volatile %s", data, target)
+		err := unix.Mount("overlay", target, "overlay", 0, data+",volatile")
+		if err == unix.EINVAL {
+			err = unix.Mount("overlay", target, "overlay", 0, data) // before Linux 5.10
+		}
+		if err != nil {
 			return overlayError(err)
 		}
 		return nil
@@ -219,6 +223,7 @@ func mountOverlay(target string, lowers []string, upper, work string) error {
 	if err := set("workdir", work); err != nil {
 		return err
 	}
+	_ = unix.FsconfigSetFlag(fs, "volatile") // refused before Linux 5.10: then a synced upper
 	if err := unix.FsconfigCreate(fs); err != nil {
 		return overlayError(fmt.Errorf("%w%s", err, fsLog(fs)))
 	}
