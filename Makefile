@@ -36,7 +36,8 @@ bench: build
 
 # make bench's start-up table (bench/start) inside the cgroup v2 VM of integration/vm: qemu
 # TCG, so read only the ratios to runc and crun, which are what a cgroup v2 host sees.
-# BENCH_N containers a runtime (default 10); several minutes.
+# BENCH_N containers a runtime (default 10), BENCH_BASE an older static build beside it;
+# several minutes.
 .PHONY: bench-vm
 bench-vm:
 	BERTH_VM_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBenchInVM$$' ./integration/vm/

@@ -184,7 +184,7 @@ func main() {
 	}
 	for _, r := range rts {
 		rate[r.name] = float64(total) / spent[r.name].Seconds()
-		fmt.Printf("%-6s 4 parallel workers: %.0f containers/s\n", r.name, rate[r.name])
+		fmt.Printf("%-6s 4 parallel workers: %.1f containers/s\n", r.name, rate[r.name])
 	}
 	fmt.Println()
 	for _, o := range rts[1:] {

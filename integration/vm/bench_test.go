@@ -17,7 +17,8 @@ import (
 // (bench/start: berth, runc and crun, interleaved) inside the cgroup v2 VM and prints it.
 // The VM is qemu TCG, so only the ratios mean anything: they are what a cgroup v2 host
 // sees (the init born in its group by clone3, one cgroup directory, one cgroup2 mount).
-// Skipped unless BERTH_VM_BENCH is set (BENCH_N: containers per runtime, default 10).
+// Skipped unless BERTH_VM_BENCH is set (BENCH_N: containers per runtime, default 10;
+// BENCH_BASE: an older static berth build, measured beside it as "base").
 func TestBenchInVM(t *testing.T) {
 	if os.Getenv("BERTH_VM_BENCH") == "" {
 		t.Skip("a benchmark, run by make bench-vm (BERTH_VM_BENCH=1)")
@@ -66,6 +67,11 @@ func TestBenchInVM(t *testing.T) {
 			files[strings.TrimPrefix(l, "/")] = l
 		}
 	}
+	base := ""
+	if b := os.Getenv("BENCH_BASE"); b != "" {
+		files["bench/berth-base"] = b
+		base = " -base /bench/berth-base"
+	}
 	k, err := findKernel(t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +84,7 @@ func TestBenchInVM(t *testing.T) {
 		"mkdir -p /b/rootfs/bin /b/rootfs/proc /b/rootfs/sys /b/rootfs/dev /b/rootfs/etc /b/rootfs/tmp",
 		"cp /bin/busybox /b/rootfs/bin/busybox && ln -s busybox /b/rootfs/bin/true && ln -s busybox /b/rootfs/bin/sh",
 		"cp /bench/config.json /b/config.json",
-		"/bench/startbench -n " + n + " -bundle /b -berth /berth 2>&1",
+		"/bench/startbench -n " + n + " -bundle /b -berth /berth" + base + " 2>&1",
 	}, " && ")
 	initrd := filepath.Join(work, "initrd.cpio.gz")
 	// The guest test binary is not run: busybox stands in for it.
