@@ -34,6 +34,14 @@ test: build
 bench: build
 	bash bench/run.sh
 
+# make bench's start-up table (bench/start) inside the cgroup v2 VM of integration/vm: qemu
+# TCG, so read only the ratios to runc and crun, which are what a cgroup v2 host sees.
+# BENCH_N containers a runtime (default 10), BENCH_BASE an older static build beside it;
+# several minutes.
+.PHONY: bench-vm
+bench-vm:
+	BERTH_VM_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBenchInVM$$' ./integration/vm/
+
 # Every benchmark once, two containers a runtime and one image unpack (about 30 s): proves
 # `make bench` still runs end to end (make test calls it); its figures mean nothing.
 .PHONY: bench-smoke

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
 )
@@ -143,6 +144,12 @@ func readPids(p string) ([]int, error) {
 // removeDir removes a cgroup directory and the groups nested in it (a container may make its
 // own), deepest first, retrying while the kernel still counts exiting tasks.
 func removeDir(dir string) error {
+	// Most groups have no nested group: one rmdir, without listing the directory first.
+	err := unix.Rmdir(dir)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		explain.Stepf("cgroups.removeDir", "rmdir %s", dir)
+		return nil
+	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

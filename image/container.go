@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
@@ -30,6 +31,9 @@ type PrepareOpts struct {
 	Progress Progress
 	// Applied receives how many layers had to be applied (0: all were in the store).
 	Applied *int
+	// Spec, when set, receives the config written to config.json, so that the caller need
+	// not read it back (decoding a spec in a fresh process costs ~0.7 ms).
+	Spec **specs.Spec
 }
 
 // Prepare makes container id's bundle from an image: the layers in the store (applied if
@@ -131,6 +135,9 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
 		return "", err
 	}
+	if o.Spec != nil {
+		*o.Spec = spec
+	}
 	return dir, nil
 }
 
@@ -177,8 +184,12 @@ func mountOverlay(target string, lowers []string, upper, work string) error {
 		fits = fits && !special(l)
 	}
 	if fits && os.Getenv("BERTH_OVERLAY_FSCONFIG") == "" {
-		explain.Stepf("image.mountOverlay", "mount -t overlay overlay -o %s %s", data, target)
-		if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
+		explain.Stepf("image.mountOverlay", "mount -t overlay overlay -o %s,volatile %s", data, target)
+		err := unix.Mount("overlay", target, "overlay", 0, data+",volatile")
+		if err == unix.EINVAL {
+			err = unix.Mount("overlay", target, "overlay", 0, data) // before Linux 5.10
+		}
+		if err != nil {
 			return overlayError(err)
 		}
 		return nil
@@ -224,6 +235,7 @@ func mountOverlay(target string, lowers []string, upper, work string) error {
 			return overlayError(fmt.Errorf("overlay userxattr: %w%s", err, fsLog(fs)))
 		}
 	}
+	_ = unix.FsconfigSetFlag(fs, "volatile") // refused before Linux 5.10: then a synced upper
 	if err := unix.FsconfigCreate(fs); err != nil {
 		return overlayError(fmt.Errorf("%w%s", err, fsLog(fs)))
 	}

@@ -93,3 +93,39 @@ func TestDeviceRulesV1(t *testing.T) {
 		t.Errorf("a process saw /dev/null denied during the update:\n%.300s", data)
 	}
 }
+
+// A create writes the device rules into the group it just made without freezing it (its only
+// process is the init, waiting for "go"), and the rules are in force all the same; a group
+// that already existed (a pod's, say) may hold other processes and is still frozen meanwhile.
+func TestCreateDeviceRulesNoFreezeV1(t *testing.T) {
+	if cgroups.DetectMode() == cgroups.Unified {
+		t.Skip("host is cgroup v2")
+	}
+	t.Cleanup(func() { removeTestGroups("berth-test-devnf") })
+	bundle := kmsgBundle(t, "/berth-test-devnf/n1", []any{denyAll()}, "sleep", "100")
+	e := &env{t: t, root: t.TempDir(), bundle: bundle}
+	t.Cleanup(e.cleanup)
+	r := e.mustBerth("--explain", "create", "--bundle", bundle, "n1")
+	if strings.Contains(r.stderr, "freezer.state = FROZEN") || !strings.Contains(r.stderr, "no freeze") {
+		t.Errorf("create of a new group froze it (or did not say why not):\n%s", r.stderr)
+	}
+	list, _ := os.ReadFile("/sys/fs/cgroup/devices/berth-test-devnf/n1/devices.list")
+	if strings.Contains(string(list), "a *:* rwm") || strings.Contains(string(list), "c 1:11") {
+		t.Errorf("devices.list after create:\n%s", list)
+	}
+	e.mustBerth("start", "n1")
+	if r := e.berth("exec", "n1", "sh", "-c", "head -n 1 /dev/kmsg"); r.code == 0 {
+		t.Errorf("/dev/kmsg readable in a deny-all container: %q", r.stdout)
+	}
+	e.mustBerth("delete", "--force", "n1")
+
+	// The group exists before the create: frozen while its rules are written.
+	if err := os.MkdirAll("/sys/fs/cgroup/devices/berth-test-devnf/n2", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bundle = kmsgBundle(t, "/berth-test-devnf/n2", []any{denyAll()}, "true")
+	r = e.mustBerth("--explain", "run", "--bundle", bundle, "n2")
+	if !strings.Contains(r.stderr, "freezer.state = FROZEN") {
+		t.Errorf("a pre-existing group was not frozen while its device rules were written:\n%s", r.stderr)
+	}
+}

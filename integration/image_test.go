@@ -313,6 +313,22 @@ func overlayMounted(path string) bool {
 	return false
 }
 
+// overlayOptions is the super options of the overlay mounted at path.
+func overlayOptions(path string) string {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && f[4] == path {
+			if _, after, ok := strings.Cut(l, " - overlay "); ok {
+				if g := strings.Fields(after); len(g) > 1 {
+					return g[1]
+				}
+			}
+		}
+	}
+	return ""
+}
+
 func layerDirs(t *testing.T, root string) map[string]int64 {
 	t.Helper()
 	ents, _ := os.ReadDir(filepath.Join(root, ".images/layers"))
@@ -359,6 +375,12 @@ func TestImageRunAndDelete(t *testing.T) {
 	rootfs1 := filepath.Join(e.root, ".images/containers/img-c1/rootfs")
 	if !overlayMounted(rootfs1) {
 		t.Fatalf("%s is not an overlay mount", rootfs1)
+	}
+	// The upper is thrown away on delete: the overlay never syncs it (its unmount did, a
+	// few ms on a disk; see docs/performance.md).
+	// (Linux 6.7 and later show it as fsync=volatile.)
+	if opts := overlayOptions(rootfs1); !strings.Contains(","+opts+",", ",volatile,") && !strings.Contains(","+opts+",", ",fsync=volatile,") {
+		t.Errorf("the overlay rootfs is not volatile: %s", opts)
 	}
 	// The merged tree is umoci's (before anything writes to it).
 	compareTrees(t, snapshot(t, rootfs1, true), snapshot(t, umociUnpack(t, app), true), "the overlay rootfs of run --image")

@@ -19,29 +19,38 @@ import (
 // namespaces a thread may join (namespaces.Handles.EnterThread), so it can never serve other
 // goroutines again; and the init's Pdeathsig fires when the thread that cloned it exits, so
 // it must outlive the init's hand-over. It therefore parks for the rest of the process.
-func cloneInit(id string, ns *namespaces.Handles, exe *os.File, attr *os.ProcAttr) (*os.Process, error) {
+func cloneInit(id string, ns *namespaces.Handles, exe *os.File, files []*os.File, env []string, sys *syscall.SysProcAttr) (int, error) {
 	type result struct {
-		p   *os.Process
+		pid int
 		err error
 	}
 	done := make(chan result, 1)
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd()
+	}
 	go func() {
 		runtime.LockOSThread()
 		if err := ns.EnterThread(); err != nil {
-			done <- result{nil, err}
+			done <- result{0, err}
 			select {} // the thread is tainted: never unlock it
 		}
+		// syscall.ForkExec, not os.StartProcess: the os package's first start of a process
+		// forks a throw-away child to learn whether clone(CLONE_PIDFD) works, one more
+		// process per container; berth waits for its children by pid (wait4).
 		// The O_PATH descriptor is close-on-exec, yet still open when the child's execve
 		// resolves this path.
-		p, err := os.StartProcess(fmt.Sprintf("/proc/self/fd/%d", exe.Fd()), []string{"berth", "init", id}, attr)
+		path := fmt.Sprintf("/proc/self/fd/%d", exe.Fd())
+		pid, err := syscall.ForkExec(path, []string{"berth", "init", id}, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
 		if err != nil {
-			err = fmt.Errorf("starting init process: %w", err)
+			err = fmt.Errorf("starting init process: %w", &os.PathError{Op: "fork/exec", Path: path, Err: err})
 		}
-		done <- result{p, err}
+		done <- result{pid, err}
 		select {}
 	}()
 	r := <-done
-	return r.p, r.err
+	runtime.KeepAlive(files)
+	return r.pid, r.err
 }
 
 func idMappings(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
@@ -54,14 +63,21 @@ func idMappings(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 
 // forkedInitPid reaps the process whose constructor forked the real init and reads that
 // init's pid from the pipe (namespaces.Plan.Forks).
-func forkedInitPid(first *os.Process, pipe *initPipe) (int, error) {
-	st, err := first.Wait()
-	if err != nil {
-		return 0, err
+func forkedInitPid(first int, pipe *initPipe) (int, error) {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(first, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		break
 	}
 	var m syncMsg
 	if err := pipe.recv(&m); err != nil {
-		return 0, fmt.Errorf("init process exited before it forked (%v)", st)
+		return 0, fmt.Errorf("init process exited before it forked (%s)", waitStatusString(ws))
 	}
 	switch {
 	case m.Type == "error":
@@ -91,4 +107,12 @@ func writeInitMaps(pid int, plan namespaces.Plan, pipe *initPipe) error {
 		return err
 	}
 	return pipe.send(syncMsg{Type: "mapped"})
+}
+
+// waitStatusString says how a process ended, as os.ProcessState does ("exit status 1").
+func waitStatusString(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "signal: " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }

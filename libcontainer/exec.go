@@ -69,7 +69,14 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 			return nil, err
 		}
 	}
-	plan := namespaces.ForExec(c.State.Config, c.State.Pid)
+	spec, err := c.State.Spec()
+	if err != nil {
+		return nil, err
+	}
+	if spec == nil {
+		return nil, fmt.Errorf("container %q: its state holds no config", c.ID)
+	}
+	plan := namespaces.ForExec(spec, c.State.Pid)
 	explain.Stepf("libcontainer.Exec", "join the namespaces of init %d [%s] and its cgroup %s", c.State.Pid, strings.Join(planNames(plan), " "), cg.Path())
 	l := launch{dir: c.dir, plan: plan, cg: cg, preserveFds: o.PreserveFds, attr: &syscall.SysProcAttr{}}
 	if o.Process.Terminal {
@@ -90,7 +97,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	pipe.lane, pipe.pid = explain.LaneExec, pid
 	userNS := plan.Has(specs.UserNamespace)
 	if err := pipe.send(initConfig{
-		Spec: execSpec(c.State.Config, o.Process), Exec: true, Explain: explain.Enabled(), Timing: explain.Timing(),
+		Spec: execSpec(spec, o.Process), Exec: true, Explain: explain.Enabled(), Timing: explain.Timing(),
 		Detached: o.Detach, FifoFd: -1, PreserveFds: o.PreserveFds, Setgroups: true,
 		NoNewKeyring: true, UserNS: userNS, ConsoleFd: l.consoleFd,
 		ExecRoot: execRoot(plan, c.State.Pid),
@@ -99,7 +106,7 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		return nil, fmt.Errorf("sending config to the exec process: %w", err)
 	}
 	pipe.onSeccomp = func(fd int) error {
-		return sendSeccompListener(c.State.Config, c.specState(c.status(), pid), fd)
+		return sendSeccompListener(spec, c.specState(c.status(), pid), fd)
 	}
 	if _, err := relayUntilMsg(pipe, "ready"); err != nil {
 		killIfStarted(pid)

@@ -78,20 +78,21 @@ func runInit(pipe *initPipe) error {
 	}
 	if cfg.Explain {
 		pipe.forwardSteps()
-		constructor := int64(0)
+		// Read while /proc is still the host's: in a new time namespace with an offset, the
+		// init's monotonic clock is not berth's.
+		explain.UseTimeNamespaceOffset()
 		if cfg.Timing {
-			// Read while /proc is still the host's: in a new time namespace with an
-			// offset, the init's monotonic clock is not berth's.
-			explain.UseTimeNamespaceOffset()
 			explain.SetTiming(true)
-			if t := nsenter.StartedAt(); t > 0 {
-				constructor = explain.HostClock(t)
-			}
 		}
+		constructor := int64(0)
+		if t := nsenter.StartedAt(); t > 0 {
+			constructor = explain.HostClock(t)
+		}
+		// First, as it began first: from the constructor's start to Go's first step (the Go
+		// runtime's start is in it; bench/steps).
+		explain.In("", 0, constructor).Stepf("libcontainer.runInit", "nsexec container setup, done by the nsenter constructor before Go started: %s", nsenterSummary())
 		// runc's suite looks for these words in `--debug` output (debug.bats, exec.bats).
 		explain.Stepf("libcontainer.runInit", "child process in init(): berth init, pid %d, has its config", os.Getpid())
-		// On a timeline, this step is drawn from the constructor's start to Go's first step.
-		explain.In("", 0, constructor).Stepf("libcontainer.runInit", "nsexec container setup, done by the nsenter constructor before Go started: %s", nsenterSummary())
 	}
 	// Nothing in the container may ptrace or read our memory while we still hold host
 	// resources; execve makes the user's program dumpable again.

@@ -114,26 +114,25 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 	// behind): its constructor sets PR_SET_PDEATHSIG itself. Go's Pdeathsig cannot be used:
 	// its check that the parent still lives kills a child cloned into an existing pid
 	// namespace, where getppid() is 0.
-	proc, err := cloneInit(filepath.Base(l.dir), ns, exe, &os.ProcAttr{Env: env, Files: files, Sys: l.attr})
+	pid, err := cloneInit(filepath.Base(l.dir), ns, exe, files, env, l.attr)
 	if err != nil {
 		parentEnd.Close()
 		return 0, nil, err
 	}
-	started(proc.Pid)
+	started(pid)
 	if s, ok := l.cg.(interface{ LeaveGroup() }); ok {
 		// systemd driver: the scope was started around berth; the init holds it now.
 		s.LeaveGroup()
 	}
 	pipe := newInitPipe(parentEnd)
 	if l.plan.WaitForMaps {
-		if err := writeInitMaps(proc.Pid, l.plan, pipe); err != nil {
+		if err := writeInitMaps(pid, l.plan, pipe); err != nil {
 			parentEnd.Close()
 			return 0, nil, err
 		}
 	}
-	pid := proc.Pid
 	if l.plan.Forks() {
-		if pid, err = forkedInitPid(proc, pipe); err != nil {
+		if pid, err = forkedInitPid(pid, pipe); err != nil {
 			parentEnd.Close()
 			return 0, nil, err
 		}

@@ -70,7 +70,7 @@ func (c *Container) Start() error {
 	if err := os.Remove(fifo); err != nil {
 		return err
 	}
-	if h := c.State.Config.Hooks; h != nil {
+	if h := c.State.hooks(); h != nil {
 		warnHooks("poststart", h.Poststart, c.specState(Running, c.State.Pid), hookPlace{dir: c.HookDir})
 	}
 	return nil
@@ -195,8 +195,8 @@ func (c *Container) destroy() error {
 			errs = append(errs, fmt.Errorf("releasing image rootfs: %w", err))
 		}
 	}
-	if cfg := c.State.Config; cfg != nil && cfg.Hooks != nil && len(errs) == 0 {
-		warnHooks("poststop", cfg.Hooks.Poststop, c.specState(Stopped, 0), hookPlace{dir: c.HookDir})
+	if h := c.State.hooks(); h != nil && len(errs) == 0 {
+		warnHooks("poststop", h.Poststop, c.specState(Stopped, 0), hookPlace{dir: c.HookDir})
 	}
 	if len(errs) == 0 {
 		explain.Stepf("libcontainer.destroy", "rm -r %s", c.dir)

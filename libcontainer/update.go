@@ -25,7 +25,10 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	case Creating:
 		return fmt.Errorf("container %q is %s: only a created, running or paused container can be updated", c.ID, st)
 	}
-	spec := c.State.Config
+	spec, err := c.State.Spec()
+	if err != nil {
+		return err
+	}
 	if spec == nil {
 		return fmt.Errorf("container %q: its state holds no config", c.ID)
 	}

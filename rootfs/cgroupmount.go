@@ -42,6 +42,11 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 		}
 		return nil
 	}
+	if !c.CgroupNS {
+		if done, err := bindCgroupTree(dest, m, o, hier); done || err != nil {
+			return err
+		}
+	}
 	explain.Stepf("rootfs.mountCgroup", "mount -t tmpfs tmpfs %s (a directory to hold the container's cgroups)", m.Destination)
 	if err := unix.Mount("tmpfs", fdPath(dest), "tmpfs", o.flags&^unix.MS_RDONLY, "mode=755"); err != nil {
 		return fmt.Errorf("mount tmpfs for cgroups: %w", err)
@@ -78,7 +83,7 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 			if err != nil {
 				return err
 			}
-			linkComounted(dir, m.Destination, name)
+			linkComounted(int(dir.Fd()), m.Destination, name)
 			continue
 		}
 		explain.Stepf("rootfs.mountCgroup", "mount --bind %s %s/%s (flags %s)", src, m.Destination, name, flagNames(flags))
@@ -94,7 +99,7 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 		if err != nil {
 			return fmt.Errorf("bind %s: %w", src, err)
 		}
-		linkComounted(dir, m.Destination, name)
+		linkComounted(int(dir.Fd()), m.Destination, name)
 	}
 	if o.flags&unix.MS_RDONLY != 0 {
 		explain.Stepf("rootfs.mountCgroup", "mount -o remount,ro %s", m.Destination)
@@ -105,12 +110,95 @@ func mountCgroup(root *os.File, c *Config, m *specs.Mount, o mountOpts) error {
 	return nil
 }
 
+// bindCgroupTree is the v1 layout mountCgroup makes without a cgroup namespace (a tmpfs at
+// the destination holding a bind of the container's group of each hierarchy), in fewer and
+// cheaper system calls: the tmpfs is made with fsopen/fsmount and attached by descriptor,
+// and each group is cloned with open_tree, given its flags with mount_setattr and moved
+// under the tmpfs with move_mount, relative to the tmpfs's own descriptor. No path inside
+// the container is resolved after the destination (the tmpfs is new, and nothing runs in
+// the container yet), so the secure lookups and remounts through /proc/self/fd of the
+// mount(2) way are not needed: about 5 calls a hierarchy instead of about 15. done is false
+// (and nothing was mounted) on a kernel without these calls: the caller then mounts the
+// mount(2) way.
+func bindCgroupTree(dest *os.File, m *specs.Mount, o mountOpts, hier []cgroupHierarchy) (done bool, err error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return false, nil
+	}
+	defer unix.Close(fs)
+	if unix.FsconfigSetString(fs, "mode", "755") != nil || unix.FsconfigCreate(fs) != nil {
+		return false, nil
+	}
+	tmpfs, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(mountAttrs(o.flags&^unix.MS_RDONLY)))
+	if err != nil {
+		return false, nil
+	}
+	defer unix.Close(tmpfs)
+	// mount_setattr (Linux 5.12) is probed on the detached tmpfs, a no-op change.
+	if err := unix.MountSetattr(tmpfs, "", unix.AT_EMPTY_PATH, &unix.MountAttr{}); err != nil {
+		return false, nil
+	}
+	explain.Stepf("rootfs.bindCgroupTree", "mount -t tmpfs tmpfs %s (fsmount, attached by descriptor: a directory to hold the container's cgroups)", m.Destination)
+	if err := unix.MoveMount(tmpfs, "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return false, nil
+	}
+	attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC)
+	if o.flags&unix.MS_RDONLY != 0 {
+		attr |= unix.MOUNT_ATTR_RDONLY
+	}
+	for _, h := range hier {
+		name := filepath.Base(h.mountpoint)
+		if h.mountpoint == "/sys/fs/cgroup" {
+			continue
+		}
+		src := filepath.Join(h.mountpoint, h.path)
+		explain.Stepf("rootfs.bindCgroupTree", "mount --bind %s %s/%s (open_tree, mount_setattr %s, move_mount)", src, m.Destination, name, attrNames(attr))
+		if err := unix.Mkdirat(tmpfs, name, 0o755); err != nil {
+			return true, fmt.Errorf("mkdir %s/%s: %w", m.Destination, name, err)
+		}
+		tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return true, fmt.Errorf("bind %s: open_tree: %w", src, err)
+		}
+		err = unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: attr})
+		if err == nil {
+			err = unix.MoveMount(tree, "", tmpfs, name, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		}
+		unix.Close(tree)
+		if err != nil {
+			return true, fmt.Errorf("bind %s: %w", src, err)
+		}
+		linkComounted(tmpfs, m.Destination, name)
+	}
+	if o.flags&unix.MS_RDONLY != 0 {
+		explain.Stepf("rootfs.bindCgroupTree", "mount -o remount,ro %s (mount_setattr)", m.Destination)
+		if err := unix.MountSetattr(tmpfs, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			return true, fmt.Errorf("remount %s read-only: %w", m.Destination, err)
+		}
+	}
+	return true, nil
+}
+
+// attrNames names mount attributes as mount(8) options.
+func attrNames(a uint64) string {
+	var names []string
+	for _, n := range []struct {
+		bit  uint64
+		name string
+	}{{unix.MOUNT_ATTR_RDONLY, "ro"}, {unix.MOUNT_ATTR_NOSUID, "nosuid"}, {unix.MOUNT_ATTR_NODEV, "nodev"}, {unix.MOUNT_ATTR_NOEXEC, "noexec"}} {
+		if a&n.bit != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
 // linkComounted makes co-mounted controllers ("cpu,cpuacct") reachable by each name.
-func linkComounted(dir *os.File, dest, name string) {
+func linkComounted(dir int, dest, name string) {
 	if strings.Contains(name, ",") {
 		for _, alias := range strings.Split(name, ",") {
 			explain.Stepf("rootfs.mountCgroup", "ln -s %s %s/%s", name, dest, alias)
-			_ = unix.Symlinkat(name, int(dir.Fd()), alias)
+			_ = unix.Symlinkat(name, dir, alias)
 		}
 	}
 }

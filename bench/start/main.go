@@ -110,6 +110,7 @@ func main() {
 	n := flag.Int("n", 50, "containers per runtime and measurement")
 	bundle := flag.String("bundle", "", "bundle whose program is `true`")
 	berth := flag.String("berth", "./berth", "berth binary")
+	baseBin := flag.String("base", "", "another berth binary (an older build), measured in the same interleaved run as \"base\"")
 	flag.Parse()
 	// The init of a created container comes back to us once create exits, for wait4.
 	must(unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
@@ -117,6 +118,9 @@ func main() {
 	must(err, "tmp")
 	defer os.RemoveAll(tmp)
 	rts := []runtime{{"berth", *berth, tmp + "/berth"}}
+	if *baseBin != "" {
+		rts = append(rts, runtime{"base", *baseBin, tmp + "/base"})
+	}
 	for _, name := range []string{"runc", "crun"} {
 		if p, err := exec.LookPath(name); err == nil {
 			rts = append(rts, runtime{name, p, tmp + "/" + name})
@@ -154,24 +158,33 @@ func main() {
 			ms(pct(parts[0], 0.5)), ms(pct(parts[1], 0.5)), ms(pct(parts[2], 0.5)), ms(pct(parts[3], 0.5)), median(rss[r.name]))
 	}
 	fmt.Println()
-	// Parallel throughput: 4 workers, containers per second.
+	// Parallel throughput: 4 workers, containers per second. In rounds of 20 containers,
+	// runtime after runtime, so that a change in the machine's load falls on all of them.
 	rate := map[string]float64{}
-	for _, r := range rts {
-		total := *n * 2
-		var wg sync.WaitGroup
-		t := time.Now()
-		for w := 0; w < 4; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				for i := w; i < total; i += 4 {
-					runOnce(r, *bundle, fmt.Sprintf("p%d", i))
-				}
-			}(w)
+	spent := map[string]time.Duration{}
+	total := *n * 2
+	const round = 20
+	for start := 0; start < total; start += round {
+		for _, r := range rts {
+			end := min(start+round, total)
+			var wg sync.WaitGroup
+			t := time.Now()
+			for w := 0; w < 4; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for i := start + w; i < end; i += 4 {
+						runOnce(r, *bundle, fmt.Sprintf("p%d", i))
+					}
+				}(w)
+			}
+			wg.Wait()
+			spent[r.name] += time.Since(t)
 		}
-		wg.Wait()
-		rate[r.name] = float64(total) / time.Since(t).Seconds()
-		fmt.Printf("%-6s 4 parallel workers: %.0f containers/s\n", r.name, rate[r.name])
+	}
+	for _, r := range rts {
+		rate[r.name] = float64(total) / spent[r.name].Seconds()
+		fmt.Printf("%-6s 4 parallel workers: %.1f containers/s\n", r.name, rate[r.name])
 	}
 	fmt.Println()
 	for _, o := range rts[1:] {

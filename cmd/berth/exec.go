@@ -89,7 +89,11 @@ func execInContainer(c *cli.Context, pidFile string) error {
 	if c.String("process") == "" && c.NArg() < 2 {
 		return errors.New("process args cannot be empty")
 	}
-	proc, err := execProcess(c, ct.State.Config)
+	spec, err := ct.State.Spec()
+	if err != nil {
+		return err
+	}
+	proc, err := execProcess(c, spec)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -258,16 +259,17 @@ func createFromImage(c *cli.Context, detach bool) (*libcontainer.Launched, error
 	start := time.Now()
 	applied := 0
 	p := newProgress()
-	bundle, err := image.Prepare(image.PrepareOpts{Root: r, Store: storeDir(c), ID: id, Image: im, Args: args, Progress: p.report(), Applied: &applied})
+	var spec *specs.Spec
+	bundle, err := image.Prepare(image.PrepareOpts{Root: r, Store: storeDir(c), ID: id, Image: im, Args: args, Progress: p.report(), Applied: &applied, Spec: &spec})
 	p.done()
 	if err != nil {
 		return nil, err
 	}
 	logrus.Debugf("image: %d layers applied, %d already stored; rootfs ready in %v", applied, len(im.DiffIDs)-applied, time.Since(start))
 	l, err := func() (*libcontainer.Launched, error) {
-		spec, err := libcontainer.LoadSpec(bundle)
-		if err != nil {
-			return nil, err
+		// The config Prepare wrote, validated as LoadSpec would after reading it back.
+		if err := libcontainer.ValidateSpec(spec, bundle); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
 		}
 		pidFile := c.String("pid-file")
 		if pidFile != "" {

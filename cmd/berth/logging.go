@@ -73,7 +73,7 @@ func setupExplain(c *cli.Context) {
 				return
 			}
 			_ = enc.Encode(map[string]string{"level": "info", "step": s.Name, "msg": s.Detail,
-				"time": time.Now().Format(time.RFC3339Nano)})
+				"time": explain.WallTime(s.At).Format(time.RFC3339Nano)})
 		})
 		return
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/libcontainer"
-	_ "github.com/berth-project/berth/libcontainer/nsenter" // runs before Go starts in `berth init`
+	"github.com/berth-project/berth/libcontainer/nsenter" // its constructor runs before Go starts
 )
 
 // version is berth's release; commit is set by the Makefile (git describe). runcLevel is the
@@ -152,6 +152,11 @@ func setupGlobals(c *cli.Context) error {
 	}
 	if f := c.String("explain-html"); f != "" {
 		setupTimeline(f, explain.CurrentSink()) // --explain's or --debug's, if any: still printed
+	}
+	if t := nsenter.StartedAt(); t > 0 {
+		// The first step, timed when the process began: the Go runtime's start and the
+		// package initialisers show as its duration (bench/steps).
+		explain.StepAt(t, "main.main", "berth started (its nsenter constructor ran; then the Go runtime, package initialisers, the CLI)")
 	}
 	return nil
 }

@@ -79,6 +79,11 @@ type initramfsSpec struct {
 	criuTree string
 	// runcSuite adds runc's suite to the criu tree's /cr (runcsuite_test.go).
 	runcSuite bool
+	// files are more files (initramfs path -> host file, mode 0755), e.g. the benchmark's
+	// runtimes and their libraries (bench_test.go); run, when set, is what the guest runs
+	// instead of the guest tests.
+	files map[string]string
+	run   string
 }
 
 // writeInitramfs builds a gzip'd newc cpio at out.
@@ -105,6 +110,24 @@ func writeInitramfs(out string, s initramfsSpec) error {
 		c.file(dst, 0o755, data)
 	}
 	c.symlink("bin/sh", "busybox")
+	made := map[string]bool{"bin": true, "lib": true, "dev": true}
+	for dst, src := range s.files {
+		for d, dirs := path.Dir(dst), []string(nil); ; d = path.Dir(d) {
+			if d == "." || d == "/" || made[d] {
+				for i := len(dirs) - 1; i >= 0; i-- {
+					c.dir(dirs[i])
+					made[dirs[i]] = true
+				}
+				break
+			}
+			dirs = append(dirs, d)
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return fmt.Errorf("initramfs: %w", err)
+		}
+		c.file(dst, 0o755, data)
+	}
 	var order []string
 	for _, ko := range s.modules {
 		data, err := os.ReadFile(ko)
@@ -142,7 +165,11 @@ func writeInitramfs(out string, s initramfsSpec) error {
 		c.file("init", 0o755, []byte(strings.Replace(stage1, "exec switch_root /newroot /init2", "exec switch_root /newroot /lib/systemd/systemd", 1)))
 	} else {
 		c.file("init", 0o755, []byte(stage1))
-		c.file("init2", 0o755, []byte(strings.Replace(stage2, "@ARGS@", strings.Join(s.args, " "), 1)))
+		s2 := strings.Replace(stage2, "@ARGS@", strings.Join(s.args, " "), 1)
+		if s.run != "" {
+			s2 = strings.Replace(s2, "BERTH_VM_GUEST=1 BERTH_BIN=/berth /guest.test "+strings.Join(s.args, " "), s.run, 1)
+		}
+		c.file("init2", 0o755, []byte(s2))
 	}
 	if err := c.close(); err != nil {
 		return err
@@ -163,6 +190,7 @@ const stage1 = `#!/bin/sh
 mount -t tmpfs -o size=700m tmpfs /newroot
 cp -a /bin /lib /berth /guest.test /newroot/
 [ -e /init2 ] && cp -a /init2 /newroot/
+for d in /lib64 /bench; do [ -d $d ] && cp -a $d /newroot/; done
 [ -d /sd ] && cp -a /sd/. /newroot/ && rm -rf /sd
 # The criu tree's files win over busybox's links of the same name (ip): unlink those first,
 # so that cp does not write through a link into busybox.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 	_ "unsafe" // go:linkname
 )
 
@@ -24,6 +25,9 @@ func Now() int64 { return nanotime() - clockOffset.Load() }
 //
 //go:linkname nanotime runtime.nanotime
 func nanotime() int64
+
+// WallTime is the wall-clock time of a reading of Now's clock, for logs.
+func WallTime(at int64) time.Time { return time.Now().Add(time.Duration(at - Now())) }
 
 // HostClock converts a CLOCK_MONOTONIC reading of this process (taken in C, say) to the host's.
 func HostClock(ns int64) int64 { return ns - clockOffset.Load() }

@@ -116,6 +116,22 @@ func Stepf(name, format string, args ...any) {
 	s(st)
 }
 
+// StepAt is Stepf for a step that began earlier, at (Now's clock): the process's own start,
+// timed by its C constructor before the Go runtime ran.
+func StepAt(at int64, name, format string, args ...any) {
+	mu.Lock()
+	s, l, p, t := sink, lane, pid, timing
+	mu.Unlock()
+	if s == nil {
+		return
+	}
+	st := Step{Name: name, Detail: fmt.Sprintf(format, args...), At: at, Lane: l, Pid: p}
+	if t {
+		st.Where = caller(2)
+	}
+	s(st)
+}
+
 // Spanf is Stepf for work done alongside other steps of this process (in goroutines): call
 // the function it returns when the work is over. With timing on the step is recorded then,
 // with its start and duration; otherwise it is narrated at once, as Stepf does.

@@ -41,9 +41,9 @@
 char berthNsError[256];
 
 /*
- * berthStartedAt is CLOCK_MONOTONIC (ns) when the constructor of an init began, for the
- * timeline of `--explain=html` (nsenter.StartedAt); 0 once a time namespace was joined or
- * unshared here, since the reading was taken on the clock of the namespace it left.
+ * berthStartedAt is CLOCK_MONOTONIC (ns) when the constructor of any berth process began, so
+ * that `--explain`'s step times show the Go runtime's start (nsenter.StartedAt). In an init it
+ * is 0 once a time namespace was joined or unshared here: it was read on the clock it left.
  */
 long long berthStartedAt;
 
@@ -247,6 +247,9 @@ void berthWaitExec(int argc, char **argv, char **envp);
 /* glibc passes argc, argv and envp to constructors. */
 __attribute__((constructor)) static void nsenter(int argc, char **argv, char **envp)
 {
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		berthStartedAt = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	/* A user namespace holder for idmapped mounts (libcontainer/idmap.go): it only waits. */
 	if (argc > 0 && strcmp(argv[0], "berth-userns") == 0)
 		for (;;)
@@ -255,9 +258,6 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 		berthWaitExec(argc, argv, envp); /* does not return */
 	if (!getenv("_BERTH_INITPIPE"))
 		return; /* not an init: the CLI, or a program run by a test */
-	struct timespec ts;
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
-		berthStartedAt = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	/*
 	 * Die with `berth create` until it hands us over. Should it already be gone, the init
 	 * pipe is at EOF and the init fails before it does anything.
