@@ -35,7 +35,11 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 		// runc's words.
 		return fmt.Errorf("container cannot be checkpointed in %s state", st)
 	}
-	if c.State.Config == nil || c.State.Config.Linux == nil {
+	spec, err := c.State.Spec()
+	if err != nil {
+		return err
+	}
+	if spec == nil || spec.Linux == nil {
 		return fmt.Errorf("container %s: its state has no linux config", c.ID)
 	}
 	if c.State.HostMounts {
@@ -49,7 +53,6 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 	if err != nil {
 		return err
 	}
-	spec := c.State.Config
 	logName := "dump.log"
 	if o.PreDump {
 		logName = "pre-dump.log"
@@ -166,7 +169,10 @@ func (o *CriuOpts) validateDump() error {
 // describeOutside tells criu what of the container comes from outside it (external mounts,
 // masked files, devices) and records the init's stdio in the image (descriptors.json).
 func (c *Container) describeOutside(opts *rpc.CriuOpts, imagePath string) error {
-	spec := c.State.Config
+	spec, err := c.State.Spec()
+	if err != nil {
+		return err
+	}
 	rootfs := c.State.Rootfs
 	for _, m := range externalMounts(spec, c.State.CgroupPath) {
 		d := containerPath(rootfs, m.dest)

@@ -65,7 +65,11 @@ func (c *Container) Start() error {
 	if explain.Timing() {
 		now := explain.Now()
 		explain.In(explain.LaneWaiting, c.State.Pid, now).Idle()
-		explain.In(explain.LaneProgram, c.State.Pid, now).Stepf("libcontainer.waitForStart", "berth-wait read start's byte and executed the user's program: %q", c.State.Config.Process.Args)
+		var args []string
+		if spec, _ := c.State.Spec(); spec != nil && spec.Process != nil {
+			args = spec.Process.Args
+		}
+		explain.In(explain.LaneProgram, c.State.Pid, now).Stepf("libcontainer.waitForStart", "berth-wait read start's byte and executed the user's program: %q", args)
 	}
 	if err := os.Remove(fifo); err != nil {
 		return err
@@ -117,7 +121,8 @@ func (c *Container) signalAll(sig unix.Signal, paused bool) error {
 		if st := c.status(); st == Stopped || st == Creating {
 			return nil
 		}
-		pids, ok := pidsInNamespace(c.State.Pid, c.State.Config)
+		spec, _ := c.State.Spec()
+		pids, ok := pidsInNamespace(c.State.Pid, spec)
 		if !ok {
 			pids = []int{c.State.Pid}
 		}

@@ -92,7 +92,8 @@ func (c *Container) Processes() ([]int, error) {
 		if c.status() == Stopped {
 			return nil, nil
 		}
-		if pids, ok := pidsInNamespace(c.State.Pid, c.State.Config); ok {
+		spec, _ := c.State.Spec()
+		if pids, ok := pidsInNamespace(c.State.Pid, spec); ok {
 			return pids, nil
 		}
 	}
