@@ -67,3 +67,32 @@ func TestWaitingInitHoldsNoHostProc(t *testing.T) {
 		})
 	}
 }
+
+// A user-namespaced container without a /proc mount: its private procfs for the exec fifo is
+// made before pivot_root (a user namespace may mount one only while the host's whole /proc is
+// in its mount namespace), and create then start work.
+func TestWaitingInitUserNSWithoutProc(t *testing.T) {
+	e := newEnv(t)
+	bundle := runcSpecBundle(t, "sleep", "1000")
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
+		var kept []any
+		for _, m := range cfg["mounts"].([]any) {
+			if d := m.(map[string]any)["destination"].(string); d != "/proc" && !strings.HasPrefix(d, "/sys") {
+				kept = append(kept, m)
+			}
+		}
+		cfg["mounts"] = kept
+		l := cfg["linux"].(map[string]any)
+		delete(l, "maskedPaths")
+		delete(l, "readonlyPaths")
+		l["namespaces"] = append(l["namespaces"].([]any), map[string]any{"type": "user"})
+		m := []any{map[string]any{"containerID": 0, "hostID": 100000, "size": 65536}}
+		l["uidMappings"], l["gidMappings"] = m, m
+	})
+	const id = "waitinit-userns"
+	e.mustBerth("create", "--bundle", bundle, id)
+	e.mustBerth("start", id)
+	e.waitStatus(id, "running")
+	e.mustBerth("delete", "--force", id)
+	e.assertGone(id)
+}
