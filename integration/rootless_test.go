@@ -811,3 +811,47 @@ func TestRootlessMountDestinationsStayInRootfs(t *testing.T) {
 		t.Fatalf("want both mounts inside the rootfs: exit %d, %q %q", res.code, res.stdout, res.stderr)
 	}
 }
+
+// Root given an ordinary user's state root (berth --root /run/user/UID/berth ...) refuses it:
+// the user wrote those records, and they decide what root signals, removes and runs. Here the
+// user's container has a poststop hook; root's `delete --force` ran it as root.
+func TestRootlessStateRootNotTrustedByRoot(t *testing.T) {
+	r := newRootlessEnv(t)
+	r.must("spec", "--rootless")
+	marks := filepath.Join(r.dir, "marks")
+	if err := os.Mkdir(marks, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(marks, 0o777)
+	marker := filepath.Join(marks, "poststop")
+	editRuncSpec(t, r.bundle, func(cfg map[string]any) {
+		cfg["root"].(map[string]any)["path"] = rootfs
+		p := cfg["process"].(map[string]any)
+		p["terminal"] = false
+		p["args"] = []any{"sleep", "1000"}
+		cfg["hooks"] = map[string]any{"poststop": []any{map[string]any{
+			"path": "/bin/sh", "args": []any{"sh", "-c", "id -u >> " + marker}}}}
+	})
+	const id = "rl-trust"
+	if res := r.create(id); res.code != 0 {
+		t.Fatalf("create as %s: exit %d: %s", rootlessUserName, res.code, res.stderr)
+	}
+	userRoot := filepath.Join(r.xdg, "berth")
+	for _, args := range [][]string{{"delete", "--force", id}, {"kill", id, "KILL"}, {"list"}, {"state", id}} {
+		out, err := exec.Command(berthBin, append([]string{"--root", userRoot}, args...)...).CombinedOutput()
+		t.Logf("root: berth --root %s %s: %v: %s", userRoot, strings.Join(args, " "), err, out)
+		if err == nil || !strings.Contains(string(out), "--root "+userRoot) || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+			t.Errorf("root's berth %s on the user's state root: want a one-line refusal naming --root, got %v: %s", args[0], err, out)
+		}
+	}
+	if data, err := os.ReadFile(marker); err == nil {
+		t.Fatalf("the user's poststop hook ran for root's delete (as uid %s)", strings.TrimSpace(string(data)))
+	}
+	if st := r.status(id); st != "created" {
+		t.Fatalf("the user's container is %q after root's refused commands", st)
+	}
+	r.must("delete", "--force", id)
+	if data, _ := os.ReadFile(marker); strings.TrimSpace(string(data)) != strconv.Itoa(r.u.uid) {
+		t.Errorf("the user's own delete: poststop hook wrote %q, want its uid %d", data, r.u.uid)
+	}
+}

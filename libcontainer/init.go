@@ -118,13 +118,18 @@ func runInit(pipe *initPipe) error {
 	if err := setRlimits(proc.Rlimits); err != nil {
 		return err
 	}
-	// The exec fifo is reopened through this procfs directory, which stays reachable after
-	// pivot_root even if the container has no /proc of its own.
+	// The exec fifo is reopened through a /proc/self/fd directory that the waiting init keeps
+	// open (fifodir.go): never the host's /proc seen here, which the container could walk up
+	// from. The container's own /proc after pivot_root, or, when it mounts none, a private
+	// procfs of its pid namespace made now (a user namespace may mount one only while a whole
+	// procfs is in its mount namespace).
 	fdDir, exe := -1, -1
 	if cfg.FifoFd >= 0 {
 		var err error
-		if fdDir, err = unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return err
+		if !mountsProc(spec) {
+			if fdDir, err = pidFdDir(); err != nil {
+				return err
+			}
 		}
 		if exe, err = unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
 			return err
@@ -178,6 +183,11 @@ func runInit(pipe *initPipe) error {
 	}
 	if err := applyContainerAttrs(spec.Linux); err != nil {
 		return err
+	}
+	if cfg.FifoFd >= 0 && fdDir < 0 {
+		if fdDir, err = containerFdDir(); err != nil {
+			return err
+		}
 	}
 	if cfg.FifoFd >= 0 {
 		explain.Stepf("libcontainer.waitForStart", "execveat berth-wait: a small C stage blocks opening exec.fifo until `berth start`")

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/berth-project/berth/cgroups"
@@ -82,6 +83,9 @@ func Load(root, id string) (*Container, error) {
 		return nil, err
 	}
 	dir := filepath.Join(root, id)
+	if err := checkStateDir(dir); err != nil {
+		return nil, err
+	}
 	lock, err := lockDir(dir, false)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -113,6 +117,9 @@ func LoadUnlocked(root, id string) (*Container, error) {
 		return nil, err
 	}
 	dir := filepath.Join(root, id)
+	if err := checkStateDir(dir); err != nil {
+		return nil, err
+	}
 	s, err := loadState(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -121,6 +128,26 @@ func LoadUnlocked(root, id string) (*Container, error) {
 		return nil, err
 	}
 	return &Container{ID: id, State: s, dir: dir}, nil
+}
+
+// checkStateDir refuses, for root, a container directory that is a symlink or is not root's:
+// only a user who owns the state root could have put it there, and its state decides what
+// root signals, removes and runs (the CLI checks the state root itself: checkRootOwner).
+func checkStateDir(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil // not there: the caller's lookup says so
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory (%s): root does not act on state another user made", dir, fi.Mode().Type())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+		return fmt.Errorf("%s: owned by uid %d: root does not act on state another user made", dir, st.Uid)
+	}
+	return nil
 }
 
 // Close releases the container's lock.

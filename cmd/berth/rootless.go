@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/libcontainer"
@@ -55,6 +56,9 @@ func setupRootless(c *cli.Context) error {
 		rootless = b
 	}
 	cgroups.Rootless = rootless
+	if err := checkRootOwner(c.String("root")); err != nil {
+		return err
+	}
 	if !c.IsSet("root") {
 		if r := xdgRoot(); r != "" {
 			if err := os.MkdirAll(r, 0o700); err != nil {
@@ -64,6 +68,26 @@ func setupRootless(c *cli.Context) error {
 				return fmt.Errorf("$XDG_RUNTIME_DIR/berth: %w", err)
 			}
 		}
+	}
+	return nil
+}
+
+// checkRootOwner refuses, for root of the host, a state root that another user owns or may
+// change (writable by others, not sticky): its containers' records say which processes root
+// signals, which cgroups and mounts it removes and which poststop hooks it runs, and its
+// owner can swap a directory root is writing into for a symlink. `berth --root
+// /run/user/1000/berth delete ID` as root would run that user's hooks as root. The user runs
+// berth on their own containers.
+func checkRootOwner(root string) error {
+	if os.Geteuid() != 0 || namespaces.InUserNS() {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil {
+		return nil // made by root, later
+	}
+	if st.Uid != 0 || (st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0) {
+		return fmt.Errorf("--root %s: owned by uid %d, mode %04o: root does not act on state another user can change (run berth as that user)", root, st.Uid, st.Mode&0o7777)
 	}
 	return nil
 }
