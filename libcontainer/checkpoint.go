@@ -32,8 +32,8 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 	switch st := c.status(); st {
 	case Running, Paused:
 	default:
-		// runc's words.
-		return fmt.Errorf("container cannot be checkpointed in %s state", st)
+		// runc's words, capital included.
+		return fmt.Errorf("Container cannot be checkpointed in %s state", st)
 	}
 	spec, err := c.State.Spec()
 	if err != nil {

@@ -52,6 +52,13 @@ func Restore(o RestoreOpts) (l *Launched, err error) {
 	if err := checkTerminal(o.Detach, spec.Process.Terminal, o.ConsoleSocket); err != nil {
 		return nil, err
 	}
+	// An existing container of that id is named before criu or its cgroup are looked at
+	// (runc's order and words): a paused one sharing the cgroup path would otherwise be
+	// reported as a frozen cgroup, and a missing criu hide the real cause. publishDir
+	// still refuses atomically if one appears meanwhile.
+	if _, err := os.Lstat(filepath.Join(o.Root, o.ID)); err == nil {
+		return nil, ErrExist
+	}
 	if _, err := o.Criu.cgroupsMode(); err != nil {
 		return nil, err
 	}
@@ -138,6 +145,9 @@ func Restore(o RestoreOpts) (l *Launched, err error) {
 	console.Close()
 	return l, nil
 }
+
+// ErrExist is runc's error for a container id that is taken.
+var ErrExist = errors.New("container with given ID already exists")
 
 // checkImage refuses an image directory that holds no checkpoint, before anything is made.
 func checkImage(dir string) error {
