@@ -144,7 +144,9 @@ func (o *CriuOpts) validateDump() error {
 		if filepath.IsAbs(o.ParentPath) {
 			return fmt.Errorf("--parent-path %s: must be relative to --image-path", o.ParentPath)
 		}
-		p := filepath.Join(o.ImagePath, o.ParentPath)
+		// criu opens it relative to the image directory, ".." included, as the kernel
+		// resolves it: from where a symlinked --image-path really is, not lexically.
+		p := filepath.Join(physicalPath(o.ImagePath), o.ParentPath)
 		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
 			if err == nil {
 				err = &os.PathError{Op: "stat", Path: p, Err: unix.ENOTDIR}
@@ -164,6 +166,21 @@ func (o *CriuOpts) validateDump() error {
 	}
 	_, err := o.emptyNs()
 	return err
+}
+
+// physicalPath is path with its symlinks resolved, as far as it exists (the image directory
+// is made after the flags are checked: its missing tail is kept as it is).
+func physicalPath(path string) string {
+	rest := ""
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(real, rest)
+		}
+		if p == filepath.Dir(p) {
+			return path
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
 }
 
 // describeOutside tells criu what of the container comes from outside it (external mounts,

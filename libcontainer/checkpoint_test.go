@@ -52,6 +52,27 @@ func TestCriuOptsValidate(t *testing.T) {
 	}
 }
 
+// --parent-path is checked where criu will look for it: relative to the image directory as
+// it really is, when --image-path goes through a symlink (its ".." is the real directory's
+// parent), whether the image directory exists yet or not.
+func TestParentPathThroughSymlink(t *testing.T) {
+	d := t.TempDir()
+	os.MkdirAll(filepath.Join(d, "real", "ckpt"), 0o700)
+	os.MkdirAll(filepath.Join(d, "real", "parent"), 0o700) // where criu finds ../parent
+	os.MkdirAll(filepath.Join(d, "links", "decoy"), 0o700)
+	os.Symlink(filepath.Join(d, "real", "ckpt"), filepath.Join(d, "links", "ckpt"))
+	os.Symlink(filepath.Join(d, "real"), filepath.Join(d, "links", "up"))
+	for _, img := range []string{filepath.Join(d, "links", "ckpt"), filepath.Join(d, "links", "up", "new")} {
+		if err := (&CriuOpts{ImagePath: img, ParentPath: "../parent"}).validateDump(); err != nil {
+			t.Errorf("--image-path %s --parent-path ../parent: %v (criu finds %s/real/parent)", img, err, d)
+		}
+	}
+	// Lexically ../decoy exists beside the link; criu would not find it.
+	if err := (&CriuOpts{ImagePath: filepath.Join(d, "links", "ckpt"), ParentPath: "../decoy"}).validateDump(); err == nil {
+		t.Errorf("--parent-path ../decoy accepted: criu resolves it in %s/real, where there is none", d)
+	}
+}
+
 // restore refuses an image directory without a checkpoint in it.
 func TestCheckImage(t *testing.T) {
 	dir := t.TempDir()
