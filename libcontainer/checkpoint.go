@@ -111,7 +111,7 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 		}
 	}
 	if !o.PreDump {
-		if err := c.describeOutside(opts, o.ImagePath); err != nil {
+		if err := c.describeOutside(opts, image); err != nil {
 			return err
 		}
 	}
@@ -185,7 +185,7 @@ func physicalPath(path string) string {
 
 // describeOutside tells criu what of the container comes from outside it (external mounts,
 // masked files, devices) and records the init's stdio in the image (descriptors.json).
-func (c *Container) describeOutside(opts *rpc.CriuOpts, imagePath string) error {
+func (c *Container) describeOutside(opts *rpc.CriuOpts, imageDir *os.File) error {
 	spec, err := c.State.Spec()
 	if err != nil {
 		return err
@@ -212,7 +212,22 @@ func (c *Container) describeOutside(opts *rpc.CriuOpts, imagePath string) error 
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(imagePath, descriptorsFile), data, 0o600)
+	return writeInDir(imageDir, descriptorsFile, data)
+}
+
+// writeInDir writes a file of root's alone in dir (the image directory, which may exist
+// already and be someone else's), never through a symlink planted at its name.
+func writeInDir(dir *os.File, name string, data []byte) error {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("--image-path: %s: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // containerPath is a mount destination as the container sees it, symlinks in the rootfs

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -70,6 +71,36 @@ func TestParentPathThroughSymlink(t *testing.T) {
 	// Lexically ../decoy exists beside the link; criu would not find it.
 	if err := (&CriuOpts{ImagePath: filepath.Join(d, "links", "ckpt"), ParentPath: "../decoy"}).validateDump(); err == nil {
 		t.Errorf("--parent-path ../decoy accepted: criu resolves it in %s/real, where there is none", d)
+	}
+}
+
+// descriptors.json is written in the image directory, never through a symlink planted
+// there (a checkpoint into a directory someone else made must not overwrite a host file).
+func TestDescriptorsNoFollow(t *testing.T) {
+	img := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	os.Symlink(victim, filepath.Join(img, descriptorsFile))
+	spec := &specs.Spec{Linux: &specs.Linux{}}
+	c := &Container{ID: "x", State: &State{Pid: os.Getpid(), Rootfs: "/", Config: spec}}
+	d, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := c.describeOutside(&rpc.CriuOpts{}, d); err == nil {
+		t.Errorf("descriptors.json written through a symlink")
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "keep" {
+		t.Errorf("the symlink's target was overwritten: %q", data)
+	}
+	os.Remove(filepath.Join(img, descriptorsFile))
+	if err := c.describeOutside(&rpc.CriuOpts{}, d); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(img, descriptorsFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("descriptors.json: %v %v, want mode 0600", fi, err)
 	}
 }
 
