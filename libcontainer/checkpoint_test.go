@@ -5,9 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // criu names a mount by its real path in the container: a destination through a symlink of
@@ -101,6 +103,40 @@ func TestDescriptorsNoFollow(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(img, descriptorsFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("descriptors.json: %v %v, want mode 0600", fi, err)
+	}
+}
+
+// restore reads descriptors.json only as a regular file of the image directory: a symlink
+// there (to a host file, or a FIFO that would block the open) is refused, not followed.
+func TestReadDescriptorsNoFollow(t *testing.T) {
+	img := t.TempDir()
+	d, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if fds, err := readDescriptors(d); fds != nil || err != nil {
+		t.Errorf("no descriptors.json: %q %v, want nothing", fds, err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(fifo, filepath.Join(img, descriptorsFile))
+	done := make(chan error, 1)
+	go func() { _, err := readDescriptors(d); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("descriptors.json read through a symlink")
+		}
+	case <-time.After(10 * time.Second): // only a bound on a blocked open: no timing asserted
+		t.Fatal("reading descriptors.json opened the FIFO its symlink points to, and blocks")
+	}
+	os.Remove(filepath.Join(img, descriptorsFile))
+	os.WriteFile(filepath.Join(img, descriptorsFile), []byte(`["/dev/null","pipe:[7]","pipe:[8]"]`), 0o600)
+	if fds, err := readDescriptors(d); err != nil || len(fds) != 3 || fds[1] != "pipe:[7]" {
+		t.Errorf("descriptors.json: %q %v", fds, err)
 	}
 }
 

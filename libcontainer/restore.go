@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,15 +239,13 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 		opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String("/dev/null"), Val: proto.String("/dev/null")})
 	}
 	// The init's stdio that were pipes at the dump are replaced by ours (criu's 0-2).
-	if data, err := os.ReadFile(filepath.Join(o.Criu.ImagePath, descriptorsFile)); err == nil {
-		var fds []string
-		if err := json.Unmarshal(data, &fds); err != nil {
-			return fmt.Errorf("--image-path: %s: %w", descriptorsFile, err)
-		}
-		for i, s := range fds {
-			if strings.Contains(s, "pipe:") {
-				opts.InheritFd = append(opts.InheritFd, &rpc.InheritFd{Key: proto.String(s), Fd: proto.Int32(int32(i))})
-			}
+	fds, err := readDescriptors(image)
+	if err != nil {
+		return err
+	}
+	for i, s := range fds {
+		if strings.Contains(s, "pipe:") {
+			opts.InheritFd = append(opts.InheritFd, &rpc.InheritFd{Key: proto.String(s), Fd: proto.Int32(int32(i))})
 		}
 	}
 	hookState := func(pid int) specs.State { return c.specState(Creating, pid) }
@@ -290,6 +289,29 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 		return errors.New("process.terminal is true, but the checkpoint has no terminal to restore")
 	}
 	return err
+}
+
+// readDescriptors reads the image's descriptors.json (none: nil), a regular file in the image
+// directory itself: an image is input, and a symlink there must not make berth open a host
+// file (a FIFO would hang the restore).
+func readDescriptors(imageDir *os.File) ([]string, error) {
+	fd, err := unix.Openat(int(imageDir.Fd()), descriptorsFile, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--image-path: %s: %w", descriptorsFile, err)
+	}
+	f := os.NewFile(uintptr(fd), descriptorsFile)
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("--image-path: %s: not a regular file", descriptorsFile)
+	}
+	var fds []string
+	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&fds); err != nil {
+		return nil, fmt.Errorf("--image-path: %s: %w", descriptorsFile, err)
+	}
+	return fds, nil
 }
 
 // bundleMounts is mounts with every relative bind source made absolute against the bundle
