@@ -205,3 +205,35 @@ func TestRestoreTakenID(t *testing.T) {
 		t.Errorf("the existing container's init left its cgroup: %q (%v)", data, err)
 	}
 }
+
+// A restore killed while criu works (a caller's timeout: go-runc kills the runtime with its
+// context) leaves the new container's rootfs bound at <state dir>/criu-root. The delete
+// --force that cleans up after it must undo that bind before it removes the state directory:
+// removing it through the bind deleted the rootfs's files (and those of any mount under it).
+func TestDeleteAfterKilledRestore(t *testing.T) {
+	e := newEnv(t, "sleep", "1000")
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "killedrestore")
+	// What the killed restore left: its bind of the rootfs (here a stand-in with a file).
+	fake := t.TempDir()
+	os.WriteFile(filepath.Join(fake, "precious"), []byte("x"), 0o644)
+	mnt := filepath.Join(e.root, "killedrestore", "criu-root")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "--rbind", fake, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	defer exec.Command("umount", "-l", mnt).Run()
+	r := e.berth("delete", "--force", "killedrestore")
+	if _, err := os.Stat(filepath.Join(fake, "precious")); err != nil {
+		t.Errorf("delete --force removed the files of the rootfs bound at criu-root: %v", err)
+	}
+	if r.code != 0 {
+		t.Fatalf("delete --force: exit %d: %s", r.code, r.stderr)
+	}
+	e.assertGone("killedrestore")
+	if data, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(data), mnt) {
+		t.Errorf("criu-root is still mounted after delete --force")
+	}
+}

@@ -205,7 +205,7 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 	}
 	// criu wants the root to be a mount point whose parent is not overmounted: a bind of
 	// the rootfs in the state directory.
-	root := filepath.Join(c.dir, "criu-root")
+	root := filepath.Join(c.dir, criuRootName)
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return err
 	}
@@ -289,6 +289,30 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 		return errors.New("process.terminal is true, but the checkpoint has no terminal to restore")
 	}
 	return err
+}
+
+// criuRootName is the mount point, in the state directory, where restore binds the rootfs
+// for criu.
+const criuRootName = "criu-root"
+
+// releaseCriuRoot unmounts what a restore killed half-way left bound at criu-root in the state
+// directory dir (the rootfs, recursively): removing the directory through it would delete the
+// rootfs's files. An error means it is still mounted, and dir must not be removed.
+func releaseCriuRoot(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	p := filepath.Join(dir, criuRootName)
+	for {
+		err := unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		switch {
+		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+			return nil // not (or no longer) a mount point; no such directory
+		case err != nil:
+			return fmt.Errorf("unmounting %s, left by a restore: %w", p, err)
+		}
+		explain.Stepf("libcontainer.releaseCriuRoot", "umount -l %s (left by a killed restore)", p)
+	}
 }
 
 // readDescriptors reads the image's descriptors.json (none: nil), a regular file in the image
