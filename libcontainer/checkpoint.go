@@ -53,10 +53,9 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 	if err != nil {
 		return err
 	}
+	// runc's name, for a pre-dump too: callers look for it after a failure (containerd
+	// copies <work>/dump.log into the bundle).
 	logName := "dump.log"
-	if o.PreDump {
-		logName = "pre-dump.log"
-	}
 	image, work, log, err := o.openDirs(true, logName)
 	if err != nil {
 		return err

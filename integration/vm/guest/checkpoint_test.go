@@ -473,6 +473,11 @@ func TestCheckpointPreDump(t *testing.T) {
 		dir := t.TempDir()
 		parent, img, work := filepath.Join(dir, "parent"), filepath.Join(dir, "image"), filepath.Join(dir, "work")
 		e.checkpoint(parent, "--pre-dump", "--image-path", parent, "pd")
+		// criu's log of the pre-dump is dump.log, in the image directory (no --work-path),
+		// where runc has it and callers look for it.
+		if _, err := os.Stat(filepath.Join(parent, "dump.log")); err != nil {
+			t.Errorf("no dump.log after the pre-dump: %v", err)
+		}
 		if s := e.ociState("pd"); s == nil || s.Status != "running" {
 			t.Fatalf("after checkpoint --pre-dump: state %+v, want running", s)
 		}
