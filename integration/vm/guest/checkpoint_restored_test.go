@@ -167,3 +167,41 @@ func TestCheckpointRestoredInit(t *testing.T) {
 		expectRestored(e2, "ri-restored", e.spec.Linux.CgroupsPath)
 	})
 }
+
+// A container whose init moves itself into a group below the container's (as systemd does
+// with init.scope; the cgroup mounted read-write in its cgroup namespace) while its child, the
+// counter, stays in the container's group: the whole container is frozen for the dump (criu
+// is given the container's group, as runc gives it, not the init's), and the restored
+// counter goes on.
+func TestCheckpointInitInSubgroup(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, bin string) {
+		e := counterEnv(t, bin, []string{"sh", "-c", `i=0; (while :; do i=$((i+1)); echo $i; sleep 0.2; done) & ` +
+			`mkdir /sys/fs/cgroup/init.scope && echo $$ > /sys/fs/cgroup/init.scope/cgroup.procs || echo "move failed" >&2; wait`})
+		for i, m := range e.spec.Mounts {
+			if m.Destination == "/sys/fs/cgroup" {
+				e.spec.Mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+			}
+		}
+		e.writeSpec()
+		out, _ := e.detached("", "run", "-d", "--bundle", e.bundle, "sub")
+		out.atLeast(t, 3)
+		pid := e.ociState("sub").Pid
+		self, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if !strings.HasSuffix(strings.TrimSpace(string(self)), "/init.scope") {
+			t.Fatalf("the init did not move into init.scope: %q", self)
+		}
+		dir := t.TempDir()
+		img, work := filepath.Join(dir, "image"), filepath.Join(dir, "work")
+		e.checkpoint(work, "--image-path", img, "--work-path", work, "sub")
+		last := out.last(t)
+		e2 := e.withCgroup("-restored")
+		work2 := filepath.Join(dir, "work2")
+		out2, _ := e2.detached(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e2.bundle, "sub-restored")
+		if v := out2.next(t); v != last+1 {
+			t.Errorf("restored counter printed %d first, want %d", v, last+1)
+		}
+		if s := e.ociState("sub-restored"); s == nil || s.Status != "running" {
+			t.Errorf("restored container: %+v", s)
+		}
+	})
+}
