@@ -97,7 +97,8 @@ func lineReader(t *testing.T, r *os.File) func() string {
 // restored into a new container: its filter still refuses mkdir, its descriptors are the same
 // as before the dump (criu's RPC socket, the namespaces handed to criu and the runtime's own
 // files do not leak in), its dumpable flag (the owner of /proc/PID), no_new_privs and seccomp
-// mode are as they were; the image directory is private to root (it holds the memory).
+// mode are as they were; the image directory is private to root (it holds the memory). The
+// restore's --root goes through a symlink.
 func TestCheckpointRestoredInit(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, bin string) {
 		e := counterEnv(t, bin, probeArgs)
@@ -142,7 +143,13 @@ func TestCheckpointRestoredInit(t *testing.T) {
 			}
 		}
 
+		// Restored with --root through a symlink (docker's /var/run/docker/runtime-runc is
+		// one on Debian, /var/run -> /run): criu is given the root bind's real path.
 		e2 := e.withCgroup("-restored")
+		e2.root = filepath.Join(t.TempDir(), "rootlink")
+		if err := os.Symlink(e.root, e2.root); err != nil {
+			t.Fatal(err)
+		}
 		work2 := filepath.Join(dir, "work2")
 		out2, in2 := e2.detachedPipes(work2, "restore", "-d", "--image-path", img, "--work-path", work2, "--bundle", e2.bundle, "ri-restored")
 		next = lineReader(t, out2)
