@@ -2,8 +2,6 @@
 
 package nsenter
 
-import "time"
-
 // Without cgo there is no constructor (a test binary built static with CGO_ENABLED=0, such
 // as the VM guest's, links libcontainer for its types only): nothing was set aside and
 // nothing failed.
