@@ -8,9 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -78,8 +76,10 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 			opts.External = append(opts.External, ext)
 		}
 	}
-	// criu freezes the tasks with the cgroup freezer rather than ptrace-stopping each.
-	if fz := freezerDir(c.State.Pid); fz != "" {
+	// criu freezes the tasks with the cgroup freezer rather than ptrace-stopping each: the
+	// container's group, which holds them all (the init may have moved itself below it, as
+	// systemd does into init.scope, leaving its children outside its own group).
+	if fz := freezerDir(c.State.CgroupPath); fz != "" {
 		opts.FreezeCgroup = proto.String(fz)
 	}
 	if o.PageServer != "" {
@@ -256,27 +256,15 @@ func externalNs(spec *specs.Spec, t specs.LinuxNamespaceType) (string, error) {
 	return "", nil
 }
 
-// freezerDir is the freezer cgroup directory of pid: its v2 group on a unified host, its v1
-// freezer group otherwise ("" if none).
-func freezerDir(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
+// freezerDir is the freezer directory of the container's cgroup (its path relative to each
+// hierarchy's root): the v2 group on a unified host, its v1 freezer group otherwise ("" if
+// none).
+func freezerDir(cgPath string) string {
+	if cgPath == "" {
 		return ""
 	}
-	unified := cgroups.DetectMode() == cgroups.Unified
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if unified && parts[0] == "0" && parts[1] == "" {
-			return filepath.Join("/sys/fs/cgroup", parts[2])
-		}
-		if !unified && slices.Contains(strings.Split(parts[1], ","), "freezer") {
-			if d, ok := cgroups.V1Dirs(parts[2])["freezer"]; ok {
-				return d
-			}
-		}
+	if cgroups.DetectMode() == cgroups.Unified {
+		return filepath.Join("/sys/fs/cgroup", cgPath)
 	}
-	return ""
+	return cgroups.V1Dirs(cgPath)["freezer"]
 }
