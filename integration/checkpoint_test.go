@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,7 +120,7 @@ func TestCheckpointRestoreErrorsWithoutWorkingCriu(t *testing.T) {
 	// Only a running (or paused) container can be checkpointed: runc's words.
 	e.mustBerth("create", "--bundle", e.bundle, "ck4")
 	r = e.berth("checkpoint", "--image-path", img, "ck4")
-	if r.code == 0 || !strings.Contains(r.stderr, "container cannot be checkpointed in created state") {
+	if r.code == 0 || !strings.Contains(r.stderr, "Container cannot be checkpointed in created state") {
 		t.Errorf("checkpoint of a created container: exit %d, stderr %q", r.code, r.stderr)
 	}
 	e.mustBerth("delete", "--force", "ck4")
@@ -158,5 +159,81 @@ func TestInitAndExecLeadTheirSession(t *testing.T) {
 	f := strings.Fields(e.mustBerth("exec", "sid2", "sh", "-c", sid).stdout)
 	if len(f) != 2 || f[0] != f[1] {
 		t.Errorf("exec: pid and session %q, want the same number", f)
+	}
+}
+
+// A restore with the id of an existing container fails with runc's words, before criu is
+// asked for anything (so the same answer with criu missing, failing or working), and leaves
+// the existing container as it was: running, or paused in a cgroup the restore's config
+// names too (where the cgroup's check came first and said "unexpectedly frozen").
+func TestRestoreTakenID(t *testing.T) {
+	e := newEnv(t, "sleep", "1000")
+	e.spec.Linux.CgroupsPath = "/berth-restore-taken"
+	e.writeSpec()
+	e.mustBerth("run", "-d", "--bundle", e.bundle, "taken")
+	defer e.berth("delete", "--force", "taken")
+	before := e.state("taken")
+	img := t.TempDir()
+	os.WriteFile(filepath.Join(img, "inventory.img"), []byte("not really"), 0o600)
+	os.WriteFile(filepath.Join(img, "descriptors.json"), []byte(`["pipe:[1]","pipe:[2]","pipe:[3]"]`), 0o600)
+	for _, paused := range []bool{false, true} {
+		if paused {
+			e.mustBerth("pause", "taken")
+		}
+		for _, path := range []string{"", "/usr/bin:/bin"} { // criu as installed, and none
+			cmd := exec.Command(berthBin, "--root", e.root, "restore", "-d", "--image-path", img, "--bundle", e.bundle, "taken")
+			if path != "" {
+				cmd.Env = append(os.Environ(), "PATH="+path)
+			}
+			r := e.berthCmd(cmd)
+			if r.code != 1 || !strings.HasSuffix(strings.TrimSpace(r.stderr), "container with given ID already exists") {
+				t.Errorf("restore of a taken id (paused %v, PATH %q): exit %d, stderr %q", paused, path, r.code, r.stderr)
+			}
+		}
+		after := e.state("taken")
+		want := "running"
+		if paused {
+			want = "paused"
+		}
+		if after.Status != want || after.Pid != before.Pid {
+			t.Errorf("the existing container after the refused restore: %s pid %d, want %s pid %d", after.Status, after.Pid, want, before.Pid)
+		}
+	}
+	e.mustBerth("resume", "taken")
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", before.Pid))
+	if err != nil || !strings.Contains(string(data), "/berth-restore-taken") {
+		t.Errorf("the existing container's init left its cgroup: %q (%v)", data, err)
+	}
+}
+
+// A restore killed while criu works (a caller's timeout: go-runc kills the runtime with its
+// context) leaves the new container's rootfs bound at <state dir>/criu-root. The delete
+// --force that cleans up after it must undo that bind before it removes the state directory:
+// removing it through the bind deleted the rootfs's files (and those of any mount under it).
+func TestDeleteAfterKilledRestore(t *testing.T) {
+	e := newEnv(t, "sleep", "1000")
+	e.writeSpec()
+	e.mustBerth("create", "--bundle", e.bundle, "killedrestore")
+	// What the killed restore left: its bind of the rootfs (here a stand-in with a file).
+	fake := t.TempDir()
+	os.WriteFile(filepath.Join(fake, "precious"), []byte("x"), 0o644)
+	mnt := filepath.Join(e.root, "killedrestore", "criu-root")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "--rbind", fake, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	defer exec.Command("umount", "-l", mnt).Run()
+	r := e.berth("delete", "--force", "killedrestore")
+	if _, err := os.Stat(filepath.Join(fake, "precious")); err != nil {
+		t.Errorf("delete --force removed the files of the rootfs bound at criu-root: %v", err)
+	}
+	if r.code != 0 {
+		t.Fatalf("delete --force: exit %d: %s", r.code, r.stderr)
+	}
+	e.assertGone("killedrestore")
+	if data, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(data), mnt) {
+		t.Errorf("criu-root is still mounted after delete --force")
 	}
 }

@@ -8,9 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -32,8 +30,8 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 	switch st := c.status(); st {
 	case Running, Paused:
 	default:
-		// runc's words.
-		return fmt.Errorf("container cannot be checkpointed in %s state", st)
+		// runc's words, capital included.
+		return fmt.Errorf("Container cannot be checkpointed in %s state", st)
 	}
 	spec, err := c.State.Spec()
 	if err != nil {
@@ -53,10 +51,9 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 	if err != nil {
 		return err
 	}
+	// runc's name, for a pre-dump too: callers look for it after a failure (containerd
+	// copies <work>/dump.log into the bundle).
 	logName := "dump.log"
-	if o.PreDump {
-		logName = "pre-dump.log"
-	}
 	image, work, log, err := o.openDirs(true, logName)
 	if err != nil {
 		return err
@@ -79,8 +76,10 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 			opts.External = append(opts.External, ext)
 		}
 	}
-	// criu freezes the tasks with the cgroup freezer rather than ptrace-stopping each.
-	if fz := freezerDir(c.State.Pid); fz != "" {
+	// criu freezes the tasks with the cgroup freezer rather than ptrace-stopping each: the
+	// container's group, which holds them all (the init may have moved itself below it, as
+	// systemd does into init.scope, leaving its children outside its own group).
+	if fz := freezerDir(c.State.CgroupPath); fz != "" {
 		opts.FreezeCgroup = proto.String(fz)
 	}
 	if o.PageServer != "" {
@@ -111,7 +110,7 @@ func (c *Container) Checkpoint(o *CriuOpts) error {
 		}
 	}
 	if !o.PreDump {
-		if err := c.describeOutside(opts, o.ImagePath); err != nil {
+		if err := c.describeOutside(opts, image); err != nil {
 			return err
 		}
 	}
@@ -144,7 +143,9 @@ func (o *CriuOpts) validateDump() error {
 		if filepath.IsAbs(o.ParentPath) {
 			return fmt.Errorf("--parent-path %s: must be relative to --image-path", o.ParentPath)
 		}
-		p := filepath.Join(o.ImagePath, o.ParentPath)
+		// criu opens it relative to the image directory, ".." included, as the kernel
+		// resolves it: from where a symlinked --image-path really is, not lexically.
+		p := filepath.Join(physicalPath(o.ImagePath), o.ParentPath)
 		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
 			if err == nil {
 				err = &os.PathError{Op: "stat", Path: p, Err: unix.ENOTDIR}
@@ -166,9 +167,24 @@ func (o *CriuOpts) validateDump() error {
 	return err
 }
 
+// physicalPath is path with its symlinks resolved, as far as it exists (the image directory
+// is made after the flags are checked: its missing tail is kept as it is).
+func physicalPath(path string) string {
+	rest := ""
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(real, rest)
+		}
+		if p == filepath.Dir(p) {
+			return path
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
+}
+
 // describeOutside tells criu what of the container comes from outside it (external mounts,
 // masked files, devices) and records the init's stdio in the image (descriptors.json).
-func (c *Container) describeOutside(opts *rpc.CriuOpts, imagePath string) error {
+func (c *Container) describeOutside(opts *rpc.CriuOpts, imageDir *os.File) error {
 	spec, err := c.State.Spec()
 	if err != nil {
 		return err
@@ -195,7 +211,22 @@ func (c *Container) describeOutside(opts *rpc.CriuOpts, imagePath string) error 
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(imagePath, descriptorsFile), data, 0o600)
+	return writeInDir(imageDir, descriptorsFile, data)
+}
+
+// writeInDir writes a file of root's alone in dir (the image directory, which may exist
+// already and be someone else's), never through a symlink planted at its name.
+func writeInDir(dir *os.File, name string, data []byte) error {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("--image-path: %s: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // containerPath is a mount destination as the container sees it, symlinks in the rootfs
@@ -225,27 +256,15 @@ func externalNs(spec *specs.Spec, t specs.LinuxNamespaceType) (string, error) {
 	return "", nil
 }
 
-// freezerDir is the freezer cgroup directory of pid: its v2 group on a unified host, its v1
-// freezer group otherwise ("" if none).
-func freezerDir(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
+// freezerDir is the freezer directory of the container's cgroup (its path relative to each
+// hierarchy's root): the v2 group on a unified host, its v1 freezer group otherwise ("" if
+// none).
+func freezerDir(cgPath string) string {
+	if cgPath == "" {
 		return ""
 	}
-	unified := cgroups.DetectMode() == cgroups.Unified
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if unified && parts[0] == "0" && parts[1] == "" {
-			return filepath.Join("/sys/fs/cgroup", parts[2])
-		}
-		if !unified && slices.Contains(strings.Split(parts[1], ","), "freezer") {
-			if d, ok := cgroups.V1Dirs(parts[2])["freezer"]; ok {
-				return d
-			}
-		}
+	if cgroups.DetectMode() == cgroups.Unified {
+		return filepath.Join("/sys/fs/cgroup", cgPath)
 	}
-	return ""
+	return cgroups.V1Dirs(cgPath)["freezer"]
 }

@@ -5,8 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // criu names a mount by its real path in the container: a destination through a symlink of
@@ -49,6 +52,91 @@ func TestCriuOptsValidate(t *testing.T) {
 	ok := CriuOpts{ImagePath: img, CgroupsMode: "full", EmptyNs: []string{string(specs.NetworkNamespace)}, PageServer: "10.0.0.1:27"}
 	if err := ok.validateDump(); err != nil {
 		t.Errorf("valid options refused: %v", err)
+	}
+}
+
+// --parent-path is checked where criu will look for it: relative to the image directory as
+// it really is, when --image-path goes through a symlink (its ".." is the real directory's
+// parent), whether the image directory exists yet or not.
+func TestParentPathThroughSymlink(t *testing.T) {
+	d := t.TempDir()
+	os.MkdirAll(filepath.Join(d, "real", "ckpt"), 0o700)
+	os.MkdirAll(filepath.Join(d, "real", "parent"), 0o700) // where criu finds ../parent
+	os.MkdirAll(filepath.Join(d, "links", "decoy"), 0o700)
+	os.Symlink(filepath.Join(d, "real", "ckpt"), filepath.Join(d, "links", "ckpt"))
+	os.Symlink(filepath.Join(d, "real"), filepath.Join(d, "links", "up"))
+	for _, img := range []string{filepath.Join(d, "links", "ckpt"), filepath.Join(d, "links", "up", "new")} {
+		if err := (&CriuOpts{ImagePath: img, ParentPath: "../parent"}).validateDump(); err != nil {
+			t.Errorf("--image-path %s --parent-path ../parent: %v (criu finds %s/real/parent)", img, err, d)
+		}
+	}
+	// Lexically ../decoy exists beside the link; criu would not find it.
+	if err := (&CriuOpts{ImagePath: filepath.Join(d, "links", "ckpt"), ParentPath: "../decoy"}).validateDump(); err == nil {
+		t.Errorf("--parent-path ../decoy accepted: criu resolves it in %s/real, where there is none", d)
+	}
+}
+
+// descriptors.json is written in the image directory, never through a symlink planted
+// there (a checkpoint into a directory someone else made must not overwrite a host file).
+func TestDescriptorsNoFollow(t *testing.T) {
+	img := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	os.Symlink(victim, filepath.Join(img, descriptorsFile))
+	spec := &specs.Spec{Linux: &specs.Linux{}}
+	c := &Container{ID: "x", State: &State{Pid: os.Getpid(), Rootfs: "/", Config: spec}}
+	d, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := c.describeOutside(&rpc.CriuOpts{}, d); err == nil {
+		t.Errorf("descriptors.json written through a symlink")
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "keep" {
+		t.Errorf("the symlink's target was overwritten: %q", data)
+	}
+	os.Remove(filepath.Join(img, descriptorsFile))
+	if err := c.describeOutside(&rpc.CriuOpts{}, d); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(img, descriptorsFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("descriptors.json: %v %v, want mode 0600", fi, err)
+	}
+}
+
+// restore reads descriptors.json only as a regular file of the image directory: a symlink
+// there (to a host file, or a FIFO that would block the open) is refused, not followed.
+func TestReadDescriptorsNoFollow(t *testing.T) {
+	img := t.TempDir()
+	d, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if fds, err := readDescriptors(d); fds != nil || err != nil {
+		t.Errorf("no descriptors.json: %q %v, want nothing", fds, err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(fifo, filepath.Join(img, descriptorsFile))
+	done := make(chan error, 1)
+	go func() { _, err := readDescriptors(d); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("descriptors.json read through a symlink")
+		}
+	case <-time.After(10 * time.Second): // only a bound on a blocked open: no timing asserted
+		t.Fatal("reading descriptors.json opened the FIFO its symlink points to, and blocks")
+	}
+	os.Remove(filepath.Join(img, descriptorsFile))
+	os.WriteFile(filepath.Join(img, descriptorsFile), []byte(`["/dev/null","pipe:[7]","pipe:[8]"]`), 0o600)
+	if fds, err := readDescriptors(d); err != nil || len(fds) != 3 || fds[1] != "pipe:[7]" {
+		t.Errorf("descriptors.json: %q %v", fds, err)
 	}
 }
 

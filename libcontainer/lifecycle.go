@@ -195,6 +195,9 @@ func (c *Container) destroy() error {
 			errs = append(errs, err)
 		}
 	}
+	if err := releaseCriuRoot(c.dir); err != nil {
+		errs = append(errs, err)
+	}
 	if c.State.Image != "" && ReleaseImage != nil {
 		if err := ReleaseImage(filepath.Dir(c.dir), c.ID, c.State.Bundle); err != nil {
 			errs = append(errs, fmt.Errorf("releasing image rootfs: %w", err))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,13 @@ func Restore(o RestoreOpts) (l *Launched, err error) {
 	}
 	if err := checkTerminal(o.Detach, spec.Process.Terminal, o.ConsoleSocket); err != nil {
 		return nil, err
+	}
+	// An existing container of that id is named before criu or its cgroup are looked at
+	// (runc's order and words): a paused one sharing the cgroup path would otherwise be
+	// reported as a frozen cgroup, and a missing criu hide the real cause. publishDir
+	// still refuses atomically if one appears meanwhile.
+	if _, err := os.Lstat(filepath.Join(o.Root, o.ID)); err == nil {
+		return nil, ErrExist
 	}
 	if _, err := o.Criu.cgroupsMode(); err != nil {
 		return nil, err
@@ -139,6 +147,9 @@ func Restore(o RestoreOpts) (l *Launched, err error) {
 	return l, nil
 }
 
+// ErrExist is runc's error for a container id that is taken.
+var ErrExist = errors.New("container with given ID already exists")
+
 // checkImage refuses an image directory that holds no checkpoint, before anything is made.
 func checkImage(dir string) error {
 	if dir == "" {
@@ -194,7 +205,7 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 	}
 	// criu wants the root to be a mount point whose parent is not overmounted: a bind of
 	// the rootfs in the state directory.
-	root := filepath.Join(c.dir, "criu-root")
+	root := filepath.Join(c.dir, criuRootName)
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return err
 	}
@@ -228,15 +239,13 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 		opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String("/dev/null"), Val: proto.String("/dev/null")})
 	}
 	// The init's stdio that were pipes at the dump are replaced by ours (criu's 0-2).
-	if data, err := os.ReadFile(filepath.Join(o.Criu.ImagePath, descriptorsFile)); err == nil {
-		var fds []string
-		if err := json.Unmarshal(data, &fds); err != nil {
-			return fmt.Errorf("--image-path: %s: %w", descriptorsFile, err)
-		}
-		for i, s := range fds {
-			if strings.Contains(s, "pipe:") {
-				opts.InheritFd = append(opts.InheritFd, &rpc.InheritFd{Key: proto.String(s), Fd: proto.Int32(int32(i))})
-			}
+	fds, err := readDescriptors(image)
+	if err != nil {
+		return err
+	}
+	for i, s := range fds {
+		if strings.Contains(s, "pipe:") {
+			opts.InheritFd = append(opts.InheritFd, &rpc.InheritFd{Key: proto.String(s), Fd: proto.Int32(int32(i))})
 		}
 	}
 	hookState := func(pid int) specs.State { return c.specState(Creating, pid) }
@@ -280,6 +289,53 @@ func (c *Container) restore(o RestoreOpts, criuPath string, cg cgroups.Manager, 
 		return errors.New("process.terminal is true, but the checkpoint has no terminal to restore")
 	}
 	return err
+}
+
+// criuRootName is the mount point, in the state directory, where restore binds the rootfs
+// for criu.
+const criuRootName = "criu-root"
+
+// releaseCriuRoot unmounts what a restore killed half-way left bound at criu-root in the state
+// directory dir (the rootfs, recursively): removing the directory through it would delete the
+// rootfs's files. An error means it is still mounted, and dir must not be removed.
+func releaseCriuRoot(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	p := filepath.Join(dir, criuRootName)
+	for {
+		err := unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		switch {
+		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+			return nil // not (or no longer) a mount point; no such directory
+		case err != nil:
+			return fmt.Errorf("unmounting %s, left by a restore: %w", p, err)
+		}
+		explain.Stepf("libcontainer.releaseCriuRoot", "umount -l %s (left by a killed restore)", p)
+	}
+}
+
+// readDescriptors reads the image's descriptors.json (none: nil), a regular file in the image
+// directory itself: an image is input, and a symlink there must not make berth open a host
+// file (a FIFO would hang the restore).
+func readDescriptors(imageDir *os.File) ([]string, error) {
+	fd, err := unix.Openat(int(imageDir.Fd()), descriptorsFile, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--image-path: %s: %w", descriptorsFile, err)
+	}
+	f := os.NewFile(uintptr(fd), descriptorsFile)
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("--image-path: %s: not a regular file", descriptorsFile)
+	}
+	var fds []string
+	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&fds); err != nil {
+		return nil, fmt.Errorf("--image-path: %s: %w", descriptorsFile, err)
+	}
+	return fds, nil
 }
 
 // bundleMounts is mounts with every relative bind source made absolute against the bundle

@@ -78,9 +78,47 @@ func TestCheckpointRestoreFailureLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", linux.CgroupsPath)); err == nil {
 		t.Errorf("failed restore left its cgroup %s", linux.CgroupsPath)
 	}
+	// A prestart hook that fails, at criu's setup-namespaces notification: berth does not
+	// answer it, criu gives up, kills what it restored and exits; nothing is left either.
+	e3 := *e
+	e3.bundle = t.TempDir()
+	spec3 := *e.spec
+	linux3 := *spec3.Linux
+	linux3.CgroupsPath += "-hook"
+	spec3.Linux = &linux3
+	spec3.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "exit 3"}}}}
+	e3.spec = &spec3
+	e3.writeSpec()
+	work3 := filepath.Join(dir, "work3")
+	r = e3.berth("restore", "-d", "--image-path", img, "--work-path", work3, "--bundle", e3.bundle, "rf-hook")
+	if r.code == 0 {
+		t.Fatalf("restore with a failing prestart hook succeeded")
+	}
+	t.Logf("restore with a failing prestart hook: %s", strings.TrimSpace(r.stderr))
+	if !strings.Contains(r.stderr, "prestart") {
+		t.Errorf("restore error does not name the prestart hook: %q", r.stderr)
+	}
+	if s := e3.ociState("rf-hook"); s != nil {
+		t.Errorf("failed restore left a container: %+v", s)
+	}
+	ents, _ = os.ReadDir(e3.root)
+	for _, d := range ents {
+		if d.Name() != "rf" {
+			t.Errorf("failed restore left %s in the root", d.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", linux3.CgroupsPath)); err == nil {
+		t.Errorf("failed restore left its cgroup %s", linux3.CgroupsPath)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/comm")
+	for _, p := range procs {
+		if comm, _ := os.ReadFile(p); strings.TrimSpace(string(comm)) == "criu" {
+			t.Errorf("a criu process is left after the failed restores: %s", filepath.Dir(p))
+		}
+	}
 	v := out.next(t)
 	if w := out.next(t); w != v+1 {
-		t.Errorf("the original counts %d, %d after the failed restore", v, w)
+		t.Errorf("the original counts %d, %d after the failed restores", v, w)
 	}
 }
 

@@ -148,6 +148,13 @@ func (n *numbers) last(t *testing.T) int {
 // wrote is in the message, with the end of criu's log when workDir has one.
 func (e *env) detached(workDir string, args ...string) (*numbers, *os.File) {
 	e.t.Helper()
+	out, in := e.detachedPipes(workDir, args...)
+	return readNumbers(out), in
+}
+
+// detachedPipes is detached with the container's stdout as it is.
+func (e *env) detachedPipes(workDir string, args ...string) (stdout, stdin *os.File) {
+	e.t.Helper()
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		e.t.Fatal(err)
@@ -193,7 +200,7 @@ func (e *env) detached(workDir string, args ...string) (*numbers, *os.File) {
 		mu.Unlock()
 		e.t.Fatalf("%s %s: %v\n%s%s", filepath.Base(e.runtime()), strings.Join(args, " "), runErr, msg, criuErrors(workDir))
 	}
-	return readNumbers(outR), inW
+	return outR, inW
 }
 
 // checkpoint runs the runtime's checkpoint command, showing criu's errors when it fails.
@@ -466,6 +473,11 @@ func TestCheckpointPreDump(t *testing.T) {
 		dir := t.TempDir()
 		parent, img, work := filepath.Join(dir, "parent"), filepath.Join(dir, "image"), filepath.Join(dir, "work")
 		e.checkpoint(parent, "--pre-dump", "--image-path", parent, "pd")
+		// criu's log of the pre-dump is dump.log, in the image directory (no --work-path),
+		// where runc has it and callers look for it.
+		if _, err := os.Stat(filepath.Join(parent, "dump.log")); err != nil {
+			t.Errorf("no dump.log after the pre-dump: %v", err)
+		}
 		if s := e.ociState("pd"); s == nil || s.Status != "running" {
 			t.Fatalf("after checkpoint --pre-dump: state %+v, want running", s)
 		}
