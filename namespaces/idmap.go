@@ -123,7 +123,7 @@ func subidHint(kind string, m []specs.LinuxIDMapping, own int) string {
 			names = append(names, u.Username) // newgidmap matches the user's name too
 		}
 	}
-	ranges, err := subIDRanges(file, names)
+	ranges, err := SubIDRanges(file, names)
 	if err != nil {
 		return fmt.Sprintf("%s: %v", file, err)
 	}
@@ -147,8 +147,9 @@ func subidHint(kind string, m []specs.LinuxIDMapping, own int) string {
 	return ""
 }
 
-// subIDRanges reads the [start, count] ranges of /etc/subuid or /etc/subgid for any of names.
-func subIDRanges(file string, names []string) ([][2]uint64, error) {
+// SubIDRanges reads the [start, count] ranges of /etc/subuid or /etc/subgid for any of names
+// (a user's name or uid, as newuidmap and newgidmap match them); empty ranges are left out.
+func SubIDRanges(file string, names []string) ([][2]uint64, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -170,7 +171,7 @@ func subIDRanges(file string, names []string) ([][2]uint64, error) {
 			}
 			start, err1 := strconv.ParseUint(parts[1], 10, 32)
 			count, err2 := strconv.ParseUint(parts[2], 10, 32)
-			if err1 == nil && err2 == nil {
+			if err1 == nil && err2 == nil && count > 0 {
 				out = append(out, [2]uint64{start, count})
 			}
 		}

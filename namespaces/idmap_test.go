@@ -39,17 +39,17 @@ func TestSubIDRanges(t *testing.T) {
 	if err := os.WriteFile(f, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := subIDRanges(f, []string{"1000", "alice"})
+	got, err := SubIDRanges(f, []string{"1000", "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := [][2]uint64{{100000, 65536}, {300000, 10}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("alice: %v, want %v", got, want)
 	}
-	if got, _ := subIDRanges(f, []string{"1002", "carol"}); !reflect.DeepEqual(got, [][2]uint64{{231072, 65536}}) {
+	if got, _ := SubIDRanges(f, []string{"1002", "carol"}); !reflect.DeepEqual(got, [][2]uint64{{231072, 65536}}) {
 		t.Errorf("by uid: %v", got)
 	}
-	if got, err := subIDRanges(filepath.Join(t.TempDir(), "none"), []string{"x"}); err != nil || got != nil {
+	if got, err := SubIDRanges(filepath.Join(t.TempDir(), "none"), []string{"x"}); err != nil || got != nil {
 		t.Errorf("missing file: %v %v", got, err)
 	}
 }

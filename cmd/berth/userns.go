@@ -14,7 +14,6 @@ package main
 // uid, dropped every capability; the second, as uid 0 of the namespace, gets them all.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -102,7 +101,7 @@ func subIDMappings() (uids, gids []specs.LinuxIDMapping, err error) {
 // id is own: own as 0, then the user's ranges from 1. A range holding host id 0 or own is
 // refused: host root must never be mapped, and no id twice.
 func subIDMapping(kind, file string, names []string, own int) ([]specs.LinuxIDMapping, error) {
-	ranges, err := subIDRanges(file, names)
+	ranges, err := namespaces.SubIDRanges(file, names)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
@@ -119,38 +118,6 @@ func subIDMapping(kind, file string, names []string, own int) ([]specs.LinuxIDMa
 		next += r[1]
 	}
 	return m, nil
-}
-
-// subIDRanges reads the [start, count] ranges of /etc/subuid or /etc/subgid for any of names
-// (a user's name or uid, as newuidmap and newgidmap match them).
-func subIDRanges(file string, names []string) ([][2]uint64, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	defer f.Close()
-	var out [][2]uint64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.Split(strings.TrimSpace(sc.Text()), ":")
-		if len(parts) != 3 {
-			continue
-		}
-		for _, n := range names {
-			if parts[0] != n {
-				continue
-			}
-			start, err1 := strconv.ParseUint(parts[1], 10, 32)
-			count, err2 := strconv.ParseUint(parts[2], 10, 32)
-			if err1 == nil && err2 == nil && count > 0 {
-				out = append(out, [2]uint64{start, count})
-			}
-		}
-	}
-	return out, sc.Err()
 }
 
 // rerunInUserNS runs berth with args (its own command line, or a hidden command) in a new
