@@ -51,10 +51,10 @@ func rlImageEnsureUser(t *testing.T, name string, subuid, subgid bool) *rlImageU
 	ru.uid, _ = strconv.Atoi(u.Uid)
 	ru.gid, _ = strconv.Atoi(u.Gid)
 	if subuid {
-		ru.subuid = rlImageSubRange(t, "/etc/subuid", name)
+		ru.subuid = ensureSubRange(t, "/etc/subuid", name)
 	}
 	if subgid {
-		ru.subgid = rlImageSubRange(t, "/etc/subgid", name)
+		ru.subgid = ensureSubRange(t, "/etc/subgid", name)
 	}
 	// A home of its own for this test (HOME and XDG_RUNTIME_DIR point into it).
 	dir, err := os.MkdirTemp("", "berth-rlimage-")
@@ -82,43 +82,6 @@ func rlImageEnsureUser(t *testing.T, name string, subuid, subgid bool) *rlImageU
 		_ = os.RemoveAll(dir)
 	})
 	return ru
-}
-
-// rlImageSubRange returns the start of name's range in file, appending a 65536-id range
-// after every other one listed there if it has none.
-func rlImageSubRange(t *testing.T, file, name string) int {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	next := 100000
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Split(strings.TrimSpace(l), ":")
-		if len(f) != 3 {
-			continue
-		}
-		start, err1 := strconv.Atoi(f[1])
-		count, err2 := strconv.Atoi(f[2])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		if f[0] == name && count >= 65536 {
-			return start
-		}
-		if start+count > next {
-			next = start + count
-		}
-	}
-	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := fmt.Fprintf(f, "%s:%d:65536\n", name, next); err != nil {
-		t.Fatal(err)
-	}
-	return next
 }
 
 // cmd is berth as the user: setpriv (its ids and groups, no capability) with only PATH,

@@ -48,14 +48,14 @@ func ensureRootlessUser(t *testing.T) rootlessUser {
 	ru := rootlessUser{}
 	ru.uid, _ = strconv.Atoi(u.Uid)
 	ru.gid, _ = strconv.Atoi(u.Gid)
-	ru.subuid = ensureSubRange(t, "/etc/subuid")
-	ru.subgid = ensureSubRange(t, "/etc/subgid")
+	ru.subuid = ensureSubRange(t, "/etc/subuid", rootlessUserName)
+	ru.subgid = ensureSubRange(t, "/etc/subgid", rootlessUserName)
 	return ru
 }
 
-// ensureSubRange returns the start of the user's 65536-id range in file, appending one after
+// ensureSubRange returns the start of name's 65536-id range in file, appending one after
 // every range listed there if it has none.
-func ensureSubRange(t *testing.T, file string) int {
+func ensureSubRange(t *testing.T, file, name string) int {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil && !os.IsNotExist(err) {
@@ -72,7 +72,7 @@ func ensureSubRange(t *testing.T, file string) int {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		if f[0] == rootlessUserName && count >= 65536 {
+		if f[0] == name && count >= 65536 {
 			return start
 		}
 		if start+count > next {
@@ -84,7 +84,7 @@ func ensureSubRange(t *testing.T, file string) int {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := fmt.Fprintf(f, "%s:%d:65536\n", rootlessUserName, next); err != nil {
+	if _, err := fmt.Fprintf(f, "%s:%d:65536\n", name, next); err != nil {
 		t.Fatal(err)
 	}
 	return next
