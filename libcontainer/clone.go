@@ -85,7 +85,7 @@ func forkedInitPid(first int, pipe *initPipe) (int, error) {
 	case m.Type != "pid" || m.Pid <= 0:
 		return 0, fmt.Errorf("unexpected message %q from init", m.Type)
 	}
-	explain.Stepf("libcontainer.forkedInitPid", "the init is pid %d, forked into its new pid/time namespace", m.Pid)
+	explain.Stepf("libcontainer.forkedInitPid", "the init is pid %d, forked into its pid/time namespace", m.Pid)
 	return m.Pid, nil
 }
 

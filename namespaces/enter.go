@@ -54,7 +54,7 @@ func (p Plan) Open() (*Handles, error) {
 			return nil, fmt.Errorf("linux.namespaces[%s].path: %s is not a %s namespace", j.Type, oneLine(j.Path), j.Type)
 		}
 		hd := Handle{Type: j.Type, Path: j.Path, File: f}
-		if byInit[j.Type] || p.ByInit {
+		if byInit[j.Type] || p.ByInit || (j.Type == specs.PIDNamespace && p.PidByInit) {
 			if j.Type == specs.UserNamespace {
 				h.Init = append([]Handle{hd}, h.Init...)
 			} else {
@@ -120,7 +120,7 @@ const (
 	EnvJoin    = "_BERTH_NS_JOIN"    // "user:5,mnt:6": type and inherited fd, in order
 	EnvUnshare = "_BERTH_NS_UNSHARE" // clone flags, decimal
 	EnvOffsets = "_BERTH_NS_OFFSETS" // timens_offsets to write after unsharing a time namespace
-	EnvForkPid = "_BERTH_NS_FORKPID" // "1": fork after joining a pid namespace (Plan.ByInit)
+	EnvForkPid = "_BERTH_NS_FORKPID" // "1": fork after joining a pid namespace (Plan.PidByInit, Plan.ByInit)
 )
 
 // InitEnv describes the constructor's work; firstFd is the descriptor number the first of
@@ -135,8 +135,8 @@ func (h *Handles) InitEnv(firstFd int) []string {
 		}
 		env = append(env, EnvJoin+"="+strings.Join(parts, ","))
 	}
-	if h.plan.ByInit && h.plan.Joins(specs.PIDNamespace) {
-		explain.Stepf("namespaces.InitEnv", "fork: the joined pid namespace holds only the joiner's children, so its child is the process")
+	if h.plan.pidByInit() && h.plan.Joins(specs.PIDNamespace) {
+		explain.Stepf("namespaces.InitEnv", "fork once every namespace is joined: the joined pid namespace holds only the joiner's children, so its child is the process (never in that pid namespace with the host's mounts)")
 		env = append(env, EnvForkPid+"=1")
 	}
 	if h.plan.WaitForMaps {

@@ -63,6 +63,12 @@ var procName = map[specs.LinuxNamespaceType]string{
 //     first: a thread of an unprivileged berth holds no CAP_SYS_ADMIN for setns(net, pid...)
 //     until it is in the container's user namespace. A joined pid namespace then makes the
 //     constructor fork too.
+//   - PidByInit (every exec that joins a pid namespace): the pid namespace is entered by the
+//     constructor too, not by the cloning thread, and the constructor forks once it has
+//     joined the rest (mnt first of all): the process that comes into the container's pid
+//     namespace is that fork. Were it cloned into the pid namespace, the container's processes
+//     would see it while it still has the host's root, cwd and files (/proc/PID/root), until
+//     its constructor joined the mount namespace; one with CAP_SYS_PTRACE could open them.
 type Plan struct {
 	CloneFlags   uintptr
 	UnshareFlags uintptr
@@ -73,11 +79,17 @@ type Plan struct {
 	UIDMappings  []specs.LinuxIDMapping // with WaitForMaps: what WriteIDMaps writes
 	GIDMappings  []specs.LinuxIDMapping
 	ByInit       bool
+	PidByInit    bool
 }
 
 // Forks says whether the init's constructor forks the real init (see Plan).
 func (p Plan) Forks() bool {
-	return p.UnshareFlags&(unix.CLONE_NEWPID|unix.CLONE_NEWTIME) != 0 || (p.ByInit && p.Joins(specs.PIDNamespace))
+	return p.UnshareFlags&(unix.CLONE_NEWPID|unix.CLONE_NEWTIME) != 0 || (p.pidByInit() && p.Joins(specs.PIDNamespace))
+}
+
+// pidByInit says whether a joined pid namespace is entered by the constructor, which then forks.
+func (p Plan) pidByInit() bool {
+	return p.ByInit || p.PidByInit
 }
 
 // Has says whether the container gets its own (new or joined) namespace of type t.
@@ -210,6 +222,9 @@ func ForExec(spec *specs.Spec, pid int) Plan {
 		}
 	}
 	p.ByInit = os.Geteuid() != 0 && p.Joins(specs.UserNamespace)
+	// The exec'd process must not be in the container's pid namespace before it is in its
+	// mount namespace (see Plan.PidByInit).
+	p.PidByInit = p.Joins(specs.PIDNamespace)
 	return p
 }
 

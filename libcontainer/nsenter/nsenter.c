@@ -268,9 +268,10 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 		if (getenv("_BERTH_NS_OFFSETS"))
 			timensOffsetsFd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
 		/*
-		 * Joining a container's namespaces (exec, or a create that joins some): this
-		 * process is visible in the container from its clone (its pid namespace was joined
-		 * by the parent) and, after a joined user namespace, no more privileged there than
+		 * Joining a container's namespaces (exec, or a create that joins some): a create
+		 * that joins a pid namespace is visible there from its clone (its parent thread
+		 * joined it; an exec joins it here and forks after the mount namespace, see
+		 * namespaces.Plan.PidByInit) and, after a joined user namespace, no more privileged there than
 		 * the container's processes. Not dumpable, they can neither ptrace it nor reach its
 		 * /proc/PID/root, cwd or fds (the host's, until the mount namespace is joined)
 		 * before it execs the user's program (which makes it dumpable again). InitMain
