@@ -91,6 +91,9 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	pid, pipe, err := l.start(func(p int) { first = p })
 	if err != nil {
 		killIfStarted(first)
+		if why := cgroups.PidsLimitHit(cg); why != "" {
+			err = fmt.Errorf("%w: %s", err, why) // it could not fork, or start its threads
+		}
 		return nil, err
 	}
 	defer pipe.f.Close()

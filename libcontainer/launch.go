@@ -120,6 +120,9 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 		return 0, nil, err
 	}
 	started(pid)
+	// Our copy of the init's end goes now: should the init (or its constructor's fork) die
+	// without a word, reading the pipe then ends at EOF instead of waiting for ever.
+	childEnd.Close()
 	if s, ok := l.cg.(interface{ LeaveGroup() }); ok {
 		// systemd driver: the scope was started around berth; the init holds it now.
 		s.LeaveGroup()
