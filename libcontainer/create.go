@@ -206,20 +206,12 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 		// unmapped (hence unprivileged) uid would drop every capability.
 		l.attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !allow}
 	}
-	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
-	pid, pipe, err := l.start(func(pid int) { c.State.Pid = pid })
-	if err != nil {
-		l.console.Close()
-		return 0, nil, nil, err
-	}
-	pipe.lane, pipe.pid = explain.LaneInit, pid
 	rcfg := rootfs.Config{
 		Rootfs: c.State.Rootfs, Bundle: o.Bundle, Mounts: spec.Mounts, NoPivot: o.NoPivot,
 		Propagation: spec.Linux.RootfsPropagation, Devices: spec.Linux.Devices,
 		MaskedPaths: spec.Linux.MaskedPaths, ReadonlyPaths: spec.Linux.ReadonlyPaths,
 		HasNetNS: plan.Has(specs.NetworkNamespace), CgroupNS: plan.Has(specs.CgroupNamespace),
 		UserNS: plan.Has(specs.UserNamespace) || namespaces.InUserNS(), HostMountNS: !plan.Has(specs.MountNamespace),
-		SourceFds: l.sourceFds,
 	}
 	if dir, ok := cloneIntoDir(cg); ok && plan.Has(specs.UserNamespace) {
 		rcfg.CgroupDir = dir // for a cgroup2 mount refused in the user namespace
@@ -227,6 +219,25 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 	if spec.Root != nil {
 		rcfg.Readonly = spec.Root.Readonly
 	}
+	rcfg.SourceFds = map[int]int{}
+	for i := range sources {
+		rcfg.SourceFds[i] = 0 // only which mounts have one matters to the check
+	}
+	why := planReason(spec, o, plan, &rcfg)
+	l.usePlan = why == ""
+	if l.usePlan {
+		explain.Stepf("libcontainer.startInit", "the init builds the container in its C stage, from berth's plan: no Go runtime starts in it")
+	} else {
+		explain.Stepf("libcontainer.startInit", "the Go init builds the container (%s)", why)
+	}
+	explain.Stepf("libcontainer.startInit", "clone new namespaces [%s] and exec /proc/self/exe init", strings.Join(namespaces.Names(plan.CloneFlags), " "))
+	pid, pipe, err := l.start(func(pid int) { c.State.Pid = pid })
+	if err != nil {
+		l.console.Close()
+		return 0, nil, nil, err
+	}
+	pipe.lane, pipe.pid = explain.LaneInit, pid
+	rcfg.SourceFds = l.sourceFds
 	hookState := c.specState(Creating, pid)
 	if h := spec.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime) > 0 {
 		pipe.onHooks = func() error {
@@ -236,11 +247,19 @@ func (c *Container) startInit(o CreateOpts, plan namespaces.Plan, cg cgroups.Man
 			return runHooks("createRuntime", h.CreateRuntime, hookState, hookPlace{dir: o.Bundle})
 		}
 	}
-	err = pipe.send(initConfig{
+	icfg := initConfig{
 		Spec: spec, Rootfs: rcfg, Explain: explain.Enabled(), Timing: explain.Timing(), Detached: o.Detach,
 		FifoFd: l.fifoFd, PreserveFds: o.PreserveFds, Setgroups: setgroups, NoNewKeyring: o.NoNewKeyring,
 		ConsoleFd: l.consoleFd, HookState: &hookState,
-	})
+	}
+	if l.usePlan {
+		var b []byte
+		if b, err = buildPlan(&icfg, l.env, cgroupDirsOf(cg)); err == nil {
+			err = pipe.sendPlan(b)
+		}
+	} else {
+		err = pipe.send(icfg)
+	}
 	if err != nil {
 		pipe.f.Close()
 		l.console.Close()

@@ -31,6 +31,10 @@ type launch struct {
 	sources     map[int]*os.File // detached mounts by mount index (mountsrc.go)
 	sourceFds   map[int]int      // set by start: their numbers in the init
 	attr        *syscall.SysProcAttr
+	// usePlan: the init's C stage builds the container from a plan (plan.go); env is the
+	// init's environment, as start made it.
+	usePlan bool
+	env     []string
 }
 
 // start clones the process. Its descriptors: stdio, the preserved ones, the init pipe, the
@@ -103,6 +107,10 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 	}
 	defer ns.Close()
 	env = append(env, ns.InitEnv(len(files))...)
+	if l.usePlan {
+		env = append(env, envPlan+"=1")
+	}
+	l.env = env
 	files = append(files, ns.InitFiles()...)
 	exe, err := sealedExe(l.dir)
 	if err != nil {

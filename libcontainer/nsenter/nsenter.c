@@ -243,9 +243,23 @@ static void unshareAndFork(int flags, int forkPid)
 }
 
 void berthWaitExec(int argc, char **argv, char **envp);
+void berthRunPlan(void);
 
-/* glibc passes argc, argv and envp to constructors. */
+static void nsenterStages(int argc, char **argv, char **envp);
+
+/*
+ * glibc passes argc, argv and envp to constructors. An init whose container berth planned
+ * (_BERTH_PLAN, libcontainer/plan.go) is built by the C stage (plan.c) right after the
+ * namespaces, and never returns to start a Go runtime.
+ */
 __attribute__((constructor)) static void nsenter(int argc, char **argv, char **envp)
+{
+	nsenterStages(argc, argv, envp);
+	if (getenv("_BERTH_PLAN") && getenv("_BERTH_INITPIPE"))
+		berthRunPlan();
+}
+
+static void nsenterStages(int argc, char **argv, char **envp)
 {
 	struct timespec ts;
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
