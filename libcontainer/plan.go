@@ -268,7 +268,6 @@ func (p *initPipe) sendPlan(b []byte) error {
 	return err
 }
 
-
 // cgroupDirsOf lists the container's own cgroup directories on the host.
 func cgroupDirsOf(cg cgroups.Manager) []string {
 	var dirs []string

@@ -161,7 +161,7 @@ func (p *Planner) mountEntry(c *Config, i int, m *specs.Mount, srcFd int) error 
 			src = filepath.Join(c.Bundle, src)
 		}
 		flags := unix.MS_BIND | (o.flags & unix.MS_REC)
-		w.Op(initplan.OpBind).S(src).I(srcFd).U(uint64(o.flags & unix.MS_REC)).S(m.Destination).
+		w.Op(initplan.OpBind).S(src).I(srcFd).U(uint64(o.flags&unix.MS_REC)).S(m.Destination).
 			Jf("mount --bind %s %s (flags %s)", src, m.Destination, flagNames(uintptr(flags))).
 			Jf("move_mount the clone of %s berth create made to %s", src, m.Destination).J(at)
 		if extra := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); extra != 0 {
@@ -179,7 +179,7 @@ func (p *Planner) mountEntry(c *Config, i int, m *specs.Mount, srcFd int) error 
 		w.Op(initplan.OpMkdirTarget).S(m.Destination).Jf("%s: destination", at)
 		w.Step("rootfs.mountSysfs", "mount -t sysfs %s %s (flags %s%s)", m.Source, m.Destination, flagNames(o.flags), dataNote(data))
 		w.Op(initplan.OpMount).S(m.Source).S("sysfs").U(uint64(o.flags)).S(data).S(m.Destination).I(srcFd).
-			U(uint64(o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT))).
+			U(uint64(o.flags&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT))).
 			Jf("move_mount the read-only clone of the host's /sys (no submounts) to %s", m.Destination).Jf("%s: mount -t sysfs", at)
 		p.setAttrs(m.Destination, o.rec, "", at)
 		p.propagate(m.Destination, o.propagation, at)
@@ -247,7 +247,7 @@ func (p *Planner) mountCgroup(c *Config, m *specs.Mount, o mountOpts, at string)
 	}
 	w.Op(initplan.OpMkdirTarget).S(m.Destination).Jf("%s: destination", at)
 	w.Step("rootfs.bindCgroupTree", "mount -t tmpfs tmpfs %s (fsmount, attached by descriptor: a directory to hold the container's cgroups)", m.Destination)
-	w.Op(initplan.OpCgroupTree).U(uint64(mountAttrs(o.flags &^ unix.MS_RDONLY))).Jf("%s: a tmpfs for the cgroups", at)
+	w.Op(initplan.OpCgroupTree).U(uint64(mountAttrs(o.flags&^unix.MS_RDONLY))).Jf("%s: a tmpfs for the cgroups", at)
 	attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC)
 	if o.flags&unix.MS_RDONLY != 0 {
 		attr |= unix.MOUNT_ATTR_RDONLY
