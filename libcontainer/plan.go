@@ -204,7 +204,9 @@ func buildPlan(cfg *initConfig, initEnv []string, cgroupDirs []string) ([]byte, 
 		w.Step("libcontainer.finalizeProcess", "prctl(PR_SET_NO_NEW_PRIVS): setuid bits and file capabilities stop working")
 		w.Op(initplan.OpNoNewPrivs)
 	}
-	w.Step("libcontainer.execUser", "init: closing the pipe to signal completion: close-on-exec every fd above %d, then execve %s %q", 2+cfg.PreserveFds, proc.Args[0], proc.Args)
+	if cfg.Explain {
+		w.Op(initplan.OpStepPath).J("libcontainer.execUser").Jf("init: closing the pipe to signal completion: close-on-exec every fd above %d, then execve ", 2+cfg.PreserveFds).Jf(" %q", proc.Args)
+	}
 	w.Op(initplan.OpReady).U(b2u(cfg.Detached))
 	w.Op(initplan.OpCloexec).U(uint64(3 + cfg.PreserveFds))
 	install("last step before exec")

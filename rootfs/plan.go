@@ -70,11 +70,15 @@ func (p *Planner) Setup(c *Config) error {
 			return noPlan("mountinfo: %v", err)
 		}
 		if parent, ok := mountinfo.Containing(mounts, c.Rootfs); ok {
+			// The Go init looks after its make-shared of /: rshared makes every mount
+			// shared, shared makes / so.
+			shared := c.Propagation == "rshared" || parent.Point == "/"
 			for _, o := range parent.Optional {
-				if strings.HasPrefix(o, "shared:") {
-					w.Step("rootfs.parentMountPrivate", "mount --make-private %s (pivot_root refuses a shared parent)", parent.Point)
-					w.Op(initplan.OpMakePrivate).S(parent.Point).Jf("making %s private for pivot_root", parent.Point)
-				}
+				shared = shared || strings.HasPrefix(o, "shared:")
+			}
+			if shared {
+				w.Step("rootfs.parentMountPrivate", "mount --make-private %s (pivot_root refuses a shared parent)", parent.Point)
+				w.Op(initplan.OpMakePrivate).S(parent.Point).Jf("making %s private for pivot_root", parent.Point)
 			}
 		}
 	}

@@ -71,6 +71,7 @@ const (
 	OpCloexec        = 50 // first
 	OpExec           = 51 // preserve, fifo fd
 	OpStepStart      = 52 // name, msg: a step timed at the constructor's start
+	OpStepPath       = 53 // name, msg before the program's path, msg after it
 )
 
 // Magic starts every plan.

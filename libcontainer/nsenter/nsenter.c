@@ -243,7 +243,7 @@ static void unshareAndFork(int flags, int forkPid)
 }
 
 void berthWaitExec(int argc, char **argv, char **envp);
-void berthRunPlan(void);
+void berthRunPlan(int argc, char **argv);
 
 static void nsenterStages(int argc, char **argv, char **envp);
 
@@ -256,7 +256,7 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 {
 	nsenterStages(argc, argv, envp);
 	if (getenv("_BERTH_PLAN") && getenv("_BERTH_INITPIPE"))
-		berthRunPlan();
+		berthRunPlan(argc, argv);
 }
 
 static void nsenterStages(int argc, char **argv, char **envp)

@@ -24,6 +24,8 @@ extern long long berthStartedAt;
 
 int planPipe = -1;
 int planExplain;
+int planArgc;
+char **planArgv;
 static int goReceived;
 
 /* A string being built for a message. */
@@ -204,8 +206,10 @@ static void planReady(int detached)
 }
 
 /* berthRunPlan is the C stage's main: it never returns. */
-void berthRunPlan(void)
+void berthRunPlan(int argc, char **argv)
 {
+	planArgc = argc;
+	planArgv = argv;
 	planPipe = atoi(getenv("_BERTH_INITPIPE"));
 	/* Nothing starts a Go runtime here: stderr can be the caller's again at once. */
 	if (berthSavedStderr > 2) {

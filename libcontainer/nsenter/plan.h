@@ -62,6 +62,7 @@ enum planOp {
 	opCloexec = 50,       /* first */
 	opExec = 51,          /* preserve, fifo fd */
 	opStepStart = 52,     /* name, msg: a step timed at the constructor's start */
+	opStepPath = 53,      /* name, msg before the program's path, msg after it */
 };
 
 /* A plan being read: fields are taken in order; strings point into the plan's buffer. */
@@ -84,6 +85,8 @@ int planProcOp(int op, struct planReader *r);
 /* Shared state. */
 extern int planPipe;      /* the init pipe */
 extern int planExplain;   /* steps are sent until "ready" */
+extern int planArgc;      /* the init's own arguments ("berth init ID") */
+extern char **planArgv;
 
 /* The container's root while it is built (opBindRootfs; "/" after opReopenRoot). */
 extern int planRootFd;

@@ -373,10 +373,48 @@ static _Noreturn void waitDie(const char *what)
  * create` that the container is created, then opening the exec fifo blocks until `start`
  * opens its end; one byte says so, and the fifo stays open until the execve closes it.
  */
+/*
+ * becomeWaitingStage names the process "berth-wait", as the Go init's waiting stage is named
+ * (its command line, read by pause and by tools, and its comm): "berth init ID" is rewritten
+ * in place, the arguments' memory being one block that always has room for it.
+ */
+static void becomeWaitingStage(void)
+{
+	static const char name[] = "berth-wait";
+	prctl(PR_SET_NAME, name, 0, 0, 0);
+	if (planArgc < 1)
+		return;
+	char *start = planArgv[0];
+	char *end = planArgv[planArgc - 1] + strlen(planArgv[planArgc - 1]);
+	if ((size_t)(end - start) < sizeof(name) - 1)
+		return;
+	memset(start, 0, (size_t)(end - start));
+	memcpy(start, name, sizeof(name) - 1);
+}
+
 static _Noreturn void execUser(unsigned int preserve, int fifoFd)
 {
 	if (fifoFd >= 0) {
-		close(planPipe);
+		becomeWaitingStage();
+		/*
+		 * While it waits, a process of the container with CAP_SYS_PTRACE could reach its
+		 * descriptors: keep only stdio, the preserved ones, the fd directory and the fifo
+		 * (what the Go init's berth-wait keeps), the init pipe included in what goes.
+		 */
+		unsigned int keep[2] = {(unsigned int)fdDir, (unsigned int)fifoFd};
+		if (keep[0] > keep[1]) {
+			unsigned int t = keep[0];
+			keep[0] = keep[1];
+			keep[1] = t;
+		}
+		unsigned int first = 3 + preserve;
+		for (int i = 0; i < 2; i++) {
+			if (keep[i] > first)
+				syscall(SYS_close_range, first, keep[i] - 1, 0);
+			if (keep[i] + 1 > first)
+				first = keep[i] + 1;
+		}
+		syscall(SYS_close_range, first, ~0U, 0);
 		char name[16];
 		snprintf(name, sizeof(name), "%d", fifoFd);
 		int fifo = openat(fdDir, name, O_WRONLY | O_CLOEXEC);
@@ -453,6 +491,17 @@ int planProcOp(int op, struct planReader *r)
 	case opLookPath:
 		lookPath(planStr(r, NULL));
 		return 1;
+	case opStepPath: {
+		/* A step naming the program lookPath found. */
+		const char *name = planStr(r, NULL), *a = planStr(r, NULL), *b = planStr(r, NULL);
+		char e[PATH_MAX + 16], *msg = malloc(strlen(a) + strlen(b) + sizeof(e));
+		if (msg) {
+			sprintf(msg, "%s%s%s", a, esc(path, e, sizeof(e)), b);
+			planStep(name, msg);
+			free(msg);
+		}
+		return 1;
+	}
 	case opCwd:
 		enterCwd(planStr(r, NULL), 1);
 		return 1;

@@ -242,6 +242,68 @@ static int mkdirInRoot(const char *dest)
 	}
 }
 
+/*
+ * mkdirNoDangling makes the missing part of path as libcontainer.makeCwd does (pathrs's
+ * MkdirAllHandle): resolved in the root, but a dangling symlink on the way is an error, never
+ * followed to be created (runc's MkdirAll refuses it too).
+ */
+static int mkdirNoDangling(const char *path)
+{
+	char p[PATH_MAX], prefix[PATH_MAX] = "";
+	if (snprintf(p, sizeof(p), "/%s", path) >= (int)sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	cleanPath(p);
+	int cur = openInRoot("/", O_DIRECTORY);
+	if (cur < 0)
+		return -1;
+	char *s = p;
+	for (;;) {
+		while (*s == '/')
+			s++;
+		if (!*s)
+			return cur;
+		char *e = strchr(s, '/');
+		if (e)
+			*e = 0;
+		size_t n = strlen(prefix);
+		if (n + 1 + strlen(s) >= sizeof(prefix)) {
+			close(cur);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		prefix[n] = '/';
+		strcpy(prefix + n + 1, s);
+		int next = openInRoot(prefix, O_DIRECTORY);
+		if (next < 0 && errno == ENOENT) {
+			char l[8];
+			if (readlinkat(cur, s, l, sizeof(l)) >= 0) {
+				close(cur);
+				errno = ENOENT; /* a dangling symlink */
+				return -1;
+			}
+			if (mkdirat(cur, s, 0755) < 0 && errno != EEXIST) {
+				int err = errno;
+				close(cur);
+				errno = err;
+				return -1;
+			}
+			next = openat2Retry(cur, s, O_PATH | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+		}
+		int err = errno;
+		close(cur);
+		if (next < 0) {
+			errno = err;
+			return -1;
+		}
+		cur = next;
+		if (!e)
+			return cur;
+		s = e + 1;
+	}
+}
+
 /* openOrCreate is rootfs.openOrCreate: dest as a directory, or an empty file when missing. */
 static int openOrCreate(const char *dest, int dir)
 {
@@ -720,7 +782,7 @@ int planRootfsOp(int op, struct planReader *r)
 		if (errno != ENOENT)
 			return 1; /* opCwd says what is wrong with it */
 		planStep("libcontainer.makeCwd", step);
-		h = mkdirInRoot(cwd);
+		h = mkdirNoDangling(cwd);
 		if (h < 0)
 			planFail(what, errno);
 		close(h);
