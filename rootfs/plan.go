@@ -246,31 +246,52 @@ func (p *Planner) mountCgroup(c *Config, m *specs.Mount, o mountOpts, at string)
 		w.Op(initplan.OpMount).S("cgroup2").S("cgroup2").U(uint64(o.flags)).S("").S(m.Destination).I(-1).U(0).J("").Jf("%s: mount -t cgroup2", at)
 		return nil
 	}
-	if c.CgroupNS {
-		return noPlan("%s: v1 cgroups in a cgroup namespace", at)
-	}
 	w.Op(initplan.OpMkdirTarget).S(m.Destination).Jf("%s: destination", at)
-	w.Step("rootfs.bindCgroupTree", "mount -t tmpfs tmpfs %s (fsmount, attached by descriptor: a directory to hold the container's cgroups)", m.Destination)
-	w.Op(initplan.OpCgroupTree).U(uint64(mountAttrs(o.flags&^unix.MS_RDONLY))).Jf("%s: a tmpfs for the cgroups", at)
+	if c.CgroupNS {
+		w.Step("rootfs.mountCgroup", "mount -t tmpfs tmpfs %s (a directory to hold the container's cgroups)", m.Destination)
+	} else {
+		w.Step("rootfs.bindCgroupTree", "mount -t tmpfs tmpfs %s (fsmount, attached by descriptor: a directory to hold the container's cgroups)", m.Destination)
+	}
+	source := "" // fsmount's, as bindCgroupTree makes it
+	if c.CgroupNS {
+		source = "tmpfs" // mount(2)'s, as mountCgroup makes it
+	}
+	w.Op(initplan.OpCgroupTree).U(uint64(mountAttrs(o.flags&^unix.MS_RDONLY))).S(source).Jf("%s: a tmpfs for the cgroups", at)
 	attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC)
+	fresh := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
 	if o.flags&unix.MS_RDONLY != 0 {
 		attr |= unix.MOUNT_ATTR_RDONLY
+		fresh |= unix.MS_RDONLY
 	}
 	for _, h := range hier {
 		name := filepath.Base(h.mountpoint)
 		if h.mountpoint == "/sys/fs/cgroup" {
 			continue
 		}
-		// The init's group in this hierarchy: the container's own where berth made one (the
-		// init joins it in its constructor), berth's otherwise (inherited).
-		src := filepath.Join(h.mountpoint, h.path)
-		for _, g := range p.CgroupGroups {
-			if strings.HasPrefix(g, h.mountpoint+"/") {
-				src = g
+		if c.CgroupNS {
+			// A fresh mount of each hierarchy, rooted by the kernel at the namespace's group.
+			fstype, data := h.fstype, ""
+			if fstype == "cgroup" {
+				data = h.options
+				if strings.HasPrefix(data, "name=") {
+					data = "none," + data
+				}
 			}
+			w.Op(initplan.OpCgroupFresh).S(name).S(fstype).U(uint64(fresh)).S(data).
+				Jf("mount -t %s -o %s cgroup <cgroup mount>/%s (flags %s; rooted at the cgroup namespace)", fstype, data, name, flagNames(fresh)).
+				Jf("%s: mount -t %s -o %s", at, fstype, data)
+		} else {
+			// The init's group in this hierarchy: the container's own where berth made one
+			// (the init joins it in its constructor), berth's otherwise (inherited).
+			src := filepath.Join(h.mountpoint, h.path)
+			for _, g := range p.CgroupGroups {
+				if strings.HasPrefix(g, h.mountpoint+"/") {
+					src = g
+				}
+			}
+			w.Op(initplan.OpCgroupBind).S(src).S(name).U(attr).
+				Jf("mount --bind %s %s/%s (open_tree, mount_setattr %s, move_mount)", src, m.Destination, name, attrNames(attr)).J(at)
 		}
-		w.Op(initplan.OpCgroupBind).S(src).S(name).U(attr).
-			Jf("mount --bind %s %s/%s (open_tree, mount_setattr %s, move_mount)", src, m.Destination, name, attrNames(attr)).J(at)
 		if strings.Contains(name, ",") {
 			for _, alias := range strings.Split(name, ",") {
 				w.Op(initplan.OpCgroupLink).S(name).S(alias).Jf("ln -s %s %s/%s", name, m.Destination, alias)

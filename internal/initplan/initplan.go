@@ -34,7 +34,7 @@ const (
 	OpRemountBind    = 13 // dest, flags, what
 	OpSetAttr        = 14 // dest, set, clear, sysfs source, what
 	OpPropagate      = 15 // dest, flag, what
-	OpCgroupTree     = 16 // attrs, what
+	OpCgroupTree     = 16 // attrs, source, what
 	OpCgroupBind     = 17 // source, name, attrs, what
 	OpCgroupLink     = 18 // target, name
 	OpCgroupReadonly = 19 // what
@@ -72,6 +72,7 @@ const (
 	OpExec           = 51 // preserve, fifo fd
 	OpStepStart      = 52 // name, msg: a step timed at the constructor's start
 	OpStepPath       = 53 // name, msg before the program's path, msg after it
+	OpCgroupFresh    = 54 // name, fstype, flags, data, step, what
 )
 
 // Magic starts every plan.

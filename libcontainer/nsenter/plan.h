@@ -25,7 +25,7 @@ enum planOp {
 	opRemountBind = 13,   /* dest, flags, what */
 	opSetAttr = 14,       /* dest, set, clear, sysfs source, what */
 	opPropagate = 15,     /* dest, flag, what */
-	opCgroupTree = 16,    /* attrs, what */
+	opCgroupTree = 16,    /* attrs, source, what */
 	opCgroupBind = 17,    /* source, name, attrs, what */
 	opCgroupLink = 18,    /* target, name */
 	opCgroupReadonly = 19,/* what */
@@ -62,7 +62,8 @@ enum planOp {
 	opCloexec = 50,       /* first */
 	opExec = 51,          /* preserve, fifo fd */
 	opStepStart = 52,     /* name, msg: a step timed at the constructor's start */
-	opStepPath = 53,      /* name, msg before the program's path, msg after it */
+	opStepPath = 53,
+	opCgroupFresh = 54,   /* name, fstype, flags, data, step, what */      /* name, msg before the program's path, msg after it */
 };
 
 /* A plan being read: fields are taken in order; strings point into the plan's buffer. */

@@ -658,9 +658,11 @@ int planRootfsOp(int op, struct planReader *r)
 	}
 	case opCgroupTree: {
 		uint64_t attrs = planU64(r);
-		const char *what = planStr(r, NULL);
+		const char *source = planStr(r, NULL), *what = planStr(r, NULL);
 		int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
 		if (fs < 0)
+			planFail(what, errno);
+		if (*source && fsconfig(fs, FSCONFIG_SET_STRING, "source", source, 0) < 0)
 			planFail(what, errno);
 		if (fsconfig(fs, FSCONFIG_SET_STRING, "mode", "755", 0) < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 			planFail(what, errno);
@@ -685,6 +687,23 @@ int planRootfsOp(int op, struct planReader *r)
 		if (mountAttr(tree, 0, attrs, 0) < 0 || move_mount(tree, "", treeFd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 			failPath(what, "bind", src, errno);
 		close(tree);
+		return 1;
+	}
+	case opCgroupFresh: {
+		/* mountFreshCgroup: in its own cgroup namespace, a new mount of the hierarchy,
+		 * which the kernel roots at the namespace's group. */
+		const char *name = planStr(r, NULL), *fstype = planStr(r, NULL);
+		unsigned long flags = (unsigned long)planU64(r);
+		const char *data = planStr(r, NULL), *step = planStr(r, NULL), *what = planStr(r, NULL);
+		if (mkdirat(treeFd, name, 0755) < 0 && errno != EEXIST)
+			failPath(what, "mkdir", name, errno);
+		int target = openat2Retry(treeFd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+		if (target < 0)
+			failPath(what, "mkdir", name, errno);
+		planStep("rootfs.mountCgroup", step);
+		if (mount("cgroup", fdPath(target, b), fstype, flags, *data ? data : NULL) < 0)
+			planFail(what, errno);
+		close(target);
 		return 1;
 	}
 	case opCgroupLink: {
