@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,9 +70,10 @@ var initPathCases = []initPathCase{
 		config:   criConfig,
 		detached: true,
 		probe: []string{"sysctl:net.ipv4.ip_unprivileged_port_start", "write:/etc/hosts",
-			"write:/dev/termination-log", "stat:/etc/resolv.conf", "ls:/dev/shm"},
+			"write:/dev/termination-log", "stat:/etc/resolv.conf", "ls:/dev/shm",
+			"syscall:333"}, // io_pgetevents on amd64: EINVAL from the kernel, EPERM from the profile
 		check: wantInReport("Uid: 1000\t1000", "Groups: 1000 2000 3000", "NoNewPrivs: 1", "Seccomp: 2",
-			"Seccomp_filters: 1", "## /proc/self/oom_score_adj\n1000\n"),
+			"Seccomp_filters: 1", "## /proc/self/oom_score_adj\n1000\n", "## syscall 333\nerrno 1 "),
 	},
 	{
 		name:   "userns-readonly-root",
@@ -114,7 +116,7 @@ var initPathCases = []initPathCase{
 // TestInitPathsAgree runs each case on the Go init and on berth's default init path and
 // compares what the probe sees inside and what the host sees, line by line.
 func TestInitPathsAgree(t *testing.T) {
-	needTools(t, "runc")
+	needTools(t, "runc", "strace")
 	probe := buildInitProbe(t)
 	for _, c := range initPathCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -204,6 +206,8 @@ func newPathWork(t *testing.T, name, sideEnv string) *pathWork {
 	return w
 }
 
+func (w *pathWork) tracePath() string { return filepath.Join(w.dir, "trace") }
+
 // host is a path for the case's host-side files (bind sources and the like).
 func (w *pathWork) host(name string) string { return filepath.Join(w.dir, "host", name) }
 
@@ -289,6 +293,13 @@ func (w *pathWork) berth(args ...string) (code int, stdout, stderr string) {
 
 func (w *pathWork) berthTo(stdout, stderr string, args ...string) int {
 	w.t.Helper()
+	return w.berthTraced(stdout, stderr, "", args...)
+}
+
+// berthTraced is berthTo, under strace when trace names its output file: every process and
+// program of the command's tree is counted (counts, never times).
+func (w *pathWork) berthTraced(stdout, stderr, trace string, args ...string) int {
+	w.t.Helper()
 	o, err1 := os.OpenFile(stdout, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	e, err2 := os.OpenFile(stderr, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err1 != nil || err2 != nil {
@@ -296,7 +307,11 @@ func (w *pathWork) berthTo(stdout, stderr string, args ...string) int {
 	}
 	defer o.Close()
 	defer e.Close()
-	cmd := exec.Command(berthBin, append([]string{"--root", w.state}, args...)...)
+	argv := append([]string{berthBin, "--root", w.state}, args...)
+	if trace != "" {
+		argv = append([]string{"strace", "-f", "-qq", "-o", trace, "-e", "trace=clone,clone3,fork,vfork,execve,execveat"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = w.env, o, e
 	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -339,8 +354,9 @@ func runOnInitPath(t *testing.T, probe string, c initPathCase, side, sideEnv str
 	if c.detached {
 		w.createStart(&r)
 	} else {
-		code := w.berthTo(w.stdoutPath, w.errPath, "run", "--bundle", w.bundle, w.id)
+		code := w.berthTraced(w.stdoutPath, w.errPath, w.tracePath(), "run", "--bundle", w.bundle, w.id)
 		r.add("berth run: exit status", strconv.Itoa(code))
+		r.add("host: processes berth run started, programs executed", processCount(w.tracePath()))
 	}
 	out, _ := os.ReadFile(w.stdoutPath)
 	errOut, _ := os.ReadFile(w.errPath)
@@ -388,6 +404,28 @@ func (w *pathWork) createStart(r *report) {
 	r.add("berth start: exit status", strconv.Itoa(code))
 	r.add("berth start: stderr", errText)
 	w.waitStopped()
+}
+
+// processCount reads an strace output: how many processes (clone without CLONE_THREAD, fork)
+// and programs (execve, execveat) succeeded.
+func processCount(trace string) string {
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		return err.Error()
+	}
+	forks, execs := 0, 0
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "resumed>") || strings.Contains(l, "= -1") {
+			continue
+		}
+		switch {
+		case strings.Contains(l, "execve(") || strings.Contains(l, "execveat("):
+			execs++
+		case strings.Contains(l, "clone") && !strings.Contains(l, "CLONE_THREAD"), strings.Contains(l, "fork("):
+			forks++
+		}
+	}
+	return fmt.Sprintf("processes %d\nprograms %d\n", forks, execs)
 }
 
 // waitStopped polls the state until the container has stopped; a bound, not a timed check.
@@ -464,8 +502,9 @@ func (w *pathWork) hostView(r *report, before []string) {
 	after := hostMountsUnder(append(w.watch, w.dir)...)
 	r.add("host: mounts under the case's paths, gone", strings.Join(subtract(before, after), "\n"))
 	r.add("host: mounts under the case's paths, new", strings.Join(subtract(after, before), "\n"))
-	// Not stdout's size: its content is compared above, normalised.
-	r.add("host: the case's files", treeOf(w.dir, filepath.Join(w.rootfs, "bin"), w.stdoutPath))
+	// Not stdout's size nor the trace's: their contents are compared above, normalised or
+	// counted.
+	r.add("host: the case's files", treeOf(w.dir, filepath.Join(w.rootfs, "bin"), w.stdoutPath, w.tracePath()))
 }
 
 // hostMountsUnder lists the test process's mounts whose mount point is one of dirs or below
@@ -500,15 +539,16 @@ func subtract(a, b []string) []string {
 }
 
 // treeOf lists every file under dir (relative name, type and mode, owner, size of regular
-// files, symlink targets); not the entries of skipDir (the rootfs's copied /bin) nor skipFile.
-func treeOf(dir, skipDir, skipFile string) string {
+// files, symlink targets); not the entries of skipDir (the rootfs's copied /bin) nor
+// skipFiles.
+func treeOf(dir, skipDir string, skipFiles ...string) string {
 	var b strings.Builder
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			fmt.Fprintf(&b, "%s: %v\n", p, err)
 			return nil
 		}
-		if filepath.Dir(p) == skipDir || p == skipFile {
+		if filepath.Dir(p) == skipDir || slices.Contains(skipFiles, p) {
 			return nil
 		}
 		var st unix.Stat_t
@@ -761,21 +801,16 @@ func runtimeDefaultSeccomp(t *testing.T, caps []string) *specs.LinuxSeccomp {
 	if err := json.Unmarshal(data, &prof); err != nil {
 		t.Fatal(err)
 	}
-	has := func(list []string, s string) bool {
-		for _, l := range list {
-			if l == s {
-				return true
-			}
-		}
-		return false
-	}
 	all := func(want []string) bool {
 		for _, c := range want {
-			if !has(caps, c) {
+			if !slices.Contains(caps, c) {
 				return false
 			}
 		}
 		return true
+	}
+	anyOf := func(want []string) bool {
+		return slices.ContainsFunc(want, func(c string) bool { return slices.Contains(caps, c) })
 	}
 	sc := &specs.LinuxSeccomp{DefaultAction: prof.DefaultAction, DefaultErrnoRet: prof.DefaultErrnoRet}
 	for _, a := range prof.ArchMap {
@@ -784,24 +819,13 @@ func runtimeDefaultSeccomp(t *testing.T, caps []string) *specs.LinuxSeccomp {
 		}
 	}
 	for _, r := range prof.Syscalls {
-		excluded := has(r.Excludes.Arches, "amd64") || hasAny(caps, r.Excludes.Caps)
-		included := (len(r.Includes.Arches) == 0 || has(r.Includes.Arches, "amd64")) && all(r.Includes.Caps)
+		excluded := slices.Contains(r.Excludes.Arches, "amd64") || anyOf(r.Excludes.Caps)
+		included := (len(r.Includes.Arches) == 0 || slices.Contains(r.Includes.Arches, "amd64")) && all(r.Includes.Caps)
 		if included && !excluded {
 			sc.Syscalls = append(sc.Syscalls, r.LinuxSyscall)
 		}
 	}
 	return sc
-}
-
-func hasAny(list, want []string) bool {
-	for _, w := range want {
-		for _, l := range list {
-			if l == w {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // rootlessLikeConfig is `runc spec --rootless` used by root: a user namespace (mapped to a

@@ -13,6 +13,7 @@
 //	create:PATH   create PATH (O_EXCL), print the result, remove it again
 //	stat:PATH     print PATH's type, mode, owner and device numbers
 //	ls:DIR        list DIR as stat: does
+//	syscall:NR    make system call NR with all arguments 0 and print its errno (seccomp)
 //	exit:N        exit with status N (default 0)
 package main
 
@@ -101,6 +102,10 @@ func main() {
 			stat(x[1], x[1])
 		case "ls":
 			ls(x[1])
+		case "syscall":
+			nr, _ := strconv.Atoi(x[1])
+			_, _, errno := unix.Syscall6(uintptr(nr), 0, 0, 0, 0, 0, 0)
+			fmt.Fprintf(out, "errno %d (%v)\n", int(errno), errno)
 		default:
 			fmt.Fprintln(out, "unknown probe argument")
 		}
