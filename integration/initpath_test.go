@@ -362,8 +362,8 @@ func runOnInitPath(t *testing.T, probe string, c initPathCase, side, sideEnv str
 	errOut, _ := os.ReadFile(w.errPath)
 	r.add("container stderr (and berth's)", string(errOut))
 	r.WriteString(string(out)) // the probe's own sections
-	if !c.refused && !strings.Contains(string(out), "## /proc/self/mountinfo") {
-		t.Fatalf("the probe did not run: stdout %q, stderr %q", out, errOut)
+	if ran := strings.Contains(string(out), "## /proc/self/mountinfo"); ran == c.refused {
+		t.Fatalf("%s: the probe ran: %t, want %t: stdout %q, stderr %q", side, ran, !c.refused, out, errOut)
 	}
 	w.hostView(&r, before)
 	text := normalise(r.String())
