@@ -96,3 +96,61 @@ func TestWaitingInitUserNSWithoutProc(t *testing.T) {
 	e.mustBerth("delete", "--force", id)
 	e.assertGone(id)
 }
+
+// The waiting init holds nothing but stdio, the fifo and the directory it reopens it through,
+// even under a seccomp profile written before close_range existed (which refuses it with
+// ENOSYS, runc's rule for unknown calls): the init's C stage waits without an execve, so it
+// closes the rest itself, one by one when close_range is refused. Its end of the init pipe is
+// among them: create returns only once it is closed (it hung before).
+func TestWaitingInitHoldsOnlyItsDescriptors(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("close_range-refused=%v", refuse), func(t *testing.T) {
+			e := newEnv(t)
+			bundle := runcSpecBundle(t, "sleep", "1000")
+			if refuse {
+				editRuncSpec(t, bundle, func(cfg map[string]any) {
+					cfg["linux"].(map[string]any)["seccomp"] = map[string]any{
+						"defaultAction": "SCMP_ACT_ALLOW",
+						"syscalls": []any{map[string]any{
+							"names": []any{"close_range"}, "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+						}},
+					}
+				})
+			}
+			const id = "waitfds"
+			// Output to a file: the waiting init holds create's stdio (a pipe's end of file
+			// would wait for the container).
+			out, err := os.Create(filepath.Join(t.TempDir(), "create.out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			cmd := exec.Command("timeout", "-s", "KILL", "30", berthBin, "--root", e.root, "create", "--bundle", bundle, id)
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Run(); err != nil {
+				text, _ := os.ReadFile(out.Name())
+				t.Fatalf("create (killed after 30 s if it hangs): %v: %s", err, text)
+			}
+			defer e.berth("delete", "--force", id)
+			pid := e.state(id).Pid
+			fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var held []string
+			for _, f := range fds {
+				n, _ := strconv.Atoi(f.Name())
+				if n < 3 {
+					continue
+				}
+				target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, n))
+				held = append(held, target)
+			}
+			if len(held) != 2 || !strings.HasSuffix(held[0]+held[1], "exec.fifo/proc/1/fd") && !strings.HasSuffix(held[1]+held[0], "exec.fifo/proc/1/fd") {
+				t.Errorf("the waiting init holds %q, want the exec fifo and /proc/1/fd only", held)
+			}
+			e.mustBerth("start", id)
+			e.waitStatus(id, "running")
+		})
+	}
+}

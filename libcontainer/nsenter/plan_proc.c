@@ -360,6 +360,20 @@ static void markCloexecFrom(unsigned int first)
 	closedir(d);
 }
 
+/*
+ * closeRange closes [first, last]. The container's seccomp filter is in place by now, and a
+ * profile written before close_range existed refuses it (ENOSYS or EPERM): then the
+ * descriptors are closed one by one, up to a bound far above any the C stage opens (it opens
+ * few, numbered from the lowest free).
+ */
+static void closeRange(unsigned int first, unsigned int last)
+{
+	if (syscall(SYS_close_range, first, last, 0) == 0)
+		return;
+	for (unsigned int fd = first; fd <= last && fd < first + 4096; fd++)
+		close((int)fd);
+}
+
 /* waitDie is the waiting stage's failure: berth no longer reads the pipe. */
 static _Noreturn void waitDie(const char *what)
 {
@@ -410,11 +424,11 @@ static _Noreturn void execUser(unsigned int preserve, int fifoFd)
 		unsigned int first = 3 + preserve;
 		for (int i = 0; i < 2; i++) {
 			if (keep[i] > first)
-				syscall(SYS_close_range, first, keep[i] - 1, 0);
+				closeRange(first, keep[i] - 1);
 			if (keep[i] + 1 > first)
 				first = keep[i] + 1;
 		}
-		syscall(SYS_close_range, first, ~0U, 0);
+		closeRange(first, ~0U);
 		char name[16];
 		snprintf(name, sizeof(name), "%d", fifoFd);
 		int fifo = openat(fdDir, name, O_WRONLY | O_CLOEXEC);
