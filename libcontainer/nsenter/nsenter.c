@@ -9,7 +9,8 @@
  * The parent opens the files and passes their descriptors in _BERTH_CGROUP_FDS ("5,6,7").
  *
  * It also joins the namespaces the kernel lets only a single-threaded process enter (user,
- * mnt, time), listed in _BERTH_NS_JOIN ("user:7,mnt:8", user first), and then creates the
+ * mnt, time), listed in _BERTH_NS_JOIN ("user:7,mnt:8", in order: the user namespace first
+ * but for namespaces it does not own, see namespaces.Handles.orderInit), and then creates the
  * namespaces listed in _BERTH_NS_UNSHARE, which must belong to a joined user namespace.
  * Rootless, the new user namespace is unshared here too, first, and its maps are written by
  * `berth create` while this process waits (waitForMaps).
