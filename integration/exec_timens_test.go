@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // exec into containers whose namespaces are not all owned by the container's user namespace.
@@ -233,4 +235,41 @@ func statusIDs(t *testing.T, pid, field string) string {
 	}
 	t.Fatalf("no %s in /proc/%s/status", field, pid)
 	return ""
+}
+
+// The same rule when a create joins them: a user namespace (which maps root) and a time
+// namespace made from the host, which that user namespace does not own. The constructor
+// joined the time namespace after the user namespace: "joining time namespace: operation not
+// permitted".
+func TestCreateJoinsUserAndHostTimeNS(t *testing.T) {
+	user := holder(t, "-U", "--map-root-user")
+	tns := holder(t, "-T", "--boottime", "1000", "--fork")
+	e := newEnv(t, "sh", "-c", "cat /proc/uptime; readlink /proc/self/ns/time")
+	e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces,
+		specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/" + user + "/ns/user"},
+		specs.LinuxNamespace{Type: specs.TimeNamespace, Path: "/proc/" + tns + "/ns/time"})
+	// The holder maps only root: devpts cannot be given the unmapped gid 5.
+	for i, m := range e.spec.Mounts {
+		if m.Type == "devpts" {
+			var o []string
+			for _, x := range m.Options {
+				if x != "gid=5" {
+					o = append(o, x)
+				}
+			}
+			e.spec.Mounts[i].Options = o
+		}
+	}
+	host := hostUptime(t)
+	r := e.run("ns-usertime")
+	if r.code != 0 {
+		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || lines[1] != hostNs(t, tns, "time") {
+		t.Fatalf("inside: %q, want the holder's time namespace %s", r.stdout, hostNs(t, tns, "time"))
+	}
+	if in, err := strconv.ParseFloat(strings.Fields(lines[0])[0], 64); err != nil || in < host+900 {
+		t.Errorf("uptime inside %s, the host's before %.2f: want about 1000 s more", lines[0], host)
+	}
 }
