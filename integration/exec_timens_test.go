@@ -273,3 +273,65 @@ func TestCreateJoinsUserAndHostTimeNS(t *testing.T) {
 		t.Errorf("uptime inside %s, the host's before %.2f: want about 1000 s more", lines[0], host)
 	}
 }
+
+// A new user namespace with a time or cgroup namespace joined from the host (runc 1.1.5 runs
+// the cgroup case). The init's constructor joins those, and it was cloned into the new user
+// namespace, which holds no privilege over them: "joining cgroup namespace: operation not
+// permitted". It now joins them first and makes the user namespace after, as for rootless.
+// exec into the container joins them too (before its user namespace).
+func TestNewUserNSJoinsHostTimeOrCgroupNS(t *testing.T) {
+	for _, c := range []struct{ name, holderFlag, ns string }{
+		{"time", "-T", "time"},
+		{"cgroup", "-C", "cgroup"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{c.holderFlag}
+			if c.ns == "time" {
+				args = append(args, "--boottime", "1000", "--fork")
+			}
+			h := holder(t, args...)
+			e := newEnv(t, "sleep", "1000")
+			withUserNS(e.spec)
+			var ns []specs.LinuxNamespace
+			for _, n := range e.spec.Linux.Namespaces {
+				if string(n.Type) != c.ns {
+					ns = append(ns, n)
+				}
+			}
+			e.spec.Linux.Namespaces = append(ns, specs.LinuxNamespace{Type: specs.LinuxNamespaceType(c.ns), Path: "/proc/" + h + "/ns/" + c.ns})
+			if c.ns == "cgroup" {
+				// A cgroup namespace the host's user namespace owns: the container's may
+				// not mount cgroupfs for it (runc fails there too).
+				var mounts []specs.Mount
+				for _, m := range e.spec.Mounts {
+					if m.Type != "cgroup" && m.Type != "cgroup2" {
+						mounts = append(mounts, m)
+					}
+				}
+				e.spec.Mounts = mounts
+			}
+			e.writeSpec()
+			e.mustBerth("run", "-d", "--bundle", e.bundle, "ns-newuser")
+			init := strconv.Itoa(e.state("ns-newuser").Pid)
+			want := hostNs(t, h, c.ns)
+			if got := hostNs(t, init, c.ns); got != want {
+				t.Errorf("init in %s, want the holder's %s", got, want)
+			}
+			if hostNs(t, init, "user") == hostNs(t, "self", "user") {
+				t.Error("the init is in the host's user namespace")
+			}
+			host := hostUptime(t)
+			r := e.berth("exec", "ns-newuser", "sh", "-c", "readlink /proc/self/ns/"+c.ns+"; id -u; cat /proc/uptime")
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			if r.code != 0 || len(lines) != 3 || lines[0] != want || lines[1] != "0" {
+				t.Fatalf("exec: exit %d, stdout %q, stderr %q: want the holder's %s namespace, uid 0", r.code, r.stdout, r.stderr, c.ns)
+			}
+			if c.ns == "time" {
+				if in, err := strconv.ParseFloat(strings.Fields(lines[2])[0], 64); err != nil || in < host+900 {
+					t.Errorf("uptime in the exec'd process %s, the host's before %.2f: want about 1000 s more", lines[2], host)
+				}
+			}
+			e.mustBerth("delete", "--force", "ns-newuser")
+		})
+	}
+}
