@@ -78,7 +78,8 @@ func (p Plan) Open() (*Handles, error) {
 // namespace must be entered before. So is the time namespace of a container that root made
 // with a user namespace, which the cloning thread unshared to write its offsets (Plan.NewTime),
 // and a pid namespace joined from the host by such a container. The rest (those the
-// container's user namespace owns, all of them for a rootless caller) still come after it.
+// container's user namespace owns, all of them for a rootless caller, and a mount namespace)
+// still come after it.
 func (h *Handles) orderInit() {
 	if len(h.Init) == 0 || h.Init[0].Type != specs.UserNamespace {
 		return
@@ -89,7 +90,9 @@ func (h *Handles) orderInit() {
 	}
 	var before, after []Handle
 	for _, x := range h.Init[1:] {
-		if ownedWithin(x.File, user) {
+		// A mount namespace stays after: the process could do nothing in one its user
+		// namespace does not own, and setns then says so at once.
+		if x.Type == specs.MountNamespace || ownedWithin(x.File, user) {
 			after = append(after, x)
 		} else {
 			x.BeforeUser = true
