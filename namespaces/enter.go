@@ -13,11 +13,11 @@ import (
 )
 
 // byInit are the types the init's C constructor joins (user first, so that it holds
-// privilege over the others, but for those it does not own: orderInit): user, mnt and time, which only a single-threaded process may
-// enter; and cgroup, which must be entered once the process is in its group. With cgroup2
-// mounted nsdelegate (as systemd mounts it), clone3 CLONE_INTO_CGROUP from a thread already in
-// the container's cgroup namespace fails with ENOENT, since the cloner's own group lies
-// outside that namespace.
+// privilege over the others, but for those it does not own: orderInit): user, mnt and time,
+// which only a single-threaded process may enter; and cgroup, which must be entered once the
+// process is in its group. With cgroup2 mounted nsdelegate (as systemd mounts it), clone3
+// CLONE_INTO_CGROUP from a thread already in the container's cgroup namespace fails with
+// ENOENT, since the cloner's own group lies outside that namespace.
 var byInit = map[specs.LinuxNamespaceType]bool{
 	specs.UserNamespace: true, specs.MountNamespace: true, specs.TimeNamespace: true,
 	specs.CgroupNamespace: true,
