@@ -13,11 +13,11 @@ import (
 )
 
 // byInit are the types the init's C constructor joins (user first, so that it holds
-// privilege over the others): user, mnt and time, which only a single-threaded process may
-// enter; and cgroup, which must be entered once the process is in its group. With cgroup2
-// mounted nsdelegate (as systemd mounts it), clone3 CLONE_INTO_CGROUP from a thread already in
-// the container's cgroup namespace fails with ENOENT, since the cloner's own group lies
-// outside that namespace.
+// privilege over the others, but for those it does not own: orderInit): user, mnt and time,
+// which only a single-threaded process may enter; and cgroup, which must be entered once the
+// process is in its group. With cgroup2 mounted nsdelegate (as systemd mounts it), clone3
+// CLONE_INTO_CGROUP from a thread already in the container's cgroup namespace fails with
+// ENOENT, since the cloner's own group lies outside that namespace.
 var byInit = map[specs.LinuxNamespaceType]bool{
 	specs.UserNamespace: true, specs.MountNamespace: true, specs.TimeNamespace: true,
 	specs.CgroupNamespace: true,
@@ -28,6 +28,9 @@ type Handle struct {
 	Type specs.LinuxNamespaceType
 	Path string
 	File *os.File
+	// BeforeUser: entered by the constructor before the joined user namespace, because that
+	// namespace does not own it (see orderInit).
+	BeforeUser bool
 }
 
 // Handles are a plan's namespace files, opened by the caller in the host's mount namespace
@@ -64,7 +67,67 @@ func (p Plan) Open() (*Handles, error) {
 			h.Thread = append(h.Thread, hd)
 		}
 	}
+	h.orderInit()
 	return h, nil
+}
+
+// orderInit moves ahead of a joined user namespace the constructor's namespaces that this user
+// namespace does not own (neither it nor one of its descendants owns them). setns asks for
+// CAP_SYS_ADMIN in the owner of the namespace joined, and once in the user namespace the
+// process has privilege only there and below: a namespace owned by the caller's own user
+// namespace must be entered before. So is the time namespace of a container that root made
+// with a user namespace, which the cloning thread unshared to write its offsets (Plan.NewTime),
+// and a pid namespace joined from the host by such a container. The rest (those the
+// container's user namespace owns, all of them for a rootless caller, and a mount namespace)
+// still come after it.
+func (h *Handles) orderInit() {
+	if len(h.Init) == 0 || h.Init[0].Type != specs.UserNamespace {
+		return
+	}
+	var user unix.Stat_t
+	if unix.Fstat(int(h.Init[0].File.Fd()), &user) != nil {
+		return
+	}
+	var before, after []Handle
+	for _, x := range h.Init[1:] {
+		// A mount namespace stays after: the process could do nothing in one its user
+		// namespace does not own, and setns then says so at once.
+		if x.Type == specs.MountNamespace || ownedWithin(x.File, user) {
+			after = append(after, x)
+		} else {
+			x.BeforeUser = true
+			before = append(before, x)
+		}
+	}
+	h.Init = append(append(before, h.Init[0]), after...)
+}
+
+// ownedWithin says whether the user namespace user, or one below it, owns the namespace
+// file f. An owner the caller may not see (above its own user namespace) is not.
+func ownedWithin(f *os.File, user unix.Stat_t) bool {
+	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		return false
+	}
+	// User namespaces nest at most 32 deep.
+	for depth := 0; depth <= 33; depth++ {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			break
+		}
+		if st.Dev == user.Dev && st.Ino == user.Ino {
+			unix.Close(fd)
+			return true
+		}
+		parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+		if err != nil {
+			break // EPERM: the caller's own user namespace, or above it
+		}
+		unix.Close(fd)
+		fd = parent
+	}
+	unix.Close(fd)
+	return false
 }
 
 // Close closes the namespace files (once the init has them, or on failure).
@@ -130,7 +193,11 @@ func (h *Handles) InitEnv(firstFd int) []string {
 	if len(h.Init) > 0 {
 		var parts []string
 		for i, x := range h.Init {
-			explain.Stepf("namespaces.InitEnv", "setns %s (%s): done by the init before Go starts", x.Type, x.Path)
+			if x.BeforeUser {
+				explain.Stepf("namespaces.InitEnv", "setns %s (%s): done by the init before Go starts, before the user namespace (which does not own it)", x.Type, x.Path)
+			} else {
+				explain.Stepf("namespaces.InitEnv", "setns %s (%s): done by the init before Go starts", x.Type, x.Path)
+			}
 			parts = append(parts, procName[x.Type]+":"+strconv.Itoa(firstFd+i))
 		}
 		env = append(env, EnvJoin+"="+strings.Join(parts, ","))

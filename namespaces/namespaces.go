@@ -58,7 +58,9 @@ var procName = map[specs.LinuxNamespaceType]string{
 //     which must belong to it), asks `berth create` on the init pipe to write its maps
 //     (WriteIDMaps, through newuidmap/newgidmap beyond the caller's own ids), waits, becomes
 //     root there and unshares the rest. Go's clone can only write a map itself, which an
-//     ordinary user may do for its own id alone.
+//     ordinary user may do for its own id alone. Root does the same when the constructor
+//     joins a time or cgroup namespace: it joins them first, with the host's privilege, which
+//     it would not hold over them once in the new user namespace (as runc's nsexec does).
 //   - ByInit (rootless exec): every joined namespace is entered by the constructor, user
 //     first: a thread of an unprivileged berth holds no CAP_SYS_ADMIN for setns(net, pid...)
 //     until it is in the container's user namespace. A joined pid namespace then makes the
@@ -140,11 +142,15 @@ func New(spec *specs.Spec) (Plan, error) {
 	cgroupNS := newFlags & unix.CLONE_NEWCGROUP
 	newFlags &^= unix.CLONE_NEWCGROUP
 	// Rootless: a user namespace with mappings an ordinary user cannot write through clone
-	// (see Plan.WaitForMaps); the constructor makes it, then the rest inside it.
-	p.WaitForMaps = newFlags&unix.CLONE_NEWUSER != 0 && !p.Joins(specs.UserNamespace) && os.Geteuid() != 0
+	// (see Plan.WaitForMaps); the constructor makes it, then the rest inside it. Root too when
+	// the constructor joins a time or cgroup namespace (byInit): cloned into the new user
+	// namespace, it would hold no privilege over them (they belong to another), so it joins
+	// them first and makes the user namespace after.
+	newUser := newFlags&unix.CLONE_NEWUSER != 0 && !p.Joins(specs.UserNamespace)
+	p.WaitForMaps = newUser && (os.Geteuid() != 0 || p.Joins(specs.TimeNamespace) || p.Joins(specs.CgroupNamespace))
 	if p.WaitForMaps {
 		p.UIDMappings, p.GIDMappings = spec.Linux.UIDMappings, spec.Linux.GIDMappings
-		if len(p.Join) > 0 {
+		if len(p.Join) > 0 && os.Geteuid() != 0 {
 			// A thread of an unprivileged berth may not setns (net, uts, ipc, pid) before
 			// the init, and the init, in a user namespace of its own, may not either.
 			return p, fmt.Errorf("linux.namespaces[%s].path: joining a namespace is not supported for a rootless container with a new user namespace", p.Join[0].Type)
@@ -160,9 +166,9 @@ func New(spec *specs.Spec) (Plan, error) {
 		}
 	} else {
 		p.CloneFlags = newFlags
-		if newFlags&unix.CLONE_NEWUSER != 0 && p.Joins(specs.MountNamespace) {
-			return p, fmt.Errorf("linux.namespaces: joining a mount namespace from a new user namespace is not possible (it would hold no privilege there)")
-		}
+	}
+	if newUser && p.Joins(specs.MountNamespace) {
+		return p, fmt.Errorf("linux.namespaces: joining a mount namespace from a new user namespace is not possible (it would hold no privilege there)")
 	}
 	p.UnshareFlags |= cgroupNS
 	// No mount namespace: the container inherits the host's (runtime.md), and rootfs builds

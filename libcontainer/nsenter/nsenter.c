@@ -9,7 +9,8 @@
  * The parent opens the files and passes their descriptors in _BERTH_CGROUP_FDS ("5,6,7").
  *
  * It also joins the namespaces the kernel lets only a single-threaded process enter (user,
- * mnt, time), listed in _BERTH_NS_JOIN ("user:7,mnt:8", user first), and then creates the
+ * mnt, time), listed in _BERTH_NS_JOIN ("user:7,mnt:8", in order: the user namespace first
+ * but for namespaces it does not own, see namespaces.Handles.orderInit), and then creates the
  * namespaces listed in _BERTH_NS_UNSHARE, which must belong to a joined user namespace.
  * Rootless, the new user namespace is unshared here too, first, and its maps are written by
  * `berth create` while this process waits (waitForMaps).
@@ -51,7 +52,34 @@ static void fail(const char *what, int fd, int err)
 {
 	if (berthNsError[0])
 		return; /* the first error is the one worth reporting */
-	snprintf(berthNsError, sizeof(berthNsError), "nsenter: %s (fd %d): %s", what, fd, strerror(err));
+	if (fd < 0)
+		snprintf(berthNsError, sizeof(berthNsError), "nsenter: %s: %s", what, strerror(err));
+	else
+		snprintf(berthNsError, sizeof(berthNsError), "nsenter: %s (fd %d): %s", what, fd, strerror(err));
+}
+
+/*
+ * reportAndExit hands berthNsError to `berth create` or `berth exec` on the init pipe itself,
+ * as the Go side would ({"type":"error"}), and exits. For a process that was to fork
+ * (namespaces.Plan.Forks): once it has joined or unshared a pid namespace, the kernel refuses
+ * it a thread (its children's pid namespace is not its own), so the Go runtime cannot start to
+ * say what went wrong; the parent, in forkedInitPid, reads this instead of a pid.
+ */
+static void reportAndExit(void)
+{
+	const char *pipeEnv = getenv("_BERTH_INITPIPE");
+	int pipeFd = pipeEnv ? atoi(pipeEnv) : -1;
+	char msg[sizeof(berthNsError) * 2 + 32];
+	size_t n = (size_t)snprintf(msg, sizeof(msg), "{\"type\":\"error\",\"msg\":\"");
+	for (const char *c = berthNsError; *c && n < sizeof(msg) - 4; c++) {
+		if (*c == '"' || *c == '\\')
+			msg[n++] = '\\';
+		msg[n++] = (unsigned char)*c < 0x20 ? ' ' : *c;
+	}
+	msg[n++] = '"';
+	msg[n++] = '}';
+	msg[n++] = '\n';
+	_exit(write(pipeFd, msg, n) == (ssize_t)n ? 1 : 2);
 }
 
 /* joinCgroups writes "0" into each passed cgroup file, then closes it. */
@@ -301,16 +329,22 @@ static void nsenterStages(int argc, char **argv, char **envp)
 		joinCgroups(fds);
 		quietRuntimeStart();
 	}
-	if (join && *join && joinNamespaces(join) < 0)
-		return;
-	if (join && strstr(join, "time:"))
-		berthStartedAt = 0; /* read on the clock of the time namespace it left */
 	const char *flags = getenv("_BERTH_NS_UNSHARE");
 	const char *forkPid = getenv("_BERTH_NS_FORKPID");
+	int f = flags ? (int)strtol(flags, NULL, 10) : 0;
+	int forks = forkPid || (f & (CLONE_NEWPID | CLONE_NEWTIME));
+	if (join && *join && joinNamespaces(join) < 0) {
+		if (forks)
+			reportAndExit();
+		return;
+	}
+	if (join && strstr(join, "time:"))
+		berthStartedAt = 0; /* read on the clock of the time namespace it left */
 	if (flags || forkPid) {
-		int f = flags ? (int)strtol(flags, NULL, 10) : 0;
 		if (f & CLONE_NEWTIME)
 			berthStartedAt = 0;
 		unshareAndFork(f, forkPid != NULL);
+		if (berthNsError[0] && forks)
+			reportAndExit();
 	}
 }
