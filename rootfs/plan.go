@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -231,7 +232,7 @@ func (p *Planner) propagate(dest string, props []uintptr, at string) {
 // mountCgroup plans mountCgroup's cgroup2 mount, or bindCgroupTree's v1 tree (the container's
 // own group of each hierarchy, read-only under a tmpfs).
 func (p *Planner) mountCgroup(c *Config, m *specs.Mount, o mountOpts, at string) error {
-	hier, err := selfCgroupMounts()
+	hier, err := planHierarchies()
 	if err != nil {
 		return noPlan("%s: %v", at, err)
 	}
@@ -309,6 +310,11 @@ func (p *Planner) mountCgroup(c *Config, m *specs.Mount, o mountOpts, at string)
 	w.Op(initplan.OpCgroupReadonly).U(b).Jf("remount %s read-only", m.Destination)
 	return nil
 }
+
+// planHierarchies is berth's own cgroup hierarchies, read once per process (Check and the
+// plan itself both need them; berth's own groups do not change while it creates a container:
+// the systemd driver, which moves berth, is v2 only, where there is one hierarchy).
+var planHierarchies = sync.OnceValues(selfCgroupMounts)
 
 func (p *Planner) createDevices(extra []specs.LinuxDevice, userNS bool) error {
 	mode := os.FileMode(0o666)
