@@ -268,12 +268,16 @@ static void setUser(struct planReader *r)
 	if (allow) {
 		/* A joined user namespace may deny setgroups: then only an empty request is honoured. */
 		char sg[16] = "";
-		int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
+		int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		struct statfs fs;
+		/* Only a procfs says so: the image's /proc (none mounted) must not make us keep
+		 * berth's supplementary groups. */
+		if (fd >= 0 && fstatfs(fd, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC) {
 			ssize_t k = read(fd, sg, sizeof(sg) - 1);
 			sg[k > 0 ? k : 0] = 0;
-			close(fd);
 		}
+		if (fd >= 0)
+			close(fd);
 		if (strncmp(sg, "deny", 4) == 0) {
 			if (n > 0)
 				planFailMsg("process.user.additionalGids: the user namespace denies setgroups", "");
