@@ -4,30 +4,71 @@ package integration
 // init (BERTH_GO_INIT=1): each test runs both.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// forBothInits runs f once with the C stage and once with the Go init; goInit is the
-// environment berth is run with.
-func forBothInits(t *testing.T, f func(t *testing.T, goInit []string)) {
-	t.Run("c", func(t *testing.T) { f(t, os.Environ()) })
-	t.Run("go", func(t *testing.T) { f(t, append(os.Environ(), "BERTH_GO_INIT=1")) })
+// initMode is how berth is run: with the C stage (checked to be the one that builds the
+// container) or with BERTH_GO_INIT=1.
+type initMode struct {
+	environ []string
+	cStage  bool
 }
 
-// berthWith runs berth with this env's --root, the given environment and credentials.
-func (e *env) berthWith(environ []string, cred *syscall.Credential, args ...string) result {
+// forBothInits runs f once with the C stage and once with the Go init.
+func forBothInits(t *testing.T, f func(t *testing.T, m initMode)) {
+	t.Run("c", func(t *testing.T) { f(t, initMode{os.Environ(), true}) })
+	t.Run("go", func(t *testing.T) { f(t, initMode{append(os.Environ(), "BERTH_GO_INIT=1"), false}) })
+}
+
+// planEnv is newEnv with a config the C stage builds on this host too: no cgroup namespace
+// (a v1 cgroup mount in one is left to the Go init).
+func planEnv(t *testing.T, args ...string) *env {
+	e := newEnv(t, args...)
+	var ns []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != specs.CgroupNamespace {
+			ns = append(ns, n)
+		}
+	}
+	e.spec.Linux.Namespaces = ns
+	return e
+}
+
+// berthAs runs berth with this env's --root as m says, with the given credentials (or
+// berth's). A create or run of the C mode is checked to have used the C stage.
+func (e *env) berthAs(m initMode, cred *syscall.Credential, args ...string) result {
 	e.t.Helper()
+	check := m.cStage && (args[0] == "create" || args[0] == "run")
+	if check {
+		args = append([]string{"--debug"}, args...)
+	}
 	cmd := exec.Command(berthBin, append([]string{"--root", e.root}, args...)...)
-	cmd.Env = environ
+	cmd.Env = m.environ
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
-	return e.berthCmd(cmd)
+	r := e.berthCmd(cmd)
+	if check {
+		if !strings.Contains(r.stderr, "builds the container in its C stage") {
+			e.t.Errorf("the C stage did not build the container:\n%s", r.stderr)
+		}
+		var kept []string // the debug log goes; berth's own messages stay
+		for _, l := range strings.SplitAfter(r.stderr, "\n") {
+			if !strings.Contains(l, "level=debug") {
+				kept = append(kept, l)
+			}
+		}
+		r.stderr = strings.Join(kept, "")
+	}
+	return r
 }
 
 // imageRootfs is a copy of the busybox rootfs the test may plant things in.
@@ -44,13 +85,13 @@ func imageRootfs(t *testing.T) string {
 // the image's) must not make the user's process keep the supplementary groups of the berth
 // that started it (here root's group 0 and 4242).
 func TestImageSetgroupsFileIgnored(t *testing.T) {
-	forBothInits(t, func(t *testing.T, environ []string) {
+	forBothInits(t, func(t *testing.T, m initMode) {
 		rf := imageRootfs(t)
 		os.MkdirAll(filepath.Join(rf, "proc/self"), 0o755)
 		if err := os.WriteFile(filepath.Join(rf, "proc/self/setgroups"), []byte("deny\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		e := newEnv(t, "id", "-G")
+		e := planEnv(t, "id", "-G")
 		e.spec.Root.Path = rf
 		var kept = e.spec.Mounts[:0]
 		for _, m := range e.spec.Mounts {
@@ -62,10 +103,43 @@ func TestImageSetgroupsFileIgnored(t *testing.T) {
 		e.spec.Linux.MaskedPaths, e.spec.Linux.ReadonlyPaths = nil, nil
 		e.spec.Process.User.UID, e.spec.Process.User.GID = 1000, 1000
 		e.writeSpec()
-		r := e.berthWith(environ, &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{0, 4242}},
+		r := e.berthAs(m, &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{0, 4242}},
 			"run", "--bundle", e.bundle, "setgroups")
 		if r.code != 0 || strings.TrimSpace(r.stdout) != "1000" {
 			t.Fatalf("want only the user's group 1000, got exit %d: %q %q", r.code, r.stdout, r.stderr)
 		}
+	})
+}
+
+// The init waiting for `start` stays non-dumpable once it is the user (a uid change resets
+// dumpability to fs.suid_dumpable): otherwise, on a host with fs.suid_dumpable=1, a process of
+// the container with the same uid could ptrace it and open its descriptors. /proc/PID/fd of a
+// non-dumpable process belongs to root. (The test sets fs.suid_dumpable=1 for the create.)
+func TestWaitingInitNotDumpableAsUser(t *testing.T) {
+	const knob = "/proc/sys/fs/suid_dumpable"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Skip(err)
+	}
+	forBothInits(t, func(t *testing.T, m initMode) {
+		e := planEnv(t, "sleep", "1000")
+		e.spec.Process.User.UID, e.spec.Process.User.GID = 1000, 1000
+		e.writeSpec()
+		if err := os.WriteFile(knob, []byte("1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := e.berthAs(m, nil, "create", "--bundle", e.bundle, "dumpable")
+		os.WriteFile(knob, old, 0o644)
+		if r.code != 0 {
+			t.Fatalf("create: exit %d: %s", r.code, r.stderr)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(fmt.Sprintf("/proc/%d/fd", e.state("dumpable").Pid), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != 0 {
+			t.Errorf("the waiting init is dumpable (its /proc/PID/fd belongs to uid %d)", st.Uid)
+		}
+		e.mustBerth("delete", "--force", "dumpable")
 	})
 }

@@ -307,6 +307,13 @@ static void setUser(struct planReader *r)
 		snprintf(w, sizeof(w), "process.user.uid: setresuid %u", (unsigned)uid);
 		planFail(w, errno);
 	}
+	/*
+	 * A change of uid or gid resets dumpability to fs.suid_dumpable, which a host may have
+	 * set to 1: the init stays non-dumpable until its execve, through the wait for `start`
+	 * too (the Go init's berth-wait says so again after its exec).
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		planFail("", errno);
 	free(groups);
 }
 
