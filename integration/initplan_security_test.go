@@ -143,3 +143,28 @@ func TestWaitingInitNotDumpableAsUser(t *testing.T) {
 		e.mustBerth("delete", "--force", "dumpable")
 	})
 }
+
+// A file bind mount's destination that the image points through a magic link at a device node
+// (or a fifo) of its own: the destination is created if missing, never opened, so the init
+// (root, with the device cgroup not yet applied) does not open the image's device on the host
+// (a watchdog, say) nor block for ever on its fifo. Major 240 has no driver here: opening the
+// node fails, which the old code did.
+func TestBindDestinationDeviceNotOpened(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		rf := imageRootfs(t)
+		if err := syscall.Mknod(filepath.Join(rf, "devnode"), syscall.S_IFCHR|0o644, 240<<8); err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink("/proc/self/root/devnode", filepath.Join(rf, "etc/resolv.conf"))
+		src := filepath.Join(t.TempDir(), "resolv.conf")
+		os.WriteFile(src, []byte("nameserver 192.0.2.1\n"), 0o644)
+		e := planEnv(t, "cat", "/devnode")
+		e.spec.Root.Path = rf
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: src, Options: []string{"bind"}})
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "devnode")
+		if r.code != 0 || !strings.Contains(r.stdout, "192.0.2.1") {
+			t.Fatalf("want the file bound over the image's node: exit %d, %q %q", r.code, r.stdout, r.stderr)
+		}
+	})
+}

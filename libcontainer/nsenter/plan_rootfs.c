@@ -325,7 +325,12 @@ static int openOrCreate(const char *dest, int dir)
 	int parent = mkdirInRoot(p);
 	if (parent < 0)
 		return -1;
-	fd = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/*
+	 * Created, never opened: what exists there (reached through a magic link, which openInRoot
+	 * refuses and resolveInRoot follows by name) may be a device node or a fifo of the image,
+	 * whose open as root acts on the host's device or blocks for ever.
+	 */
+	fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 && errno != EEXIST) {
 		int err = errno;
 		close(parent);
