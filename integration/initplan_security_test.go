@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // initMode is how berth is run: with the C stage (checked to be the one that builds the
@@ -165,6 +166,70 @@ func TestBindDestinationDeviceNotOpened(t *testing.T) {
 		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "devnode")
 		if r.code != 0 || !strings.Contains(r.stdout, "192.0.2.1") {
 			t.Fatalf("want the file bound over the image's node: exit %d, %q %q", r.code, r.stdout, r.stderr)
+		}
+	})
+}
+
+// opened reports whether path was opened since the call (inotify IN_OPEN; an O_PATH open or
+// a stat does not count).
+func opened(t *testing.T, path string) func() bool {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_OPEN); err != nil {
+		t.Fatal(err)
+	}
+	return func() bool {
+		buf := make([]byte, 4096)
+		n, _ := unix.Read(fd, buf)
+		return n > 0
+	}
+}
+
+// The image's /etc/passwd (read for HOME) and, with no /dev mounted, its /dev/null (stdio that
+// is the host's null device is replaced by it) are opened by the init as root before the
+// device cgroup applies: a device node there must be checked before it is opened, never
+// opened (here harmless ones; a watchdog arms on open, and the C stage read a /etc/passwd
+// that is /dev/zero for ever).
+func TestImageDeviceNodesNotOpened(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		rf := imageRootfs(t)
+		// /etc/passwd a null device (read to its end at once), /dev/null a zero device.
+		for p, minor := range map[string]int{"etc/passwd": 3, "dev/null": 5} {
+			os.Remove(filepath.Join(rf, p))
+			if err := syscall.Mknod(filepath.Join(rf, p), syscall.S_IFCHR|0o666, 1<<8|minor); err != nil {
+				t.Fatal(err)
+			}
+		}
+		passwd, null := opened(t, filepath.Join(rf, "etc/passwd")), opened(t, filepath.Join(rf, "dev/null"))
+		e := planEnv(t, "true")
+		e.spec.Root.Path = rf
+		e.spec.Process.Env = []string{"PATH=/bin"} // no HOME: it is looked up
+		e.spec.Linux.MaskedPaths = nil             // (masking checks /dev/null first, by O_PATH)
+		var kept []specs.Mount
+		for _, mnt := range e.spec.Mounts {
+			if !strings.HasPrefix(mnt.Destination, "/dev") {
+				kept = append(kept, mnt)
+			}
+		}
+		e.spec.Mounts = kept
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "devnodes") // stdin: the host's /dev/null
+		if !strings.Contains(r.stderr, "not the null device") {
+			t.Errorf("want the image's /dev/null refused: exit %d, %q", r.code, r.stderr)
+		}
+		if null() {
+			t.Errorf("the image's /dev/null (a zero device) was opened")
+		}
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs"})
+		e.writeSpec()
+		if r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "devnodes2"); r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if passwd() {
+			t.Errorf("the image's /etc/passwd (a null device) was opened")
 		}
 	})
 }

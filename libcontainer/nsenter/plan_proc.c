@@ -89,13 +89,20 @@ static void withHome(uid_t uid)
 	if (getEnv("HOME"))
 		return;
 	static char home[PATH_MAX + 8] = "HOME=/";
-	FILE *f = fopen("/etc/passwd", "re");
+	/* The image's file, opened by root before the device cgroup applies: only a regular
+	 * file is opened (a device node would act on the host's device, a fifo block for ever). */
+	struct stat st;
+	FILE *f = stat("/etc/passwd", &st) == 0 && S_ISREG(st.st_mode) ? fopen("/etc/passwd", "re") : NULL;
 	if (f) {
-		char line[4096];
+		enum { maxLine = 64 * 1024 }; /* Go's bufio.Scanner's: a longer line ends the search */
+		char *line = malloc(maxLine + 2);
 		char want[24];
 		snprintf(want, sizeof(want), "%u", (unsigned)uid);
-		while (fgets(line, sizeof(line), f)) {
-			line[strcspn(line, "\n")] = 0;
+		while (line && fgets(line, maxLine + 2, f)) {
+			size_t len = strcspn(line, "\n");
+			if (!line[len] && !feof(f))
+				break;
+			line[len] = 0;
 			char *field[7] = {0};
 			int nf = 0;
 			char *s = line;
@@ -109,6 +116,7 @@ static void withHome(uid_t uid)
 				break;
 			}
 		}
+		free(line);
 		fclose(f);
 	}
 	envp[envc++] = home;

@@ -565,14 +565,22 @@ static void reopenDevNull(void)
 		if (fstat(i, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != null)
 			continue;
 		if (fd < 0) {
-			fd = openat2Retry(AT_FDCWD, "/dev/null", O_RDWR | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
-			if (fd < 0)
-				planFail("reopening /dev/null for stdio", errno);
-			struct stat own;
-			if (fstat(fd, &own) < 0)
-				planFail("reopening /dev/null for stdio", errno);
-			if (!S_ISCHR(own.st_mode) || own.st_rdev != null)
-				planFailMsg("reopening /dev/null for stdio", "the container's /dev/null is not the null device (1:3)");
+			/* Checked before it is opened: the image's node (no /dev mounted) could be any
+			 * device of the host, acting on open. */
+			for (int flags = O_PATH; fd < 0; flags = O_RDWR | O_NOCTTY) {
+				int h = openat2Retry(AT_FDCWD, "/dev/null", (uint64_t)flags | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+				if (h < 0)
+					planFail("reopening /dev/null for stdio", errno);
+				struct stat own;
+				if (fstat(h, &own) < 0)
+					planFail("reopening /dev/null for stdio", errno);
+				if (!S_ISCHR(own.st_mode) || own.st_rdev != null)
+					planFailMsg("reopening /dev/null for stdio", "the container's /dev/null is not the null device (1:3)");
+				if (flags == O_PATH)
+					close(h);
+				else
+					fd = h;
+			}
 		}
 		if (dup3(fd, i, 0) < 0)
 			planFail("reopening /dev/null for stdio", errno);
