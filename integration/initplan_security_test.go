@@ -233,3 +233,21 @@ func TestImageDeviceNodesNotOpened(t *testing.T) {
 		}
 	})
 }
+
+// Texts of the config go into the init's JSON messages escaped and whole: a destination of
+// quotes (escaped, longer than a path) and a control character still give berth the error,
+// the same as the Go init's.
+func TestLongEscapedPathInError(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		e := planEnv(t, "true")
+		dest := "/" + strings.Repeat(`"`, 2100) + "\n\\"
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: dest, Type: "bind", Source: "/nonexistent", Options: []string{"bind"}})
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "longpath")
+		want := fmt.Sprintf("mounts[%d] (%s): source: stat /nonexistent: no such file or directory", len(e.spec.Mounts)-1, strings.ReplaceAll(dest, "\n", "; ")) // berth's one-line errors
+		if r.code == 0 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("exit %d, want the error naming the mount, got ...%q", r.code, r.stderr[max(0, len(r.stderr)-120):])
+		}
+		e.assertGone("longpath")
+	})
+}

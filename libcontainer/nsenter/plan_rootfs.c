@@ -33,28 +33,39 @@ static int curFd = -1;  /* the destination of the mount being made (opMkdirTarge
 static int treeFd = -1; /* the tmpfs holding the cgroup binds (opCgroupTree) */
 static int nullFd = -1; /* the container's /dev/null, for masks */
 
-/* failPath is planFail with a path (raw, escaped here) between what and the error. */
-static _Noreturn void failPath(const char *what, const char *verb, const char *path, int err)
+/*
+ * failPathIn is planFail with what (escaped already), a suffix to it, and a verb and a path
+ * (raw, escaped here): "what suffix: verb path: error". Built to its length: a fixed buffer
+ * cut a long text inside an escape, and the message then was not JSON (berth lost the error).
+ */
+static _Noreturn void failPathIn(const char *what, const char *suffix, const char *verb, const char *path, int err)
 {
-	char detail[PATH_MAX + 128];
-	size_t n = 0;
-	if (verb && *verb)
-		n = (size_t)snprintf(detail, sizeof(detail), "%s ", verb);
-	for (const char *p = path; p && *p && n < sizeof(detail) - 8; p++) {
+	size_t n = strlen(what) + strlen(suffix) + (verb ? strlen(verb) : 0) + (path ? 6 * strlen(path) : 0) + 8;
+	char *t = malloc(n);
+	if (!t)
+		_exit(127);
+	size_t k = (size_t)snprintf(t, n, "%s%s", what, suffix);
+	if (verb || path)
+		k += (size_t)snprintf(t + k, n - k, "%s%s%s", k ? ": " : "", verb ? verb : "",
+			verb && path && *verb && verb[strlen(verb) - 1] != '/' ? " " : "");
+	for (const char *p = path; p && *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c == '"' || c == '\\') {
-			detail[n++] = '\\';
-			detail[n++] = (char)c;
+			t[k++] = '\\';
+			t[k++] = (char)c;
 		} else if (c < 0x20) {
-			n += (size_t)snprintf(detail + n, sizeof(detail) - n, "\\u%04x", c);
+			k += (size_t)snprintf(t + k, n - k, "\\u%04x", c);
 		} else {
-			detail[n++] = (char)c;
+			t[k++] = (char)c;
 		}
 	}
-	detail[n] = 0;
-	char full[PATH_MAX + 512];
-	snprintf(full, sizeof(full), "%s%s%s", what, *what ? ": " : "", detail);
-	planFail(full, err);
+	t[k] = 0;
+	planFail(t, err);
+}
+
+static _Noreturn void failPath(const char *what, const char *verb, const char *path, int err)
+{
+	failPathIn(what, "", verb, path, err);
 }
 
 static char *fdPath(int fd, char buf[32])
@@ -423,18 +434,12 @@ static void opBindFn(struct planReader *r)
 		useClone = 1;
 		rc = fstat(srcFd, &st);
 	}
-	if (rc < 0) {
-		char w[PATH_MAX];
-		snprintf(w, sizeof(w), "%s: source", what);
-		failPath(w, "stat", src, errno);
-	}
+	if (rc < 0)
+		failPathIn(what, ": source", "stat", src, errno);
 	closeCur();
 	curFd = openOrCreate(dest, S_ISDIR(st.st_mode));
-	if (curFd < 0) {
-		char w[PATH_MAX];
-		snprintf(w, sizeof(w), "%s: destination", what);
-		planFail(w, errno);
-	}
+	if (curFd < 0)
+		failPathIn(what, ": destination", NULL, NULL, errno);
 	char b[32];
 	if (useClone) {
 		planStep("rootfs.mountBind", stepClone);
@@ -476,12 +481,10 @@ static void pivotRoot(struct planReader *r)
 		planFail(what, errno);
 	if (syscall(SYS_pivot_root, ".", ".") < 0) {
 		int err = errno;
-		char w[PATH_MAX + 64];
-		snprintf(w, sizeof(w), "%s", what);
 		char e[256];
 		snprintf(e, sizeof(e), "%s (use --no-pivot for roots that cannot be pivoted, e.g. ramfs)", strerror(err));
 		e[0] = (char)(e[0] | 0x20);
-		planFailMsg(w, e);
+		planFailMsg(what, e);
 	}
 	if (fchdir(oldroot) < 0)
 		planFail(what, errno);
@@ -743,11 +746,8 @@ int planRootfsOp(int op, struct planReader *r)
 			planFail(what, errno);
 		(void)unlinkat(parent, name, 0);
 		int host = open(hostPath, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (host < 0) {
-			char w[PATH_MAX];
-			snprintf(w, sizeof(w), "%s: user namespace: the host node to bind", what);
-			planFail(w, errno);
-		}
+		if (host < 0)
+			failPathIn(what, ": user namespace: the host node to bind", NULL, NULL, errno);
 		struct stat st;
 		if (fstat(host, &st) < 0)
 			planFail(what, errno);
