@@ -251,3 +251,30 @@ func TestLongEscapedPathInError(t *testing.T) {
 		e.assertGone("longpath")
 	})
 }
+
+// A process of the container with CAP_SYS_PTRACE may read the waiting init's memory: the C
+// stage wipes its plan (the host's paths: rootfs, bind sources, cgroups) before it waits, as
+// the Go init's berth-wait, a new executable, holds none of it.
+func TestWaitingInitMemoryHoldsNoPlan(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		e := planEnv(t, "sleep", "1000")
+		e.writeSpec()
+		if r := e.berthAs(m, nil, "create", "--bundle", e.bundle, "memwipe"); r.code != 0 {
+			t.Fatalf("create: exit %d: %s", r.code, r.stderr)
+		}
+		script := `while read range perm rest; do case $perm in rw*) ;; *) continue;; esac; ` +
+			`s=$((0x${range%-*})); e=$((0x${range#*-})); ` +
+			`dd if=/proc/1/mem bs=4096 skip=$((s/4096)) count=$(((e-s)/4096)) 2>/dev/null; done </proc/1/maps | ` +
+			`strings | awk -v m='` + rootfs + `' 'index($0, m) { h++ } END { print NR, h+0 }'`
+		r := e.mustBerth("exec", "--cap", "CAP_SYS_PTRACE", "memwipe", "sh", "-c", script)
+		var read, hits int
+		if _, err := fmt.Sscan(r.stdout, &read, &hits); err != nil || read == 0 {
+			t.Fatalf("could not read the init's memory: %q %q", r.stdout, r.stderr)
+		}
+		if hits > 0 {
+			t.Errorf("the waiting init's memory holds the host's rootfs path %s (%d times)", rootfs, hits)
+		}
+		e.mustBerth("start", "memwipe")
+		e.mustBerth("delete", "--force", "memwipe")
+	})
+}

@@ -411,9 +411,25 @@ static void becomeWaitingStage(void)
 	memcpy(start, name, sizeof(name) - 1);
 }
 
+/* ownCopy is a list of strings copied out of the plan (planForget). */
+static char **ownCopy(char **l)
+{
+	size_t n = 0;
+	while (l && l[n])
+		n++;
+	char **c = calloc(n + 1, sizeof(char *));
+	if (!c)
+		planFailMsg("init plan", "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (!(c[i] = strdup(l[i])))
+			planFailMsg("init plan", "out of memory");
+	return c;
+}
+
 static _Noreturn void execUser(unsigned int preserve, int fifoFd)
 {
 	if (fifoFd >= 0) {
+		planForget(); /* argv and envp are copies by now (opCloexec) */
 		becomeWaitingStage();
 		/*
 		 * While it waits, a process of the container with CAP_SYS_PTRACE could reach its
@@ -586,6 +602,12 @@ int planProcOp(int op, struct planReader *r)
 		return 1;
 	case opCloexec:
 		markCloexecFrom((unsigned int)planU64(r));
+		if (fdDir >= 0) {
+			/* The init will wait for `start`: what the exec needs leaves the plan, which is
+			 * wiped then (before seccomp goes in: no allocation under the filter). */
+			argv = ownCopy(argv);
+			envp = ownCopy(envp);
+		}
 		return 1;
 	case opExec: {
 		unsigned int preserve = (unsigned int)planU64(r);
