@@ -278,3 +278,19 @@ func TestWaitingInitMemoryHoldsNoPlan(t *testing.T) {
 		e.mustBerth("delete", "--force", "memwipe")
 	})
 }
+
+// A NUL byte in a text of the config: the C stage, which reads C strings, would cut it short
+// (run with env "A=b", make "/etc" read-only for "/etc\x00..."), where the Go init refuses
+// it. Such a config is left to the Go init.
+func TestNULInConfigRefused(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		m.cStage = false // the Go init builds it either way
+		e := planEnv(t, "sh", "-c", "echo A=$A")
+		e.spec.Process.Env = append(e.spec.Process.Env, "A=b\x00c")
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "nul")
+		if r.code == 0 || !strings.Contains(r.stderr, "invalid argument") {
+			t.Errorf("an env with a NUL byte: exit %d, %q %q", r.code, r.stdout, r.stderr)
+		}
+	})
+}
