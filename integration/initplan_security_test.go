@@ -294,3 +294,33 @@ func TestNULInConfigRefused(t *testing.T) {
 		}
 	})
 }
+
+// linux.sysctl with no procfs on /proc: the value must not land in the image's own
+// /proc/sys file (nor open a node of the image there); create fails instead.
+func TestSysctlNeedsProcfs(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		rf := imageRootfs(t)
+		file := filepath.Join(rf, "proc/sys/kernel/domainname")
+		os.MkdirAll(filepath.Dir(file), 0o755)
+		os.WriteFile(file, []byte("image\n"), 0o644)
+		e := planEnv(t, "true")
+		e.spec.Root.Path = rf
+		var kept []specs.Mount
+		for _, mnt := range e.spec.Mounts {
+			if mnt.Destination != "/proc" {
+				kept = append(kept, mnt)
+			}
+		}
+		e.spec.Mounts = kept
+		e.spec.Linux.MaskedPaths, e.spec.Linux.ReadonlyPaths = nil, nil
+		e.spec.Linux.Sysctl = map[string]string{"kernel.domainname": "written"}
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "sysctl")
+		if data, _ := os.ReadFile(file); string(data) != "image\n" {
+			t.Errorf("the sysctl was written into the image's file: %q", data)
+		}
+		if r.code == 0 || !strings.Contains(r.stderr, "not a procfs") {
+			t.Errorf("want create refused: exit %d, %q", r.code, r.stderr)
+		}
+	})
+}

@@ -495,6 +495,10 @@ func setSysctls(sysctl map[string]string) error {
 		return fmt.Errorf("linux.sysctl: /proc/sys: %w", err)
 	}
 	defer unix.Close(dir)
+	// Not the image's: with no procfs on /proc, a value would land in its files.
+	if sfs := (unix.Statfs_t{}); unix.Fstatfs(dir, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
+		return errors.New("linux.sysctl: /proc/sys: not a procfs (the config mounts none on /proc)")
+	}
 	for k, v := range sysctl {
 		rel := namespaces.SysctlPath(k)
 		explain.Stepf("libcontainer.setSysctls", "echo %s > /proc/sys/%s", v, rel)

@@ -818,6 +818,10 @@ int planRootfsOp(int op, struct planReader *r)
 		int dir = open("/proc/sys", O_DIRECTORY | O_PATH | O_CLOEXEC);
 		if (dir < 0)
 			planFail("linux.sysctl: /proc/sys", errno);
+		/* Not the image's: with no procfs on /proc, a value would land in its files. */
+		struct statfs sfs;
+		if (fstatfs(dir, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+			planFailMsg("linux.sysctl: /proc/sys", "not a procfs (the config mounts none on /proc)");
 		int fd = openat2Retry(dir, rel, O_WRONLY | O_TRUNC, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
 		if (fd < 0)
 			planFail(what, errno);
