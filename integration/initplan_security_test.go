@@ -324,3 +324,20 @@ func TestSysctlNeedsProcfs(t *testing.T) {
 		}
 	})
 }
+
+// A destination whose components overflowed the C stage's cleaning buffer lost them, and the
+// ".." after them climbed further than meant: this one is /b15 (600 down, 599 up), and the
+// tmpfs landed on the container's root instead.
+func TestLongDestinationCleanedWhole(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		b := strings.Repeat("b", 15)
+		e := planEnv(t, "sh", "-c", "grep -c ' /"+b+" ' /proc/self/mountinfo")
+		dest := "/" + strings.Repeat(b+"/", 600) + strings.Repeat("../", 599)
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: dest, Type: "tmpfs", Source: "tmpfs"})
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "longdest")
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "1" {
+			t.Fatalf("want the tmpfs on /%s: exit %d, %q %q", b, r.code, r.stdout, r.stderr)
+		}
+	})
+}

@@ -90,10 +90,14 @@ int openInRoot(const char *path, int flags)
 	return openat2Retry(planRootFd, path, O_PATH | (uint64_t)flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
-/* cleanPath makes an absolute path lexically clean, as Go's filepath.Clean. */
-static void cleanPath(char *p)
+/*
+ * cleanPath makes an absolute path lexically clean, as Go's filepath.Clean, in place (a clean
+ * path is never longer). A component that did not fit used to be dropped, and the ".." after
+ * it then climbed past what it meant: -1 (ENAMETOOLONG) instead.
+ */
+static int cleanPath(char *p)
 {
-	char out[PATH_MAX * 2];
+	static char out[PATH_MAX * 4];
 	size_t n = 0;
 	const char *s = p;
 	while (*s) {
@@ -113,13 +117,17 @@ static void cleanPath(char *p)
 			out[n++] = '/';
 			memcpy(out + n, s, len);
 			n += len;
+		} else {
+			errno = ENAMETOOLONG;
+			return -1;
 		}
 		s += len;
 	}
 	if (n == 0)
 		out[n++] = '/';
 	out[n] = 0;
-	strcpy(p, out);
+	memcpy(p, out, n + 1);
+	return 0;
 }
 
 /*
@@ -138,7 +146,8 @@ static int resolveInRoot(const char *dest, char out[PATH_MAX])
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	cleanPath(rest);
+	if (cleanPath(rest) < 0)
+		return -1;
 	char *s = rest;
 	for (;;) {
 		while (*s == '/')
@@ -178,8 +187,7 @@ static int resolveInRoot(const char *dest, char out[PATH_MAX])
 					errno = ENAMETOOLONG;
 					return -1;
 				}
-				cleanPath(out);
-				return 0;
+				return cleanPath(out);
 			}
 			if (errno == EINVAL) {
 				strcpy(resolved, next); /* not a symlink */
@@ -265,7 +273,8 @@ static int mkdirNoDangling(const char *path)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	cleanPath(p);
+	if (cleanPath(p) < 0)
+		return -1;
 	int cur = openInRoot("/", O_DIRECTORY);
 	if (cur < 0)
 		return -1;
