@@ -495,6 +495,10 @@ func setSysctls(sysctl map[string]string) error {
 		return fmt.Errorf("linux.sysctl: /proc/sys: %w", err)
 	}
 	defer unix.Close(dir)
+	// Not the image's: with no procfs on /proc, a value would land in its files.
+	if sfs := (unix.Statfs_t{}); unix.Fstatfs(dir, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
+		return errors.New("linux.sysctl: /proc/sys: not a procfs (the config mounts none on /proc)")
+	}
 	for k, v := range sysctl {
 		rel := namespaces.SysctlPath(k)
 		explain.Stepf("libcontainer.setSysctls", "echo %s > /proc/sys/%s", v, rel)
@@ -547,20 +551,30 @@ func reopenDevNull() error {
 		if unix.Fstat(i, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != null {
 			continue
 		}
-		if fd < 0 {
-			var err error
-			fd, err = unix.Openat2(unix.AT_FDCWD, "/dev/null", &unix.OpenHow{
-				Flags: unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+		// Checked (O_PATH) before it is opened: the image's node (no /dev mounted) could be
+		// any device of the host, acting on open.
+		for _, flags := range []int{unix.O_PATH, unix.O_RDWR | unix.O_NOCTTY} {
+			if fd >= 0 {
+				break
+			}
+			h, err := unix.Openat2(unix.AT_FDCWD, "/dev/null", &unix.OpenHow{
+				Flags: uint64(flags | unix.O_NOFOLLOW | unix.O_CLOEXEC), Resolve: unix.RESOLVE_NO_SYMLINKS})
 			if err != nil {
 				return fmt.Errorf("reopening /dev/null for stdio: %w", err)
 			}
-			defer unix.Close(fd)
 			var own unix.Stat_t
-			if err := unix.Fstat(fd, &own); err != nil {
-				return err
+			err = unix.Fstat(h, &own)
+			if err == nil && (own.Mode&unix.S_IFMT != unix.S_IFCHR || own.Rdev != null) {
+				err = errors.New("reopening /dev/null for stdio: the container's /dev/null is not the null device (1:3)")
 			}
-			if own.Mode&unix.S_IFMT != unix.S_IFCHR || own.Rdev != null {
-				return errors.New("reopening /dev/null for stdio: the container's /dev/null is not the null device (1:3)")
+			if err != nil || flags == unix.O_PATH {
+				unix.Close(h)
+			} else {
+				fd = h
+				defer unix.Close(fd)
+			}
+			if err != nil {
+				return err
 			}
 		}
 		explain.Stepf("libcontainer.reopenDevNull", "stdio %d: the host's /dev/null replaced by the container's", i)

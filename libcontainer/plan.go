@@ -58,11 +58,40 @@ func planReason(spec *specs.Spec, o CreateOpts, plan namespaces.Plan, rc *rootfs
 		return "a seccomp NOTIFY action"
 	case len(p.Args) == 0:
 		return "no process.args"
+	case specHasNUL(spec):
+		// The C stage reads its texts as C strings: one would be cut short there, where the
+		// Go init refuses it.
+		return "a NUL byte in a text of the config"
 	}
 	if err := rootfs.Check(rc); err != nil {
 		return strings.TrimPrefix(err.Error(), rootfs.ErrNoPlan.Error()+": ")
 	}
 	return ""
+}
+
+// specHasNUL says whether a text the plan carries holds a NUL byte.
+func specHasNUL(spec *specs.Spec) bool {
+	p := spec.Process
+	l := append(append(append([]string{p.Cwd, spec.Hostname, spec.Domainname}, p.Args...), p.Env...),
+		append(spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths...)...)
+	for _, m := range spec.Mounts {
+		l = append(append(l, m.Destination, m.Source, m.Type), m.Options...)
+	}
+	for _, d := range spec.Linux.Devices {
+		l = append(l, d.Path)
+	}
+	for k, v := range spec.Linux.Sysctl {
+		l = append(l, k, v)
+	}
+	if spec.Root != nil {
+		l = append(l, spec.Root.Path)
+	}
+	for _, s := range l {
+		if strings.IndexByte(s, 0) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func seccompNotifies(s *specs.LinuxSeccomp) bool {

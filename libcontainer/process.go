@@ -3,6 +3,7 @@ package libcontainer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,7 +122,7 @@ func setUser(u specs.User, allowSetgroups bool) error {
 	if allowSetgroups {
 		// A joined user namespace may have setgroups disabled (its owner wrote "deny", as
 		// unprivileged ones must): then only an empty request can be honoured (runc's rule).
-		if data, err := os.ReadFile("/proc/self/setgroups"); err == nil && strings.TrimSpace(string(data)) == "deny" {
+		if data, ok := procSetgroups(); ok && strings.TrimSpace(string(data)) == "deny" {
 			if len(groups) > 0 {
 				return fmt.Errorf("process.user.additionalGids: the user namespace denies setgroups")
 			}
@@ -146,6 +147,22 @@ func setUser(u specs.User, allowSetgroups bool) error {
 		return fmt.Errorf("process.user.uid: setresuid %d: %w", u.UID, e)
 	}
 	return nil
+}
+
+// procSetgroups reads /proc/self/setgroups from a procfs only: with no /proc mounted, the
+// image's own file must not make the process keep berth's supplementary groups.
+func procSetgroups() ([]byte, bool) {
+	f, err := os.OpenFile("/proc/self/setgroups", os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	var fs unix.Statfs_t
+	if unix.Fstatfs(int(f.Fd()), &fs) != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return nil, false
+	}
+	data, err := io.ReadAll(f)
+	return data, err == nil
 }
 
 // lookPath finds args[0] the way execvp would, in the container's root and with its PATH, so

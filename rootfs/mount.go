@@ -245,7 +245,10 @@ func openOrCreate(root *os.File, dest string, dir bool) (*os.File, error) {
 	}
 	defer parent.Close()
 	name := filepath.Base(p)
-	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	// Created, never opened (O_EXCL): what exists there may be a device node or a fifo of the
+	// image (reached through a magic link, which OpenatInRoot refuses and resolveInRoot follows
+	// by name), whose open as root would act on the host's device or block for ever.
+	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, err
 	}

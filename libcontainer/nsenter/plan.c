@@ -27,6 +27,23 @@ int planExplain;
 int planArgc;
 char **planArgv;
 static int goReceived;
+static char *planBuf; /* the plan as read (its strings are used in place) */
+static size_t planLen;
+
+/*
+ * planForget wipes the plan (host paths: the rootfs, bind sources, cgroups) once nothing of
+ * it is needed, before the init waits for `start`: a process of the container with
+ * CAP_SYS_PTRACE may read the waiting init's memory (/proc/1/mem), and the Go init's
+ * berth-wait, a new executable, holds none of it.
+ */
+void planForget(void)
+{
+	if (planBuf) {
+		explicit_bzero(planBuf, planLen);
+		free(planBuf);
+		planBuf = NULL;
+	}
+}
 
 /* A string being built for a message. */
 struct buf {
@@ -84,6 +101,7 @@ static void stepAt(const char *name, const char *msg, long long t)
 	bufStr(&b, msg);
 	bufStr(&b, at);
 	sendAll(b.s, b.n);
+	explicit_bzero(b.s, b.n);
 	free(b.s);
 }
 
@@ -231,6 +249,8 @@ void berthRunPlan(int argc, char **argv)
 	char *plan = malloc(len ? len : 1);
 	if (!plan || readFull(plan, len) < 0)
 		planFailMsg("reading init plan", "short");
+	planBuf = plan;
+	planLen = len;
 	/* Nothing in the container may ptrace us or read our memory while we hold host resources. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		planFail("", errno);
@@ -268,6 +288,7 @@ void berthRunPlan(int argc, char **argv)
 			bufStr(&m, pid);
 			bufStr(&m, b);
 			planStep(name, m.s);
+			explicit_bzero(m.s, m.n);
 			free(m.s);
 			break;
 		}

@@ -79,6 +79,9 @@ void planStep(const char *name, const char *msg);
 _Noreturn void planFail(const char *what, int err);
 _Noreturn void planFailMsg(const char *what, const char *detail);
 
+/* planForget wipes the plan once nothing of it is needed (before the wait for `start`). */
+void planForget(void);
+
 /* The rootfs ops (plan_rootfs.c) and the process ops (plan_proc.c): 1 if op was theirs. */
 int planRootfsOp(int op, struct planReader *r);
 int planProcOp(int op, struct planReader *r);

@@ -89,13 +89,20 @@ static void withHome(uid_t uid)
 	if (getEnv("HOME"))
 		return;
 	static char home[PATH_MAX + 8] = "HOME=/";
-	FILE *f = fopen("/etc/passwd", "re");
+	/* The image's file, opened by root before the device cgroup applies: only a regular
+	 * file is opened (a device node would act on the host's device, a fifo block for ever). */
+	struct stat st;
+	FILE *f = stat("/etc/passwd", &st) == 0 && S_ISREG(st.st_mode) ? fopen("/etc/passwd", "re") : NULL;
 	if (f) {
-		char line[4096];
+		enum { maxLine = 64 * 1024 }; /* Go's bufio.Scanner's: a longer line ends the search */
+		char *line = malloc(maxLine + 2);
 		char want[24];
 		snprintf(want, sizeof(want), "%u", (unsigned)uid);
-		while (fgets(line, sizeof(line), f)) {
-			line[strcspn(line, "\n")] = 0;
+		while (line && fgets(line, maxLine + 2, f)) {
+			size_t len = strcspn(line, "\n");
+			if (!line[len] && !feof(f))
+				break;
+			line[len] = 0;
 			char *field[7] = {0};
 			int nf = 0;
 			char *s = line;
@@ -109,6 +116,7 @@ static void withHome(uid_t uid)
 				break;
 			}
 		}
+		free(line);
 		fclose(f);
 	}
 	envp[envc++] = home;
@@ -268,12 +276,16 @@ static void setUser(struct planReader *r)
 	if (allow) {
 		/* A joined user namespace may deny setgroups: then only an empty request is honoured. */
 		char sg[16] = "";
-		int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
+		int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		struct statfs fs;
+		/* Only a procfs says so: the image's /proc (none mounted) must not make us keep
+		 * berth's supplementary groups. */
+		if (fd >= 0 && fstatfs(fd, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC) {
 			ssize_t k = read(fd, sg, sizeof(sg) - 1);
 			sg[k > 0 ? k : 0] = 0;
-			close(fd);
 		}
+		if (fd >= 0)
+			close(fd);
 		if (strncmp(sg, "deny", 4) == 0) {
 			if (n > 0)
 				planFailMsg("process.user.additionalGids: the user namespace denies setgroups", "");
@@ -303,6 +315,13 @@ static void setUser(struct planReader *r)
 		snprintf(w, sizeof(w), "process.user.uid: setresuid %u", (unsigned)uid);
 		planFail(w, errno);
 	}
+	/*
+	 * A change of uid or gid resets dumpability to fs.suid_dumpable, which a host may have
+	 * set to 1: the init stays non-dumpable until its execve, through the wait for `start`
+	 * too (the Go init's berth-wait says so again after its exec).
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		planFail("", errno);
 	free(groups);
 }
 
@@ -406,9 +425,25 @@ static void becomeWaitingStage(void)
 	memcpy(start, name, sizeof(name) - 1);
 }
 
+/* ownCopy is a list of strings copied out of the plan (planForget). */
+static char **ownCopy(char **l)
+{
+	size_t n = 0;
+	while (l && l[n])
+		n++;
+	char **c = calloc(n + 1, sizeof(char *));
+	if (!c)
+		planFailMsg("init plan", "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (!(c[i] = strdup(l[i])))
+			planFailMsg("init plan", "out of memory");
+	return c;
+}
+
 static _Noreturn void execUser(unsigned int preserve, int fifoFd)
 {
 	if (fifoFd >= 0) {
+		planForget(); /* argv and envp are copies by now (opCloexec) */
 		becomeWaitingStage();
 		/*
 		 * While it waits, a process of the container with CAP_SYS_PTRACE could reach its
@@ -581,6 +616,12 @@ int planProcOp(int op, struct planReader *r)
 		return 1;
 	case opCloexec:
 		markCloexecFrom((unsigned int)planU64(r));
+		if (fdDir >= 0) {
+			/* The init will wait for `start`: what the exec needs leaves the plan, which is
+			 * wiped then (before seccomp goes in: no allocation under the filter). */
+			argv = ownCopy(argv);
+			envp = ownCopy(envp);
+		}
 		return 1;
 	case opExec: {
 		unsigned int preserve = (unsigned int)planU64(r);

@@ -33,28 +33,39 @@ static int curFd = -1;  /* the destination of the mount being made (opMkdirTarge
 static int treeFd = -1; /* the tmpfs holding the cgroup binds (opCgroupTree) */
 static int nullFd = -1; /* the container's /dev/null, for masks */
 
-/* failPath is planFail with a path (raw, escaped here) between what and the error. */
-static _Noreturn void failPath(const char *what, const char *verb, const char *path, int err)
+/*
+ * failPathIn is planFail with what (escaped already), a suffix to it, and a verb and a path
+ * (raw, escaped here): "what suffix: verb path: error". Built to its length: a fixed buffer
+ * cut a long text inside an escape, and the message then was not JSON (berth lost the error).
+ */
+static _Noreturn void failPathIn(const char *what, const char *suffix, const char *verb, const char *path, int err)
 {
-	char detail[PATH_MAX + 128];
-	size_t n = 0;
-	if (verb && *verb)
-		n = (size_t)snprintf(detail, sizeof(detail), "%s ", verb);
-	for (const char *p = path; p && *p && n < sizeof(detail) - 8; p++) {
+	size_t n = strlen(what) + strlen(suffix) + (verb ? strlen(verb) : 0) + (path ? 6 * strlen(path) : 0) + 8;
+	char *t = malloc(n);
+	if (!t)
+		_exit(127);
+	size_t k = (size_t)snprintf(t, n, "%s%s", what, suffix);
+	if (verb || path)
+		k += (size_t)snprintf(t + k, n - k, "%s%s%s", k ? ": " : "", verb ? verb : "",
+			verb && path && *verb && verb[strlen(verb) - 1] != '/' ? " " : "");
+	for (const char *p = path; p && *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c == '"' || c == '\\') {
-			detail[n++] = '\\';
-			detail[n++] = (char)c;
+			t[k++] = '\\';
+			t[k++] = (char)c;
 		} else if (c < 0x20) {
-			n += (size_t)snprintf(detail + n, sizeof(detail) - n, "\\u%04x", c);
+			k += (size_t)snprintf(t + k, n - k, "\\u%04x", c);
 		} else {
-			detail[n++] = (char)c;
+			t[k++] = (char)c;
 		}
 	}
-	detail[n] = 0;
-	char full[PATH_MAX + 512];
-	snprintf(full, sizeof(full), "%s%s%s", what, *what ? ": " : "", detail);
-	planFail(full, err);
+	t[k] = 0;
+	planFail(t, err);
+}
+
+static _Noreturn void failPath(const char *what, const char *verb, const char *path, int err)
+{
+	failPathIn(what, "", verb, path, err);
 }
 
 static char *fdPath(int fd, char buf[32])
@@ -79,10 +90,14 @@ int openInRoot(const char *path, int flags)
 	return openat2Retry(planRootFd, path, O_PATH | (uint64_t)flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
-/* cleanPath makes an absolute path lexically clean, as Go's filepath.Clean. */
-static void cleanPath(char *p)
+/*
+ * cleanPath makes an absolute path lexically clean, as Go's filepath.Clean, in place (a clean
+ * path is never longer). A component that did not fit used to be dropped, and the ".." after
+ * it then climbed past what it meant: -1 (ENAMETOOLONG) instead.
+ */
+static int cleanPath(char *p)
 {
-	char out[PATH_MAX * 2];
+	static char out[PATH_MAX * 4];
 	size_t n = 0;
 	const char *s = p;
 	while (*s) {
@@ -102,13 +117,17 @@ static void cleanPath(char *p)
 			out[n++] = '/';
 			memcpy(out + n, s, len);
 			n += len;
+		} else {
+			errno = ENAMETOOLONG;
+			return -1;
 		}
 		s += len;
 	}
 	if (n == 0)
 		out[n++] = '/';
 	out[n] = 0;
-	strcpy(p, out);
+	memcpy(p, out, n + 1);
+	return 0;
 }
 
 /*
@@ -127,7 +146,8 @@ static int resolveInRoot(const char *dest, char out[PATH_MAX])
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	cleanPath(rest);
+	if (cleanPath(rest) < 0)
+		return -1;
 	char *s = rest;
 	for (;;) {
 		while (*s == '/')
@@ -167,8 +187,7 @@ static int resolveInRoot(const char *dest, char out[PATH_MAX])
 					errno = ENAMETOOLONG;
 					return -1;
 				}
-				cleanPath(out);
-				return 0;
+				return cleanPath(out);
 			}
 			if (errno == EINVAL) {
 				strcpy(resolved, next); /* not a symlink */
@@ -254,7 +273,8 @@ static int mkdirNoDangling(const char *path)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	cleanPath(p);
+	if (cleanPath(p) < 0)
+		return -1;
 	int cur = openInRoot("/", O_DIRECTORY);
 	if (cur < 0)
 		return -1;
@@ -325,7 +345,12 @@ static int openOrCreate(const char *dest, int dir)
 	int parent = mkdirInRoot(p);
 	if (parent < 0)
 		return -1;
-	fd = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/*
+	 * Created, never opened: what exists there (reached through a magic link, which openInRoot
+	 * refuses and resolveInRoot follows by name) may be a device node or a fifo of the image,
+	 * whose open as root acts on the host's device or blocks for ever.
+	 */
+	fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 && errno != EEXIST) {
 		int err = errno;
 		close(parent);
@@ -418,18 +443,12 @@ static void opBindFn(struct planReader *r)
 		useClone = 1;
 		rc = fstat(srcFd, &st);
 	}
-	if (rc < 0) {
-		char w[PATH_MAX];
-		snprintf(w, sizeof(w), "%s: source", what);
-		failPath(w, "stat", src, errno);
-	}
+	if (rc < 0)
+		failPathIn(what, ": source", "stat", src, errno);
 	closeCur();
 	curFd = openOrCreate(dest, S_ISDIR(st.st_mode));
-	if (curFd < 0) {
-		char w[PATH_MAX];
-		snprintf(w, sizeof(w), "%s: destination", what);
-		planFail(w, errno);
-	}
+	if (curFd < 0)
+		failPathIn(what, ": destination", NULL, NULL, errno);
 	char b[32];
 	if (useClone) {
 		planStep("rootfs.mountBind", stepClone);
@@ -471,12 +490,10 @@ static void pivotRoot(struct planReader *r)
 		planFail(what, errno);
 	if (syscall(SYS_pivot_root, ".", ".") < 0) {
 		int err = errno;
-		char w[PATH_MAX + 64];
-		snprintf(w, sizeof(w), "%s", what);
 		char e[256];
 		snprintf(e, sizeof(e), "%s (use --no-pivot for roots that cannot be pivoted, e.g. ramfs)", strerror(err));
 		e[0] = (char)(e[0] | 0x20);
-		planFailMsg(w, e);
+		planFailMsg(what, e);
 	}
 	if (fchdir(oldroot) < 0)
 		planFail(what, errno);
@@ -560,14 +577,22 @@ static void reopenDevNull(void)
 		if (fstat(i, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != null)
 			continue;
 		if (fd < 0) {
-			fd = openat2Retry(AT_FDCWD, "/dev/null", O_RDWR | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
-			if (fd < 0)
-				planFail("reopening /dev/null for stdio", errno);
-			struct stat own;
-			if (fstat(fd, &own) < 0)
-				planFail("reopening /dev/null for stdio", errno);
-			if (!S_ISCHR(own.st_mode) || own.st_rdev != null)
-				planFailMsg("reopening /dev/null for stdio", "the container's /dev/null is not the null device (1:3)");
+			/* Checked before it is opened: the image's node (no /dev mounted) could be any
+			 * device of the host, acting on open. */
+			for (int flags = O_PATH; fd < 0; flags = O_RDWR | O_NOCTTY) {
+				int h = openat2Retry(AT_FDCWD, "/dev/null", (uint64_t)flags | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+				if (h < 0)
+					planFail("reopening /dev/null for stdio", errno);
+				struct stat own;
+				if (fstat(h, &own) < 0)
+					planFail("reopening /dev/null for stdio", errno);
+				if (!S_ISCHR(own.st_mode) || own.st_rdev != null)
+					planFailMsg("reopening /dev/null for stdio", "the container's /dev/null is not the null device (1:3)");
+				if (flags == O_PATH)
+					close(h);
+				else
+					fd = h;
+			}
 		}
 		if (dup3(fd, i, 0) < 0)
 			planFail("reopening /dev/null for stdio", errno);
@@ -749,11 +774,8 @@ int planRootfsOp(int op, struct planReader *r)
 			planFail(what, errno);
 		(void)unlinkat(parent, name, 0);
 		int host = open(hostPath, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (host < 0) {
-			char w[PATH_MAX];
-			snprintf(w, sizeof(w), "%s: user namespace: the host node to bind", what);
-			planFail(w, errno);
-		}
+		if (host < 0)
+			failPathIn(what, ": user namespace: the host node to bind", NULL, NULL, errno);
 		struct stat st;
 		if (fstat(host, &st) < 0)
 			planFail(what, errno);
@@ -824,6 +846,10 @@ int planRootfsOp(int op, struct planReader *r)
 		int dir = open("/proc/sys", O_DIRECTORY | O_PATH | O_CLOEXEC);
 		if (dir < 0)
 			planFail("linux.sysctl: /proc/sys", errno);
+		/* Not the image's: with no procfs on /proc, a value would land in its files. */
+		struct statfs sfs;
+		if (fstatfs(dir, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+			planFailMsg("linux.sysctl: /proc/sys", "not a procfs (the config mounts none on /proc)");
 		int fd = openat2Retry(dir, rel, O_WRONLY | O_TRUNC, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
 		if (fd < 0)
 			planFail(what, errno);
