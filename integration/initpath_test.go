@@ -994,3 +994,79 @@ func escapeStayedInside(t *testing.T, w *pathWork, report string) []string {
 	}
 	return problems
 }
+
+var execPids = regexp.MustCompile(`\b(pid|sid|pgid)=\d+`)
+
+// TestExecPathsAgree is TestInitPathsAgree for `berth exec`: the same probe exec'd into one
+// running container, once by the Go init (runExec) and once by berth's default path (the
+// init's C stage), must see the same process, as a plain exec and as one with its own user,
+// capabilities, no_new_privs, environment, cwd and rlimits.
+func TestExecPathsAgree(t *testing.T) {
+	needTools(t, "runc")
+	probe := buildInitProbe(t)
+	w := newPathWork(t, "exec", "")
+	defer w.finish()
+	spec := w.runcSpec(false)
+	data, err := os.ReadFile(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.writeFile(filepath.Join(w.rootfs, "bin", "initprobe"), string(data), 0o755)
+	spec.Process.Args = []string{"sleep", "1000"}
+	if data, err = json.MarshalIndent(spec, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	w.writeFile(filepath.Join(w.bundle, "config.json"), string(data), 0o644)
+	if code, _, e := w.berth("run", "--detach", "--bundle", w.bundle, w.id); code != 0 {
+		t.Fatalf("run -d: %s", e)
+	}
+	defer w.berth("delete", "--force", w.id)
+	// The probe's own descriptors and session differ by nothing but numbers: normalise.
+	args := append([]string{"/bin/initprobe"}, probeCommon...)
+	for _, c := range []struct {
+		name  string
+		flags []string
+	}{
+		{"plain", nil},
+		{"user-caps-env", []string{"--user", "1000:1000", "--additional-gids", "2000", "--cap", "CAP_NET_RAW",
+			"--no-new-privs", "--env", "PROBE=1", "--cwd", "/tmp"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var outs []string
+			for _, side := range initPaths {
+				log := filepath.Join(t.TempDir(), "debug.log")
+				argv := append(append([]string{berthBin, "--root", w.state, "--debug", "--log", log, "exec"}, c.flags...), w.id)
+				cmd := exec.Command(argv[0], append(argv[1:], args...)...)
+				cmd.Env = w.env
+				if side.env != "" {
+					cmd.Env = append(append([]string{}, w.env...), side.env)
+				}
+				out, err := cmd.CombinedOutput()
+				code := 0
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				text, _ := os.ReadFile(log)
+				want := "the process is set up by the init's C stage"
+				if side.env != "" {
+					want = "the process is set up by the Go init (BERTH_GO_INIT=1)"
+				}
+				if !strings.Contains(string(text), want) {
+					t.Errorf("%s: berth's --debug log lacks %q", side.name, want)
+				}
+				// Two exec'd processes have two pids (and so sessions and groups): only their
+				// relations (leader or not) are compared.
+				text2 := execPids.ReplaceAllString(string(out), "${1}=N")
+				outs = append(outs, normalise(fmt.Sprintf("## exit status\n%d\n%s", code, text2)))
+			}
+			if !strings.Contains(outs[1], "## /proc/self/mountinfo") {
+				t.Fatalf("the probe did not run:\n%s", outs[1])
+			}
+			if outs[0] != outs[1] {
+				t.Errorf("go-init and default differ (- go-init, + default):\n%s", lineDiff(outs[0], outs[1]))
+			}
+		})
+	}
+}

@@ -87,6 +87,15 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 		defer ends.Close()
 		l.console = ends
 	}
+	xspec := execSpec(spec, o.Process)
+	root := execRoot(plan, c.State.Pid)
+	why := execPlanReason(xspec, plan, root)
+	l.usePlan = why == ""
+	if l.usePlan {
+		explain.Stepf("libcontainer.Exec", "the process is set up by the init's C stage, from berth's plan: no Go runtime starts in it")
+	} else {
+		explain.Stepf("libcontainer.Exec", "the process is set up by the Go init (%s)", why)
+	}
 	first := 0
 	pid, pipe, err := l.start(func(p int) { first = p })
 	if err != nil {
@@ -99,12 +108,21 @@ func (c *Container) Exec(o ExecOpts) (*Launched, error) {
 	defer pipe.f.Close()
 	pipe.lane, pipe.pid = explain.LaneExec, pid
 	userNS := plan.Has(specs.UserNamespace)
-	if err := pipe.send(initConfig{
-		Spec: execSpec(spec, o.Process), Exec: true, Explain: explain.Enabled(), Timing: explain.Timing(),
+	icfg := initConfig{
+		Spec: xspec, Exec: true, Explain: explain.Enabled(), Timing: explain.Timing(),
 		Detached: o.Detach, FifoFd: -1, PreserveFds: o.PreserveFds, Setgroups: true,
 		NoNewKeyring: true, UserNS: userNS, ConsoleFd: l.consoleFd,
-		ExecRoot: execRoot(plan, c.State.Pid),
-	}); err != nil {
+		ExecRoot: root,
+	}
+	if l.usePlan {
+		var b []byte
+		if b, err = buildPlan(&icfg, l.env, nil); err == nil {
+			err = pipe.sendPlan(b)
+		}
+	} else {
+		err = pipe.send(icfg)
+	}
+	if err != nil {
 		killIfStarted(pid)
 		return nil, fmt.Errorf("sending config to the exec process: %w", err)
 	}
