@@ -341,3 +341,21 @@ func TestLongDestinationCleanedWhole(t *testing.T) {
 		}
 	})
 }
+
+// A file bind's missing destination (under a missing directory) whose name is longer than
+// NAME_MAX: refused, as by the Go init, never created under a name cut to 255 bytes.
+func TestLongDestinationNameRefused(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		rf := imageRootfs(t)
+		src := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(src, []byte("x\n"), 0o644)
+		e := planEnv(t, "true")
+		e.spec.Root.Path = rf
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/tmp/new/" + strings.Repeat("c", 300), Type: "bind", Source: src, Options: []string{"bind"}})
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "longname")
+		if ents, _ := os.ReadDir(filepath.Join(rf, "tmp/new")); r.code == 0 || len(ents) != 0 {
+			t.Fatalf("want a refusal and nothing made: exit %d, %d made, %q", r.code, len(ents), r.stderr)
+		}
+	})
+}
