@@ -359,3 +359,40 @@ func TestLongDestinationNameRefused(t *testing.T) {
 		}
 	})
 }
+
+// Symlinks of the image on the way to every kind of thing the init makes (a tmpfs, a
+// directory and a file bind, a device node, process.cwd, a /proc mount over a symlink):
+// absolute, climbing with "..", through /proc/self/root and /proc/1/root (magic links once
+// /proc is mounted), dangling. Nothing lands in the host directory they name.
+func TestImageSymlinksStayInRootfs(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		host := t.TempDir() // must stay empty
+		src := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(src, []byte("x\n"), 0o644)
+		rf := imageRootfs(t)
+		links := map[string]string{"abs": host, "rel": "../../../../../../.." + host,
+			"pself": "/proc/self/root" + host, "p1": "/proc/1/root" + host,
+			"dots": "/proc/self/root/../../../.." + host, "dang": host + "/missing"}
+		e := planEnv(t, "true")
+		e.spec.Root.Path = rf
+		for l, target := range links {
+			os.Symlink(target, filepath.Join(rf, l))
+			e.spec.Mounts = append(e.spec.Mounts,
+				specs.Mount{Destination: "/" + l + "/tmpfs", Type: "tmpfs", Source: "tmpfs"},
+				specs.Mount{Destination: "/" + l + "/dir", Type: "bind", Source: filepath.Dir(src), Options: []string{"bind"}},
+				specs.Mount{Destination: "/" + l + "/file", Type: "bind", Source: src, Options: []string{"bind"}})
+			e.spec.Linux.Devices = append(e.spec.Linux.Devices, specs.LinuxDevice{Path: "/" + l + "/null", Type: "c", Major: 1, Minor: 3})
+		}
+		e.spec.Process.Cwd = "/dang/cwd"
+		e.writeSpec()
+		if r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "links"); r.code != 0 {
+			t.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		if ents, _ := os.ReadDir(host); len(ents) != 0 {
+			t.Fatalf("the init made something in the host directory: %v", ents)
+		}
+		if _, err := os.Stat(filepath.Join(rf, host, "missing/cwd")); err != nil {
+			t.Errorf("the dangling link's target was not made inside the rootfs: %v", err)
+		}
+	})
+}
