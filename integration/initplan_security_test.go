@@ -396,3 +396,37 @@ func TestImageSymlinksStayInRootfs(t *testing.T) {
 		}
 	})
 }
+
+// CVE-2019-19921 and CVE-2025-31133 with the C stage as with the Go init: a /proc that is a
+// symlink in the image is not mounted through, and with no /dev mounted, an image /dev/null
+// that is a symlink to a file is not bound over the masked paths.
+func TestSymlinkedProcAndDevNullRefused(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		rf := imageRootfs(t)
+		os.RemoveAll(filepath.Join(rf, "proc"))
+		os.Mkdir(filepath.Join(rf, "elsewhere"), 0o755)
+		os.Symlink("/elsewhere", filepath.Join(rf, "proc"))
+		e := planEnv(t, "true")
+		e.spec.Root.Path = rf
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "symproc")
+		if ents, _ := os.ReadDir(filepath.Join(rf, "elsewhere")); r.code == 0 || !strings.Contains(r.stderr, "symlink") || len(ents) != 0 {
+			t.Errorf("/proc a symlink: exit %d, %q, %d entries mounted through", r.code, r.stderr, len(ents))
+		}
+		os.Remove(filepath.Join(rf, "proc"))
+		os.Mkdir(filepath.Join(rf, "proc"), 0o755)
+		os.Symlink("/etc/passwd", filepath.Join(rf, "dev/null"))
+		var kept []specs.Mount
+		for _, mnt := range e.spec.Mounts {
+			if !strings.HasPrefix(mnt.Destination, "/dev") {
+				kept = append(kept, mnt)
+			}
+		}
+		e.spec.Mounts = kept
+		e.writeSpec()
+		r = e.berthAs(m, nil, "run", "--bundle", e.bundle, "symnull")
+		if r.code == 0 || !strings.Contains(r.stderr, "not the null device") {
+			t.Errorf("/dev/null a symlink: exit %d, %q", r.code, r.stderr)
+		}
+	})
+}
