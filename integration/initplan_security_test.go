@@ -126,11 +126,13 @@ func TestWaitingInitNotDumpableAsUser(t *testing.T) {
 		e := planEnv(t, "sleep", "1000")
 		e.spec.Process.User.UID, e.spec.Process.User.GID = 1000, 1000
 		e.writeSpec()
+		restore := func() { os.WriteFile(knob, old, 0o644) }
+		t.Cleanup(restore) // also if berthAs fails the test
 		if err := os.WriteFile(knob, []byte("1"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		r := e.berthAs(m, nil, "create", "--bundle", e.bundle, "dumpable")
-		os.WriteFile(knob, old, 0o644)
+		restore()
 		if r.code != 0 {
 			t.Fatalf("create: exit %d: %s", r.code, r.stderr)
 		}
