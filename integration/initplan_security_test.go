@@ -126,11 +126,13 @@ func TestWaitingInitNotDumpableAsUser(t *testing.T) {
 		e := planEnv(t, "sleep", "1000")
 		e.spec.Process.User.UID, e.spec.Process.User.GID = 1000, 1000
 		e.writeSpec()
+		restore := func() { os.WriteFile(knob, old, 0o644) }
+		t.Cleanup(restore) // also if berthAs fails the test
 		if err := os.WriteFile(knob, []byte("1"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		r := e.berthAs(m, nil, "create", "--bundle", e.bundle, "dumpable")
-		os.WriteFile(knob, old, 0o644)
+		restore()
 		if r.code != 0 {
 			t.Fatalf("create: exit %d: %s", r.code, r.stderr)
 		}
@@ -338,6 +340,95 @@ func TestLongDestinationCleanedWhole(t *testing.T) {
 		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "longdest")
 		if r.code != 0 || strings.TrimSpace(r.stdout) != "1" {
 			t.Fatalf("want the tmpfs on /%s: exit %d, %q %q", b, r.code, r.stdout, r.stderr)
+		}
+	})
+}
+
+// A file bind's missing destination (under a missing directory) whose name is longer than
+// NAME_MAX: refused, as by the Go init, never created under a name cut to 255 bytes.
+func TestLongDestinationNameRefused(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		rf := imageRootfs(t)
+		src := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(src, []byte("x\n"), 0o644)
+		e := planEnv(t, "true")
+		e.spec.Root.Path = rf
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/tmp/new/" + strings.Repeat("c", 300), Type: "bind", Source: src, Options: []string{"bind"}})
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "longname")
+		if ents, _ := os.ReadDir(filepath.Join(rf, "tmp/new")); r.code == 0 || len(ents) != 0 {
+			t.Fatalf("want a refusal and nothing made: exit %d, %d made, %q", r.code, len(ents), r.stderr)
+		}
+	})
+}
+
+// Symlinks of the image on the way to every kind of thing the init makes (a tmpfs, a
+// directory and a file bind, a device node, process.cwd, a /proc mount over a symlink):
+// absolute, climbing with "..", through /proc/self/root and /proc/1/root (magic links once
+// /proc is mounted), dangling. Nothing lands in the host directory they name.
+func TestImageSymlinksStayInRootfs(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		host := t.TempDir() // must stay empty
+		src := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(src, []byte("x\n"), 0o644)
+		rf := imageRootfs(t)
+		links := map[string]string{"abs": host, "rel": "../../../../../../.." + host,
+			"pself": "/proc/self/root" + host, "p1": "/proc/1/root" + host,
+			"dots": "/proc/self/root/../../../.." + host, "dang": host + "/missing"}
+		e := planEnv(t, "true")
+		e.spec.Root.Path = rf
+		for l, target := range links {
+			os.Symlink(target, filepath.Join(rf, l))
+			e.spec.Mounts = append(e.spec.Mounts,
+				specs.Mount{Destination: "/" + l + "/tmpfs", Type: "tmpfs", Source: "tmpfs"},
+				specs.Mount{Destination: "/" + l + "/dir", Type: "bind", Source: filepath.Dir(src), Options: []string{"bind"}},
+				specs.Mount{Destination: "/" + l + "/file", Type: "bind", Source: src, Options: []string{"bind"}})
+			e.spec.Linux.Devices = append(e.spec.Linux.Devices, specs.LinuxDevice{Path: "/" + l + "/null", Type: "c", Major: 1, Minor: 3})
+		}
+		e.spec.Process.Cwd = "/dang/cwd"
+		e.writeSpec()
+		if r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "links"); r.code != 0 {
+			t.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		if ents, _ := os.ReadDir(host); len(ents) != 0 {
+			t.Fatalf("the init made something in the host directory: %v", ents)
+		}
+		if _, err := os.Stat(filepath.Join(rf, host, "missing/cwd")); err != nil {
+			t.Errorf("the dangling link's target was not made inside the rootfs: %v", err)
+		}
+	})
+}
+
+// CVE-2019-19921 and CVE-2025-31133 with the C stage as with the Go init: a /proc that is a
+// symlink in the image is not mounted through, and with no /dev mounted, an image /dev/null
+// that is a symlink to a file is not bound over the masked paths.
+func TestSymlinkedProcAndDevNullRefused(t *testing.T) {
+	forBothInits(t, func(t *testing.T, m initMode) {
+		rf := imageRootfs(t)
+		os.RemoveAll(filepath.Join(rf, "proc"))
+		os.Mkdir(filepath.Join(rf, "elsewhere"), 0o755)
+		os.Symlink("/elsewhere", filepath.Join(rf, "proc"))
+		e := planEnv(t, "true")
+		e.spec.Root.Path = rf
+		e.writeSpec()
+		r := e.berthAs(m, nil, "run", "--bundle", e.bundle, "symproc")
+		if ents, _ := os.ReadDir(filepath.Join(rf, "elsewhere")); r.code == 0 || !strings.Contains(r.stderr, "symlink") || len(ents) != 0 {
+			t.Errorf("/proc a symlink: exit %d, %q, %d entries mounted through", r.code, r.stderr, len(ents))
+		}
+		os.Remove(filepath.Join(rf, "proc"))
+		os.Mkdir(filepath.Join(rf, "proc"), 0o755)
+		os.Symlink("/etc/passwd", filepath.Join(rf, "dev/null"))
+		var kept []specs.Mount
+		for _, mnt := range e.spec.Mounts {
+			if !strings.HasPrefix(mnt.Destination, "/dev") {
+				kept = append(kept, mnt)
+			}
+		}
+		e.spec.Mounts = kept
+		e.writeSpec()
+		r = e.berthAs(m, nil, "run", "--bundle", e.bundle, "symnull")
+		if r.code == 0 || !strings.Contains(r.stderr, "not the null device") {
+			t.Errorf("/dev/null a symlink: exit %d, %q", r.code, r.stderr)
 		}
 	})
 }

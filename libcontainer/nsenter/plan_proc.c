@@ -38,6 +38,7 @@ static size_t envc;
 static char path[PATH_MAX];
 static int cwdDeferred;
 static int fdDir = -1;
+static int ownArgs; /* argv and envp no longer point into the plan */
 
 /* esc JSON-escapes s into out (for a name or path from the container in a message). */
 static const char *esc(const char *s, char *out, size_t n)
@@ -443,7 +444,8 @@ static char **ownCopy(char **l)
 static _Noreturn void execUser(unsigned int preserve, int fifoFd)
 {
 	if (fifoFd >= 0) {
-		planForget(); /* argv and envp are copies by now (opCloexec) */
+		if (ownArgs)
+			planForget(); /* argv and envp are copies (opCloexec) */
 		becomeWaitingStage();
 		/*
 		 * While it waits, a process of the container with CAP_SYS_PTRACE could reach its
@@ -621,6 +623,7 @@ int planProcOp(int op, struct planReader *r)
 			 * wiped then (before seccomp goes in: no allocation under the filter). */
 			argv = ownCopy(argv);
 			envp = ownCopy(envp);
+			ownArgs = 1;
 		}
 		return 1;
 	case opExec: {

@@ -337,6 +337,10 @@ static int openOrCreate(const char *dest, int dir)
 		return -1;
 	char *slash = strrchr(p, '/');
 	char name[NAME_MAX + 1];
+	if (strlen(slash + 1) > NAME_MAX) {
+		errno = ENAMETOOLONG; /* never a shorter name than asked */
+		return -1;
+	}
 	snprintf(name, sizeof(name), "%s", slash + 1);
 	if (slash == p)
 		p[1] = 0;
