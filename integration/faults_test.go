@@ -228,8 +228,9 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-// pids.max reached in the parent cgroup: create fails, berth saying on one line (its last)
-// which group's pids.max was reached, and leaves nothing; exec into a running container
+// pids.max reached in the parent cgroup: create with the Go init fails, berth saying on one
+// line (its last) which group's pids.max was reached, and leaves nothing (with the init's C
+// stage, which starts no thread, a one-process container fits and runs); exec into a running container
 // whose parent is full fails the same way and the container lives on; with room again both
 // work. The init's Go runtime, which cannot start its threads, printed a crash report of
 // about 110 lines on the container's stderr before berth's line: no longer.
@@ -273,8 +274,17 @@ func TestFaultParentPidsMax(t *testing.T) {
 	e.spec.Linux.CgroupsPath = "/" + parent + "/pm-1"
 	e.writeSpec()
 	setMax("1")
+	// The Go init needs threads, which a full parent refuses. The init's C stage needs none:
+	// a container of one process fits a limit of one, and runs.
+	os.Setenv("BERTH_GO_INIT", "1")
 	r := e.berth("create", "--bundle", e.bundle, "pm-1")
-	berthSays("create under a full parent", r)
+	os.Unsetenv("BERTH_GO_INIT")
+	berthSays("create under a full parent (Go init)", r)
+	gone(e, "pm-1")
+	e.mustBerth("create", "--bundle", e.bundle, "pm-1")
+	e.mustBerth("start", "pm-1")
+	e.waitStatus("pm-1", "running")
+	e.mustBerth("delete", "--force", "pm-1")
 	gone(e, "pm-1")
 
 	setMax("max")
