@@ -154,3 +154,41 @@ func TestWaitingInitHoldsOnlyItsDescriptors(t *testing.T) {
 		})
 	}
 }
+
+// A user-namespaced container in a pid namespace its user namespace does not own (here the
+// host's: no pid namespace), with /proc bound from the host rather than mounted: the kernel
+// refuses it a private procfs (EPERM), and the waiting init reopens the fifo through the
+// container's own /proc after pivot_root instead, a procfs the container sees anyway. runc
+// runs this config; create failed with "a private procfs for the exec fifo".
+func TestWaitingInitUserNSBoundProc(t *testing.T) {
+	e := newEnv(t)
+	bundle := runcSpecBundle(t, "sleep", "1000")
+	editRuncSpec(t, bundle, func(cfg map[string]any) {
+		var kept []any
+		for _, m := range cfg["mounts"].([]any) {
+			if d := m.(map[string]any)["destination"].(string); d != "/proc" && !strings.HasPrefix(d, "/sys") {
+				kept = append(kept, m)
+			}
+		}
+		kept = append(kept, map[string]any{"destination": "/proc", "type": "bind", "source": "/proc", "options": []any{"rbind", "nosuid", "noexec", "nodev"}})
+		cfg["mounts"] = kept
+		l := cfg["linux"].(map[string]any)
+		delete(l, "maskedPaths")
+		delete(l, "readonlyPaths")
+		var ns []any
+		for _, n := range l["namespaces"].([]any) {
+			if n.(map[string]any)["type"] != "pid" {
+				ns = append(ns, n)
+			}
+		}
+		l["namespaces"] = append(ns, map[string]any{"type": "user"})
+		m := []any{map[string]any{"containerID": 0, "hostID": 100000, "size": 65536}}
+		l["uidMappings"], l["gidMappings"] = m, m
+	})
+	const id = "waitinit-boundproc"
+	e.mustBerth("create", "--bundle", bundle, id)
+	e.mustBerth("start", id)
+	e.waitStatus(id, "running")
+	e.mustBerth("delete", "--force", id)
+	e.assertGone(id)
+}

@@ -128,7 +128,14 @@ func runInit(pipe *initPipe) error {
 		var err error
 		if !mountsProc(spec) {
 			if fdDir, err = pidFdDir(); err != nil {
-				return err
+				if !errors.Is(err, unix.EPERM) {
+					return err
+				}
+				// A user namespace that does not own the pid namespace may not mount a
+				// procfs of it: the container's own /proc after pivot_root serves then
+				// (containerFdDir), a procfs the container sees anyway (a bind of one), or
+				// the create fails there.
+				fdDir = -1
 			}
 		}
 		if exe, err = unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
