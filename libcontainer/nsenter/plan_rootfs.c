@@ -215,66 +215,17 @@ static int resolveInRoot(const char *dest, char out[PATH_MAX])
 }
 
 /*
- * mkdirInRoot makes the directory dest inside the rootfs (and its parents), following symlinks
- * as resolveInRoot does, and returns an O_PATH descriptor of it. Each component is opened
- * beneath its parent's descriptor without following any symlink or "..", so nothing leads
- * out of the rootfs, whatever is swapped meanwhile.
+ * mkdirWalk makes the directory p (absolute, clean) inside the rootfs a component at a time,
+ * and returns an O_PATH descriptor of it. A missing component is made with mkdirat in its
+ * parent's descriptor and opened beneath it without following anything, so nothing leads out
+ * of the rootfs, whatever is swapped meanwhile. An existing one is opened the same way
+ * (follow = 0: resolveInRoot has followed p's symlinks already), or resolved in the root,
+ * following symlinks (follow = 1), where a dangling symlink is then an error (ENOENT).
  */
-static int mkdirInRoot(const char *dest)
+static int mkdirWalk(char *p, int follow)
 {
-	char p[PATH_MAX];
-	if (resolveInRoot(dest, p) < 0)
-		return -1;
-	int cur = openat(planRootFd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (cur < 0)
-		return -1;
-	char *s = p;
-	for (;;) {
-		while (*s == '/')
-			s++;
-		if (!*s)
-			return cur;
-		char *e = strchr(s, '/');
-		if (e)
-			*e = 0;
-		const uint64_t res = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-		int next = openat2Retry(cur, s, O_PATH | O_DIRECTORY | O_NOFOLLOW, res);
-		if (next < 0 && errno == ENOENT) {
-			if (mkdirat(cur, s, 0755) < 0 && errno != EEXIST) {
-				int err = errno;
-				close(cur);
-				errno = err;
-				return -1;
-			}
-			next = openat2Retry(cur, s, O_PATH | O_DIRECTORY | O_NOFOLLOW, res);
-		}
-		int err = errno;
-		close(cur);
-		if (next < 0) {
-			errno = err;
-			return -1;
-		}
-		cur = next;
-		if (!e)
-			return cur;
-		s = e + 1;
-	}
-}
-
-/*
- * mkdirNoDangling makes the missing part of path as libcontainer.makeCwd does (pathrs's
- * MkdirAllHandle): resolved in the root, but a dangling symlink on the way is an error, never
- * followed to be created (runc's MkdirAll refuses it too).
- */
-static int mkdirNoDangling(const char *path)
-{
-	char p[PATH_MAX], prefix[PATH_MAX] = "";
-	if (snprintf(p, sizeof(p), "/%s", path) >= (int)sizeof(p)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if (cleanPath(p) < 0)
-		return -1;
+	const uint64_t beneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	char prefix[PATH_MAX] = "";
 	int cur = openInRoot("/", O_DIRECTORY);
 	if (cur < 0)
 		return -1;
@@ -295,21 +246,13 @@ static int mkdirNoDangling(const char *path)
 		}
 		prefix[n] = '/';
 		strcpy(prefix + n + 1, s);
-		int next = openInRoot(prefix, O_DIRECTORY);
+		int next = follow ? openInRoot(prefix, O_DIRECTORY) : openat2Retry(cur, s, O_PATH | O_DIRECTORY | O_NOFOLLOW, beneath);
 		if (next < 0 && errno == ENOENT) {
 			char l[8];
-			if (readlinkat(cur, s, l, sizeof(l)) >= 0) {
-				close(cur);
+			if (follow && readlinkat(cur, s, l, sizeof(l)) >= 0)
 				errno = ENOENT; /* a dangling symlink */
-				return -1;
-			}
-			if (mkdirat(cur, s, 0755) < 0 && errno != EEXIST) {
-				int err = errno;
-				close(cur);
-				errno = err;
-				return -1;
-			}
-			next = openat2Retry(cur, s, O_PATH | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+			else if (mkdirat(cur, s, 0755) == 0 || errno == EEXIST)
+				next = openat2Retry(cur, s, O_PATH | O_DIRECTORY | O_NOFOLLOW, beneath);
 		}
 		int err = errno;
 		close(cur);
@@ -322,6 +265,35 @@ static int mkdirNoDangling(const char *path)
 			return cur;
 		s = e + 1;
 	}
+}
+
+/*
+ * mkdirInRoot makes the directory dest inside the rootfs (and its parents), following symlinks
+ * as resolveInRoot does (a dangling link's target is made inside the rootfs).
+ */
+static int mkdirInRoot(const char *dest)
+{
+	char p[PATH_MAX];
+	if (resolveInRoot(dest, p) < 0)
+		return -1;
+	return mkdirWalk(p, 0);
+}
+
+/*
+ * mkdirNoDangling makes the missing part of path as libcontainer.makeCwd does (pathrs's
+ * MkdirAllHandle): resolved in the root, but a dangling symlink on the way is an error, never
+ * followed to be created (runc's MkdirAll refuses it too).
+ */
+static int mkdirNoDangling(const char *path)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof(p), "/%s", path) >= (int)sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (cleanPath(p) < 0)
+		return -1;
+	return mkdirWalk(p, 1);
 }
 
 /* openOrCreate is rootfs.openOrCreate: dest as a directory, or an empty file when missing. */
