@@ -70,31 +70,48 @@ func TestWaitingInitHoldsNoHostProc(t *testing.T) {
 
 // A user-namespaced container without a /proc mount: its private procfs for the exec fifo is
 // made before pivot_root (a user namespace may mount one only while the host's whole /proc is
-// in its mount namespace), and create then start work.
+// in its mount namespace), and create then start work. With /proc bound from the host rather
+// than mounted, in a pid namespace its user namespace does not own (the host's), the kernel
+// refuses the private procfs (EPERM) and the fifo is reopened through the container's own
+// /proc after pivot_root, a procfs it sees anyway; runc runs that config, berth failed with
+// "a private procfs for the exec fifo".
 func TestWaitingInitUserNSWithoutProc(t *testing.T) {
-	e := newEnv(t)
-	bundle := runcSpecBundle(t, "sleep", "1000")
-	editRuncSpec(t, bundle, func(cfg map[string]any) {
-		var kept []any
-		for _, m := range cfg["mounts"].([]any) {
-			if d := m.(map[string]any)["destination"].(string); d != "/proc" && !strings.HasPrefix(d, "/sys") {
-				kept = append(kept, m)
-			}
-		}
-		cfg["mounts"] = kept
-		l := cfg["linux"].(map[string]any)
-		delete(l, "maskedPaths")
-		delete(l, "readonlyPaths")
-		l["namespaces"] = append(l["namespaces"].([]any), map[string]any{"type": "user"})
-		m := []any{map[string]any{"containerID": 0, "hostID": 100000, "size": 65536}}
-		l["uidMappings"], l["gidMappings"] = m, m
-	})
-	const id = "waitinit-userns"
-	e.mustBerth("create", "--bundle", bundle, id)
-	e.mustBerth("start", id)
-	e.waitStatus(id, "running")
-	e.mustBerth("delete", "--force", id)
-	e.assertGone(id)
+	for _, boundProc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bound-proc-host-pidns=%v", boundProc), func(t *testing.T) {
+			e := newEnv(t)
+			bundle := runcSpecBundle(t, "sleep", "1000")
+			editRuncSpec(t, bundle, func(cfg map[string]any) {
+				var kept []any
+				for _, m := range cfg["mounts"].([]any) {
+					if d := m.(map[string]any)["destination"].(string); d != "/proc" && !strings.HasPrefix(d, "/sys") {
+						kept = append(kept, m)
+					}
+				}
+				l := cfg["linux"].(map[string]any)
+				delete(l, "maskedPaths")
+				delete(l, "readonlyPaths")
+				var ns []any
+				for _, n := range l["namespaces"].([]any) {
+					if !boundProc || n.(map[string]any)["type"] != "pid" {
+						ns = append(ns, n)
+					}
+				}
+				if boundProc {
+					kept = append(kept, map[string]any{"destination": "/proc", "type": "bind", "source": "/proc", "options": []any{"rbind", "nosuid", "noexec", "nodev"}})
+				}
+				cfg["mounts"] = kept
+				l["namespaces"] = append(ns, map[string]any{"type": "user"})
+				m := []any{map[string]any{"containerID": 0, "hostID": 100000, "size": 65536}}
+				l["uidMappings"], l["gidMappings"] = m, m
+			})
+			const id = "waitinit-userns"
+			e.mustBerth("create", "--bundle", bundle, id)
+			e.mustBerth("start", id)
+			e.waitStatus(id, "running")
+			e.mustBerth("delete", "--force", id)
+			e.assertGone(id)
+		})
+	}
 }
 
 // The waiting init holds nothing but stdio, the fifo and the directory it reopens it through,
@@ -153,42 +170,4 @@ func TestWaitingInitHoldsOnlyItsDescriptors(t *testing.T) {
 			e.waitStatus(id, "running")
 		})
 	}
-}
-
-// A user-namespaced container in a pid namespace its user namespace does not own (here the
-// host's: no pid namespace), with /proc bound from the host rather than mounted: the kernel
-// refuses it a private procfs (EPERM), and the waiting init reopens the fifo through the
-// container's own /proc after pivot_root instead, a procfs the container sees anyway. runc
-// runs this config; create failed with "a private procfs for the exec fifo".
-func TestWaitingInitUserNSBoundProc(t *testing.T) {
-	e := newEnv(t)
-	bundle := runcSpecBundle(t, "sleep", "1000")
-	editRuncSpec(t, bundle, func(cfg map[string]any) {
-		var kept []any
-		for _, m := range cfg["mounts"].([]any) {
-			if d := m.(map[string]any)["destination"].(string); d != "/proc" && !strings.HasPrefix(d, "/sys") {
-				kept = append(kept, m)
-			}
-		}
-		kept = append(kept, map[string]any{"destination": "/proc", "type": "bind", "source": "/proc", "options": []any{"rbind", "nosuid", "noexec", "nodev"}})
-		cfg["mounts"] = kept
-		l := cfg["linux"].(map[string]any)
-		delete(l, "maskedPaths")
-		delete(l, "readonlyPaths")
-		var ns []any
-		for _, n := range l["namespaces"].([]any) {
-			if n.(map[string]any)["type"] != "pid" {
-				ns = append(ns, n)
-			}
-		}
-		l["namespaces"] = append(ns, map[string]any{"type": "user"})
-		m := []any{map[string]any{"containerID": 0, "hostID": 100000, "size": 65536}}
-		l["uidMappings"], l["gidMappings"] = m, m
-	})
-	const id = "waitinit-boundproc"
-	e.mustBerth("create", "--bundle", bundle, id)
-	e.mustBerth("start", id)
-	e.waitStatus(id, "running")
-	e.mustBerth("delete", "--force", id)
-	e.assertGone(id)
 }
