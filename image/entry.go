@@ -192,9 +192,9 @@ func (a *applier) hardlink(h *tar.Header, p *dirFd, base, rel string) error {
 	err = a.create(p.fd, base, rel, func() error { return unix.Linkat(tp.fd, tbase, p.fd, base, 0) })
 	if err == unix.ENOENT {
 		if a.mode == overlayMode {
-			return fmt.Errorf("hard link to %s, which is not in this layer: %w (not supported in the layer store)", h.Linkname, errCrossLayerLink)
+			return fmt.Errorf("hard link to %q, which is not in this layer: %w (not supported in the layer store)", h.Linkname, errCrossLayerLink)
 		}
-		return fmt.Errorf("hard link to %s, which does not exist", h.Linkname)
+		return fmt.Errorf("hard link to %q, which does not exist", h.Linkname)
 	}
 	return err
 }

@@ -204,7 +204,7 @@ func mergeDir(rootfs string, l *appliedLayer, rel string) error {
 			}
 		}
 		if err := unix.Rename(s, d); err != nil {
-			return fmt.Errorf("moving %s into place: %w", crel, err)
+			return fmt.Errorf("moving %q into place: %w", crel, err)
 		}
 	}
 	// The directory's attributes: this layer's if it has an entry for it, else what it had.
@@ -240,7 +240,7 @@ func copyXattrs(src, dst string) error {
 			continue
 		}
 		if err := unix.Lsetxattr(dst, name, val[:m], 0); err != nil {
-			return fmt.Errorf("xattr %s: %w", name, err)
+			return fmt.Errorf("xattr %q: %w", name, err)
 		}
 	}
 	return nil
