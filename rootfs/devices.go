@@ -75,11 +75,9 @@ func createConfigDevices(root *os.File, devs []specs.LinuxDevice, userNS bool) e
 	return nil
 }
 
-// makeDevice creates one node with mknodat in its parent, opened inside the rootfs, so a
-// symlinked /dev in the image cannot send the node to the host. In a user namespace it binds
-// the host's node instead (bindDevice).
-func makeDevice(root *os.File, d specs.LinuxDevice, userNS bool) error {
-	var typ uint32
+// deviceMode is a device's node type (S_IFCHR, S_IFBLK, S_IFIFO) and permission bits (0666
+// unless fileMode says otherwise).
+func deviceMode(d specs.LinuxDevice) (typ, perm uint32, err error) {
 	switch d.Type {
 	case "c", "u":
 		typ = unix.S_IFCHR
@@ -88,11 +86,22 @@ func makeDevice(root *os.File, d specs.LinuxDevice, userNS bool) error {
 	case "p":
 		typ = unix.S_IFIFO
 	default:
-		return fmt.Errorf("type %q: must be c, b, u or p", d.Type)
+		return 0, 0, fmt.Errorf("type %q: must be c, b, u or p", d.Type)
 	}
-	perm := uint32(0o666)
+	perm = 0o666
 	if d.FileMode != nil {
 		perm = uint32(d.FileMode.Perm())
+	}
+	return typ, perm, nil
+}
+
+// makeDevice creates one node with mknodat in its parent, opened inside the rootfs, so a
+// symlinked /dev in the image cannot send the node to the host. In a user namespace it binds
+// the host's node instead (bindDevice).
+func makeDevice(root *os.File, d specs.LinuxDevice, userNS bool) error {
+	typ, perm, err := deviceMode(d)
+	if err != nil {
+		return err
 	}
 	parent, err := mkdirInRoot(root, filepath.Dir(d.Path))
 	if err != nil {

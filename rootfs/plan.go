@@ -346,20 +346,9 @@ func (p *Planner) configDevices(devs []specs.LinuxDevice, userNS bool) error {
 }
 
 func (p *Planner) makeDevice(d specs.LinuxDevice, userNS bool, what string) error {
-	var typ uint32
-	switch d.Type {
-	case "c", "u":
-		typ = unix.S_IFCHR
-	case "b":
-		typ = unix.S_IFBLK
-	case "p":
-		typ = unix.S_IFIFO
-	default:
-		return noPlan("%s: device type %q", what, d.Type)
-	}
-	perm := uint32(0o666)
-	if d.FileMode != nil {
-		perm = uint32(d.FileMode.Perm())
+	typ, perm, err := deviceMode(d)
+	if err != nil {
+		return noPlan("%s: %v", what, err) // the Go init reports it
 	}
 	parent, name := filepath.Dir(d.Path), filepath.Base(d.Path)
 	if userNS {
