@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRunOutputAndExitStatus(t *testing.T) {
@@ -62,6 +65,52 @@ func TestRunForwardsSignals(t *testing.T) {
 	}
 	if !strings.Contains(string(rest[:n]), "got-term") {
 		t.Fatalf("trap did not run: %q", rest[:n])
+	}
+}
+
+// Every signal a process may send berth run reaches the container, fault signals sent with
+// kill and SIGPIPE among them, and none stops or kills berth (internal/sigrelay). SIGWINCH is
+// the terminal's (none here), SIGCHLD berth's own.
+func TestRunForwardsEverySignal(t *testing.T) {
+	sigs := []string{"HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "USR1", "SEGV", "USR2",
+		"PIPE", "ALRM", "STKFLT", "CONT", "TSTP", "TTIN", "TTOU", "XCPU", "XFSZ", "VTALRM", "IO",
+		"PWR", "SYS", "35", "50", "64"}
+	script := ""
+	for _, s := range sigs {
+		script += "trap 'echo got-" + s + "' " + s + "; "
+	}
+	e := newEnv(t, "sh", "-c", script+"trap 'echo got-TERM; exit 7' TERM; echo ready; while true; do sleep 0.02; done")
+	e.writeSpec()
+	cmd := exec.Command(berthBin, "--root", e.root, "run", "--bundle", e.bundle, "c1")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("container did not start: %q %v", line, err)
+	}
+	for _, s := range append(sigs, "WINCH", "TERM") {
+		num := unix.SignalNum("SIG" + s)
+		if num == 0 {
+			n, _ := strconv.Atoi(s)
+			num = syscall.Signal(n)
+		}
+		if err := cmd.Process.Signal(num); err != nil {
+			t.Fatalf("SIG%s: %v", s, err)
+		}
+		if s == "WINCH" {
+			continue
+		}
+		line, err := r.ReadString('\n')
+		if err != nil || line != "got-"+s+"\n" {
+			t.Fatalf("after SIG%s the container printed %q (%v)", s, line, err)
+		}
+	}
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
+		t.Fatalf("berth run exited with %v, want status 7", err)
 	}
 }
 

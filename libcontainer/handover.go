@@ -28,7 +28,6 @@ func goAhead(pipe *initPipe, console *consoleEnds, detach bool) (*relayConsole, 
 		}
 		relay = startRelay(master)
 	}
-	awaitSignals()
 	if err := pipe.send(syncMsg{Type: "go"}); err != nil {
 		if relay != nil {
 			relay.stop()

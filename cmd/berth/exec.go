@@ -65,9 +65,12 @@ func execInContainer(c *cli.Context, pidFile string) error {
 		return fmt.Errorf("--preserve-fds: %d must not be negative", n)
 	}
 	detach := c.Bool("detach")
-	var sigs chan os.Signal
+	var sigs *libcontainer.Signals
 	if !detach {
-		sigs = libcontainer.CatchSignals()
+		var err error
+		if sigs, err = libcontainer.CatchSignals(); err != nil {
+			return err
+		}
 	}
 	subCgroups, err := cgroups.ParseSubPaths(*c.Generic("cgroup").(*rawList))
 	if err != nil {

@@ -65,9 +65,12 @@ returns once the container runs; without, it waits for it and exits with its sta
 		if !detach && !c.Bool("no-subreaper") {
 			_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 		}
-		var sigs chan os.Signal
+		var sigs *libcontainer.Signals
 		if !detach {
-			sigs = libcontainer.CatchSignals()
+			var err error
+			if sigs, err = libcontainer.CatchSignals(); err != nil {
+				return err
+			}
 		}
 		l, err := libcontainer.Restore(libcontainer.RestoreOpts{
 			CreateOpts: libcontainer.CreateOpts{

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -30,9 +28,12 @@ var runCommand = &cli.Command{
 			// reaped, not to the host's init.
 			_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 		}
-		var sigs chan os.Signal
+		var sigs *libcontainer.Signals
 		if !detach {
-			sigs = libcontainer.CatchSignals()
+			var err error
+			if sigs, err = libcontainer.CatchSignals(); err != nil {
+				return err
+			}
 		}
 		l, err := createContainer(c, detach)
 		if err != nil {
