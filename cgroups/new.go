@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // Mode is how the host mounts cgroups.
@@ -112,20 +113,20 @@ var errV1Unified = errors.New("invalid configuration: linux.resources.unified: c
 func writeFile(dir, file, value string) error {
 	p := filepath.Join(dir, file)
 	explain.Stepf("cgroups.writeFile", "%s = %s", p, value)
-	if err := os.WriteFile(p, []byte(value), 0); err != nil {
+	if err := rawfile.WriteFile(p, []byte(value), 0); err != nil {
 		return fmt.Errorf("writing %q to %s: %w", value, p, err)
 	}
 	return nil
 }
 
 func readFile(dir, file string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, file))
+	data, err := rawfile.ReadFile(filepath.Join(dir, file))
 	return strings.TrimSpace(string(data)), err
 }
 
 // readPids parses a cgroup.procs file.
 func readPids(p string) ([]int, error) {
-	data, err := os.ReadFile(p)
+	data, err := rawfile.ReadFile(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil

@@ -2,16 +2,17 @@ package libcontainer
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // capByName knows every capability the kernel headers name.
@@ -76,9 +77,9 @@ func capMask(names []string) uint64 {
 	return m
 }
 
-// lastCap is the highest capability the running kernel knows.
-func lastCap() uint {
-	data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+// lastCap is the highest capability the running kernel knows (read once per process).
+var lastCap = sync.OnceValue(func() uint {
+	data, err := rawfile.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return 40
 	}
@@ -87,7 +88,7 @@ func lastCap() uint {
 		return 40
 	}
 	return uint(n)
-}
+})
 
 // dropBoundingSet removes from the bounding set every capability not listed, so that no
 // later execve (of a setuid or file-capable binary) can gain it back.

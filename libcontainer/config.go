@@ -11,13 +11,15 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // LoadSpec reads and checks bundle/config.json. Errors name the field or path at fault, on one
 // line, because containerd and podman show only the last line of our log to their users.
 func LoadSpec(bundle string) (*specs.Spec, error) {
 	path := filepath.Join(bundle, "config.json")
-	data, err := os.ReadFile(path)
+	data, err := rawfile.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: no such file or directory (is %s an OCI bundle?)", path, bundle)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/rawfile"
 	"github.com/berth-project/berth/namespaces"
 )
 
@@ -87,7 +88,7 @@ func (l *launch) start(started func(pid int)) (int, *initPipe, error) {
 		l.attr.UseCgroupFD, l.attr.CgroupFD = true, int(d.Fd())
 	}
 	for _, p := range l.cg.JoinFiles() {
-		f, err := os.OpenFile(p, os.O_WRONLY|unix.O_CLOEXEC, 0)
+		f, err := rawfile.Open(p, os.O_WRONLY, 0)
 		if err != nil {
 			parentEnd.Close()
 			return 0, nil, fmt.Errorf("opening %s: %w", p, err)

@@ -13,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // Status values, as runtime.md defines them plus runc's "paused".
@@ -121,7 +123,7 @@ func (s *State) save(dir string) error {
 		return err
 	}
 	tmp := filepath.Join(dir, "."+stateFile)
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := rawfile.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, stateFile))
@@ -154,7 +156,7 @@ func processStartTime(pid int) (start uint64, ok bool) {
 	if pid <= 0 {
 		return 0, false
 	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	data, err := rawfile.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, false
 	}

@@ -28,10 +28,12 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // WriteIDMaps writes /proc/PID/uid_map and gid_map: directly when the caller may (root, or a
@@ -199,14 +201,17 @@ func describe(m []specs.LinuxIDMapping) string {
 
 // InUserNS says whether the caller is in a user namespace other than the initial one (whose
 // uid_map maps every id: "0 0 4294967295").
-func InUserNS() bool {
-	data, err := os.ReadFile("/proc/self/uid_map")
+// It is read once per process: berth never changes its own user namespace.
+func InUserNS() bool { return inUserNS() }
+
+var inUserNS = sync.OnceValue(func() bool {
+	data, err := rawfile.ReadFile("/proc/self/uid_map")
 	if err != nil {
 		return false
 	}
 	f := strings.Fields(string(data))
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
-}
+})
 
 // SetgroupsAllowed says whether the caller's user namespace allows setgroups (an unprivileged
 // namespace's maker denies it, and the namespaces made inside inherit that).

@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/internal/mountinfo"
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // mountCgroup gives the container a view of its own cgroup. With a cgroup namespace (or a pure
@@ -235,18 +235,16 @@ type cgroupHierarchy struct {
 // the host's procfs (the init runs this before pivot_root).
 func selfCgroupMounts() ([]cgroupHierarchy, error) {
 	groups := map[string]string{} // controller list (or "" for v2) -> path
-	f, err := os.Open("/proc/self/cgroup")
+	data, err := rawfile.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, err
 	}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		parts := strings.SplitN(s.Text(), ":", 3)
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
 		if len(parts) == 3 {
 			groups[parts[1]] = parts[2]
 		}
 	}
-	f.Close()
 	mounts, err := mountinfo.Read()
 	if err != nil {
 		return nil, err
@@ -283,7 +281,7 @@ func selfCgroupMounts() ([]cgroupHierarchy, error) {
 		}
 		out = append(out, cgroupHierarchy{mountpoint: mp, fstype: fstype, options: key, path: rel})
 	}
-	return out, s.Err()
+	return out, nil
 }
 
 // bindOwnCgroup stands in for a cgroup2 mount the kernel refuses to a user namespace (its

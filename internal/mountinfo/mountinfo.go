@@ -3,10 +3,12 @@ package mountinfo
 
 import (
 	"bufio"
+	"bytes"
 	"io"
-	"os"
 	"strconv"
 	"strings"
+
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // Mount is one line of mountinfo (proc(5)).
@@ -23,12 +25,11 @@ type Mount struct {
 
 // Read parses /proc/self/mountinfo.
 func Read() ([]Mount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	data, err := rawfile.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return parse(f)
+	return parse(bytes.NewReader(data))
 }
 
 // parse reads mountinfo lines from r; a line of another shape is skipped.
