@@ -15,41 +15,50 @@ import (
 	"github.com/berth-project/berth/namespaces"
 )
 
-// cloneInit starts the init from an OS thread of its own. That thread first joins the
-// namespaces a thread may join (namespaces.Handles.EnterThread), so it can never serve other
-// goroutines again; and the init's Pdeathsig fires when the thread that cloned it exits, so
-// it must outlive the init's hand-over. It therefore parks for the rest of the process.
+// cloneInit starts the init. When the init must be cloned from a thread inside namespaces
+// a thread may join (namespaces.Handles.EnterThread), that is an OS thread of its own, which
+// can never serve other goroutines again; and since the init's parent-death signal fires when
+// the thread that cloned it exits, that thread must outlive the init's hand-over: it parks for
+// the rest of the process. Otherwise the calling goroutine's thread clones it: the Go runtime
+// never ends a thread it does not hold locked, and locking one costs a thread and two
+// hand-offs per scheduling of it.
 func cloneInit(id string, ns *namespaces.Handles, exe *os.File, files []*os.File, env []string, sys *syscall.SysProcAttr) (int, error) {
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd()
+	}
+	// syscall.ForkExec, not os.StartProcess: the os package's first start of a process
+	// forks a throw-away child to learn whether clone(CLONE_PIDFD) works, one more process
+	// per container; berth waits for its children by pid (wait4). The O_PATH descriptor is
+	// close-on-exec, yet still open when the child's execve resolves this path.
+	path := fmt.Sprintf("/proc/self/fd/%d", exe.Fd())
+	forkExec := func() (int, error) {
+		pid, err := syscall.ForkExec(path, []string{"berth", "init", id}, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
+		if err != nil {
+			err = fmt.Errorf("starting init process: %w", &os.PathError{Op: "fork/exec", Path: path, Err: err})
+		}
+		runtime.KeepAlive(files)
+		return pid, err
+	}
+	if !ns.ThreadBound() {
+		return forkExec()
+	}
 	type result struct {
 		pid int
 		err error
 	}
 	done := make(chan result, 1)
-	fds := make([]uintptr, len(files))
-	for i, f := range files {
-		fds[i] = f.Fd()
-	}
 	go func() {
 		runtime.LockOSThread()
 		if err := ns.EnterThread(); err != nil {
 			done <- result{0, err}
 			select {} // the thread is tainted: never unlock it
 		}
-		// syscall.ForkExec, not os.StartProcess: the os package's first start of a process
-		// forks a throw-away child to learn whether clone(CLONE_PIDFD) works, one more
-		// process per container; berth waits for its children by pid (wait4).
-		// The O_PATH descriptor is close-on-exec, yet still open when the child's execve
-		// resolves this path.
-		path := fmt.Sprintf("/proc/self/fd/%d", exe.Fd())
-		pid, err := syscall.ForkExec(path, []string{"berth", "init", id}, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
-		if err != nil {
-			err = fmt.Errorf("starting init process: %w", &os.PathError{Op: "fork/exec", Path: path, Err: err})
-		}
+		pid, err := forkExec()
 		done <- result{pid, err}
 		select {}
 	}()
 	r := <-done
-	runtime.KeepAlive(files)
 	return r.pid, r.err
 }
 

@@ -143,6 +143,10 @@ func (h *Handles) Close() {
 // offsets, on the calling OS thread only. The caller must hold that thread
 // (runtime.LockOSThread) and never give it back to the Go scheduler: it now lives partly in
 // the container's namespaces. Children cloned from it start there.
+// ThreadBound says whether EnterThread has anything to do: if not, any thread may clone the
+// init, and the caller's own will do.
+func (h *Handles) ThreadBound() bool { return len(h.Thread) > 0 || h.plan.NewTime }
+
 func (h *Handles) EnterThread() error {
 	for _, x := range h.Thread {
 		explain.Stepf("namespaces.EnterThread", "setns %s (%s): the init is cloned into it", x.Type, x.Path)
