@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -31,9 +30,19 @@ type Container struct {
 	lock    *os.File
 }
 
-// idPattern is runc's rule for ids; ids starting with "." are kept for berth's own data
-// (the image store lives in <root>/.images).
-var idPattern = regexp.MustCompile(`^[\w+\-\.]+$`)
+// idAllowed is runc's rule for ids (^[\w+\-\.]+$, \w being ASCII letters, digits and '_'),
+// as a loop rather than a regexp compiled in every berth process; ids starting with "." are
+// kept for berth's own data (the image store lives in <root>/.images).
+func idAllowed(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '_' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return id != ""
+}
 
 // ValidateID rejects ids that could name a path outside the root or clash with berth's data.
 func ValidateID(id string) error {
@@ -44,7 +53,7 @@ func ValidateID(id string) error {
 		return errors.New("container id: longer than 1024 bytes")
 	case id[0] == '.':
 		return fmt.Errorf("container id %q: must not start with '.'", id)
-	case !idPattern.MatchString(id):
+	case !idAllowed(id):
 		return fmt.Errorf("container id %q: only letters, digits, '_', '+', '-' and '.' are allowed", id)
 	}
 	return nil

@@ -1,3 +1,8 @@
+// updatemaxprocs=0: berth processes live milliseconds; the runtime's goroutine that re-reads
+// the cgroup CPU limit each second would only cost a thread at start (docs/performance.md).
+
+//go:debug updatemaxprocs=0
+
 // Command berth is an OCI container runtime: runc's command line, so that containerd and
 // podman can call it in runc's place, plus OCI images run directly (berth run --image).
 package main

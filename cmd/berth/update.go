@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -163,7 +164,7 @@ func updateResources(c *cli.Context) (*specs.LinuxResources, error) {
 	return r, nil
 }
 
-var sizeRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)(?:i?b)?$`)
+var sizeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)(?:i?b)?$`) })
 
 // parseSize reads a byte count as runc (docker's RAMInBytes) does: binary units, "-1" for
 // unlimited.
@@ -171,7 +172,7 @@ func parseSize(s string) (int64, error) {
 	if s == "-1" {
 		return -1, nil
 	}
-	m := sizeRe.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
+	m := sizeRe().FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
 	if m == nil {
 		return 0, fmt.Errorf("%q is not a size (such as 512m, 1g, 1048576 or -1)", s)
 	}
