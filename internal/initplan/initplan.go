@@ -140,8 +140,17 @@ func (w *Writer) Bytes() []byte {
 	return append(out, w.buf...)
 }
 
-// Escape is s as the inside of a JSON string.
+// Escape is s as the inside of a JSON string, as encoding/json writes it. Most texts need no
+// escape at all: those are returned as they are, without a trip through json.Marshal.
 func Escape(s string) string {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	if plain {
+		return s
+	}
 	b, _ := json.Marshal(s)
 	return strings.TrimSuffix(strings.TrimPrefix(string(b), `"`), `"`)
 }

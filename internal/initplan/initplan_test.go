@@ -1,6 +1,7 @@
 package initplan
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -46,6 +47,17 @@ func TestOpCodesMatchPlanH(t *testing.T) {
 	for name, n := range goOps {
 		if cOps[name] != n {
 			t.Errorf("%s: %d in initplan.go, %d in plan.h", name, n, cOps[name])
+		}
+	}
+}
+
+// Escape's short cut gives what json.Marshal gives.
+func TestEscapeIsJSONs(t *testing.T) {
+	for _, s := range []string{"", "plain text 0-9 /dev/null", `a"b`, `a\b`, "<a&b>", "tab\there", "nl\n",
+		"\x7f", "é", "\u2028", "bad\xffutf8", "\x00", "mount -t proc proc /proc (flags none)"} {
+		b, _ := json.Marshal(s)
+		if want := string(b[1 : len(b)-1]); Escape(s) != want {
+			t.Errorf("Escape(%q) = %q, want %q", s, Escape(s), want)
 		}
 	}
 }
