@@ -2,18 +2,17 @@
 PREFIX  ?= /usr/local
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-# Static: the waiting stage of a created container re-executes berth inside the container's
-# root, where no dynamic loader is. Stripped: a smaller binary maps and starts faster.
-LDFLAGS := -s -w -X main.commit=$(VERSION) -linkmode external -extldflags -static
-# urfave_cli_no_docs: leave out urfave/cli's man-page generator (blackfriday), whose package
-# initialisation every berth process, the container's init included, would pay (~0.4 ms).
-TAGS    := osusergo,netgo,urfave_cli_no_docs
+# Stripped: a smaller binary maps and starts faster. scripts/build.sh adds the rest: static
+# (the waiting stage of a created container runs inside the container's root, where no
+# dynamic loader is), musl when musl-gcc is there, and the tags (urfave_cli_no_docs: leave out
+# urfave/cli's man-page generator, whose package initialisation every berth process would pay).
+LDFLAGS := -s -w -X main.commit=$(VERSION)
 
 .PHONY: build test bench install demo clean labs lab
 build: berth
 
-berth: $(shell find . -name '*.go' -o -name '*.c' | grep -v _test.go) go.mod go.sum
-	CGO_ENABLED=1 $(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o berth ./cmd/berth
+berth: $(shell find . -name '*.go' -o -name '*.c' -o -name '*.h' | grep -v _test.go) go.mod go.sum scripts/build.sh
+	GO=$(GO) bash scripts/build.sh berth "$(LDFLAGS)"
 
 # The whole suite: unit tests, integration tests on real containers (root needed), the
 # cgroup v2 tests inside a qemu VM (integration/vm), and the runtime-tools conformance suite.

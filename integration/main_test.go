@@ -38,9 +38,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	berthBin = filepath.Join(dir, "berth")
-	// Built as the Makefile does: static, since the waiting stage runs inside the rootfs.
-	build := exec.Command("go", "build", "-tags", "osusergo,netgo,urfave_cli_no_docs",
-		"-ldflags", "-linkmode external -extldflags -static", "-o", berthBin, "../cmd/berth")
+	// Built as the Makefile does (scripts/build.sh): static, since the waiting stage runs
+	// inside the rootfs, and with musl when musl-gcc is there.
+	build := exec.Command("bash", "../scripts/build.sh", berthBin)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Println("building berth:", err)

@@ -60,10 +60,9 @@ func runVMSuite(t *testing.T, s vmSuite) {
 	berth := filepath.Join(work, "berth")
 	guest := filepath.Join(work, "guest.test")
 	go func() {
-		// As the Makefile builds it: static, since the waiting stage runs inside the rootfs.
-		cmd := exec.Command("go", "build", "-tags", "osusergo,netgo,urfave_cli_no_docs",
-			"-ldflags", "-linkmode external -extldflags -static", "-o", berth, "../../cmd/berth")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		// As the Makefile builds it (scripts/build.sh): static, since the waiting stage runs
+		// inside the rootfs, and with musl when musl-gcc is there.
+		cmd := exec.Command("bash", "../../scripts/build.sh", berth)
 		out, err := cmd.CombinedOutput()
 		ch <- built{"berth", err, out}
 	}()

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "errtext.h"
 
 /*
  * berthNsError holds the first failure, for the Go side (nsenter.Error), which refuses to go
@@ -53,9 +54,9 @@ static void fail(const char *what, int fd, int err)
 	if (berthNsError[0])
 		return; /* the first error is the one worth reporting */
 	if (fd < 0)
-		snprintf(berthNsError, sizeof(berthNsError), "nsenter: %s: %s", what, strerror(err));
+		snprintf(berthNsError, sizeof(berthNsError), "nsenter: %s: %s", what, berthErrText(err));
 	else
-		snprintf(berthNsError, sizeof(berthNsError), "nsenter: %s (fd %d): %s", what, fd, strerror(err));
+		snprintf(berthNsError, sizeof(berthNsError), "nsenter: %s (fd %d): %s", what, fd, berthErrText(err));
 }
 
 /*
@@ -275,13 +276,37 @@ void berthRunPlan(int argc, char **argv);
 
 static void nsenterStages(int argc, char **argv, char **envp);
 
+#ifndef __GLIBC__
+extern char **environ;
+
 /*
- * glibc passes argc, argv and envp to constructors. An init whose container berth planned
- * (_BERTH_PLAN, libcontainer/plan.go) is built by the C stage (plan.c) right after the
- * namespaces, and never returns to start a Go runtime.
+ * initialArgs finds argc and argv where the C library passes constructors nothing (musl):
+ * the process's initial stack holds argc, argv[0..argc-1], NULL, then the environment, and
+ * environ still points at that environment when constructors run. Walking back from it, the
+ * first word equal to the number of pointers passed over is argc (no pointer is that small).
+ */
+static void initialArgs(int *argc, char ***argv)
+{
+	char **end = environ - 1; /* argv's terminating NULL */
+	long n = 0;
+	while ((long)end[-1 - n] != n)
+		n++;
+	*argc = (int)n;
+	*argv = end - n;
+}
+#endif
+
+/*
+ * glibc passes argc, argv and envp to constructors (musl does not: initialArgs). An init
+ * whose container berth planned (_BERTH_PLAN, libcontainer/plan.go) is built by the C stage
+ * (plan.c) right after the namespaces, and never returns to start a Go runtime.
  */
 __attribute__((constructor)) static void nsenter(int argc, char **argv, char **envp)
 {
+#ifndef __GLIBC__
+	initialArgs(&argc, &argv);
+	envp = environ;
+#endif
 	nsenterStages(argc, argv, envp);
 	if (getenv("_BERTH_PLAN") && getenv("_BERTH_INITPIPE"))
 		berthRunPlan(argc, argv);

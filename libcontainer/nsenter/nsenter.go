@@ -20,3 +20,5 @@ func Error() string { return C.GoString(&C.berthNsError[0]) }
 // SavedStderr is the descriptor where the constructor set the init's stderr aside while the
 // Go runtime started (stderr being /dev/null meanwhile), or -1.
 func SavedStderr() int { return int(C.berthSavedStderr) }
+
+//go:generate go run ./errtextgen

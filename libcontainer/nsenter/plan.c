@@ -6,7 +6,6 @@
  * init. Its messages on the pipe are the Go init's: "step", "error", "ready", "handedOver".
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errtext.h"
 #include "plan.h"
 
 extern char berthNsError[256];
@@ -81,13 +81,10 @@ static void sendAll(const char *s, size_t n)
 	}
 }
 
-/* errText is the errno's text as Go prints it (strerror with a lower-case first letter). */
+/* errText is the errno's text as Go prints it (errtext.h: the same whatever the C library). */
 static const char *errText(int err)
 {
-	static char t[128];
-	snprintf(t, sizeof(t), "%s", strerror(err));
-	t[0] = (char)tolower((unsigned char)t[0]);
-	return t;
+	return berthErrText(err);
 }
 
 static void stepAt(const char *name, const char *msg, long long t)

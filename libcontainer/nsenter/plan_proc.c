@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
+#include "mountapi.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "plan.h"
+#include "errtext.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -130,7 +131,7 @@ static int checkExecutable(const char *p, char *why, size_t n)
 	struct stat st;
 	if (stat(p, &st) < 0) {
 		char e[PATH_MAX + 16];
-		snprintf(why, n, "stat %s: %s", esc(p, e, sizeof(e)), strerror(errno));
+		snprintf(why, n, "stat %s: %s", esc(p, e, sizeof(e)), berthErrText(errno));
 		char *colon = strrchr(why, ':');
 		if (colon && colon[1] == ' ')
 			colon[2] = (char)(colon[2] | 0x20);
@@ -397,7 +398,7 @@ static void closeRange(unsigned int first, unsigned int last)
 /* waitDie is the waiting stage's failure: berth no longer reads the pipe. */
 static _Noreturn void waitDie(const char *what)
 {
-	fprintf(stderr, "berth: waiting init: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "berth: waiting init: %s: %s\n", what, berthErrText(errno));
 	_exit(127);
 }
 
@@ -524,7 +525,7 @@ int planProcOp(int op, struct planReader *r)
 		const char *what = planStr(r, NULL);
 		if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, "_ses.berth") < 0 && errno != ENOSYS) {
 			char e[160];
-			snprintf(e, sizeof(e), "%s (use --no-new-keyring)", strerror(errno));
+			snprintf(e, sizeof(e), "%s (use --no-new-keyring)", berthErrText(errno));
 			e[0] = (char)(e[0] | 0x20);
 			planFailMsg(what, e);
 		}

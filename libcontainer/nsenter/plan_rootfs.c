@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
+#include "mountapi.h"
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "plan.h"
+#include "errtext.h"
 
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -467,7 +468,7 @@ static void pivotRoot(struct planReader *r)
 	if (syscall(SYS_pivot_root, ".", ".") < 0) {
 		int err = errno;
 		char e[256];
-		snprintf(e, sizeof(e), "%s (use --no-pivot for roots that cannot be pivoted, e.g. ramfs)", strerror(err));
+		snprintf(e, sizeof(e), "%s (use --no-pivot for roots that cannot be pivoted, e.g. ramfs)", berthErrText(err));
 		e[0] = (char)(e[0] | 0x20);
 		planFailMsg(what, e);
 	}

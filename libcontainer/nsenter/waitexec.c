@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "errtext.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -28,7 +29,7 @@
 
 static void die(const char *what)
 {
-	fprintf(stderr, "berth: waiting init: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "berth: waiting init: %s: %s\n", what, berthErrText(errno));
 	_exit(127);
 }
 
