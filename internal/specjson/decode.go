@@ -18,14 +18,22 @@ const maxDepth = 200
 // key encoding/json would match only case-insensitively ...) ends the decoding: fail panics
 // with giveUp, which Decode and Unmarshal recover into ok == false.
 type decoder struct {
-	data  []byte
+	data []byte
+	// text is data as a string: the strings decoded without escapes are slices of it, one
+	// allocation for all of them.
+	text  string
 	off   int
 	depth int
 	// key is the object key last read by nextKey: a slice of data, or of scratch when it
 	// held escapes.
 	key     []byte
 	scratch []byte
+	// clean: the string last read was taken as it is, from data[cleanAt:off-1].
+	clean   bool
+	cleanAt int
 }
+
+func newDecoder(data []byte) *decoder { return &decoder{data: data, text: string(data)} }
 
 type giveUp struct{}
 
@@ -165,6 +173,7 @@ func (d *decoder) stringBytes() []byte {
 		switch {
 		case c == '"':
 			d.off = i + 1
+			d.clean, d.cleanAt = true, start
 			return d.data[start:i]
 		case c == '\\' || c < ' ':
 			return d.unquoteFrom(start, i)
@@ -184,6 +193,7 @@ func (d *decoder) stringBytes() []byte {
 
 // unquoteFrom is stringBytes' slow path, from the first byte at i that needs work.
 func (d *decoder) unquoteFrom(start, i int) []byte {
+	d.clean = false
 	b := append(d.scratch[:0], d.data[start:i]...)
 	for i < len(d.data) {
 		c := d.data[i]
@@ -374,7 +384,15 @@ func readString[T ~string](d *decoder, p *T) {
 	if d.peek() != '"' {
 		d.fail()
 	}
-	*p = T(d.stringBytes())
+	*p = T(d.str(d.stringBytes()))
+}
+
+// str is b, the string last read, as a Go string.
+func (d *decoder) str(b []byte) string {
+	if d.clean {
+		return d.text[d.cleanAt : d.cleanAt+len(b)]
+	}
+	return string(b)
 }
 
 func readBool[T ~bool](d *decoder, p *T) {
@@ -475,7 +493,7 @@ func readMap[K ~string, E any](d *decoder, p *map[K]E, elem func(*decoder, *E)) 
 		*p = make(map[K]E)
 	}
 	for first := true; d.nextKey(&first); {
-		k := K(d.key)
+		k := K(d.str(d.key))
 		var e E
 		elem(d, &e)
 		(*p)[k] = e

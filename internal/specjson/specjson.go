@@ -49,12 +49,12 @@ import specs "github.com/opencontainers/runtime-spec/specs-go"
 // outside the fast path's subset: then decode it with encoding/json.
 func Decode(data []byte) (spec *specs.Spec, ok bool) {
 	spec = new(specs.Spec)
-	d := decoder{data: data}
+	d := newDecoder(data)
 	if !run(func() {
 		if d.peek() == 0 {
 			d.fail() // no value at all: the Decoder's io.EOF, or a NUL byte
 		}
-		decSpec(&d, spec)
+		decSpec(d, spec)
 	}) {
 		return nil, false
 	}
@@ -65,12 +65,12 @@ func Decode(data []byte) (spec *specs.Spec, ok bool) {
 // nothing but white space after it. ok is false as for Decode.
 func Unmarshal(data []byte) (spec *specs.Spec, ok bool) {
 	spec = new(specs.Spec)
-	d := decoder{data: data}
+	d := newDecoder(data)
 	if !run(func() {
 		if d.peek() == 0 {
 			d.fail()
 		}
-		decSpec(&d, spec)
+		decSpec(d, spec)
 		if d.ws(); d.off != len(d.data) {
 			d.fail()
 		}

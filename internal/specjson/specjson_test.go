@@ -172,7 +172,7 @@ var edgeCases = []struct {
 	{`{"ociVersion":1}`, false},
 	{`{"ociVersion":null,"process":null,"mounts":null,"annotations":null}`, true},
 	{`{"process":{"user":null,"terminal":null,"args":null}}`, true},
-	{`{"process":{"cwd":"/a"},"process":{"args":["x"]}}`, true},              // merged into one Process
+	{`{"process":{"cwd":"/a"},"process":{"args":["x"]}}`, true},                      // merged into one Process
 	{`{"mounts":[{"destination":"/a","type":"t"}],"mounts":[{"source":"s"}]}`, true}, // merged elements
 	{`{"mounts":[{"type":"a"},{"type":"b"},{"type":"c"}],"mounts":[{}],"mounts":[{},{},{}]}`, true},
 	{`{"mounts":[]}`, true},
