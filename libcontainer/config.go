@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-project/berth/internal/specjson"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -24,15 +25,20 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 		}
 		return nil, err
 	}
-	var spec specs.Spec
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&spec); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, describeJSONError(data, err))
+	// The generated decoder takes what tools write; anything else (errors included) is
+	// decoded by encoding/json, whose results and errors are the contract.
+	spec, ok := specjson.Decode(data)
+	if !ok {
+		spec = new(specs.Spec)
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if err := dec.Decode(spec); err != nil {
+			return nil, fmt.Errorf("%s: %s", path, describeJSONError(data, err))
+		}
 	}
-	if err := ValidateSpec(&spec, bundle); err != nil {
+	if err := ValidateSpec(spec, bundle); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &spec, nil
+	return spec, nil
 }
 
 // describeJSONError turns encoding/json's errors into "field: problem" (or "line N: problem").
