@@ -35,9 +35,9 @@
 // UnmarshalText. In runtime-spec 1.3 that is one field: windows.credentialSpec (an
 // interface). Constructs it cannot follow make the generator fail instead (see package gen).
 //
-// The tests hold the fast path to this: a differential fuzz target (FuzzSpec) against
-// encoding/json, and a check that the configs runc, berth, containerd and the CRI write are
-// taken by the fast path.
+// The tests hold the fast path to this: differential fuzz targets against encoding/json
+// (FuzzSpec on any bytes, FuzzSpecShaped on spec-shaped documents), and a check that the
+// configs runc, berth, containerd, podman and the CRI write are taken by the fast path.
 package specjson
 
 //go:generate go run ./cmd/specjson-gen -o spec_gen.go
