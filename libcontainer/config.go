@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/internal/rawfile"
+	"github.com/berth-project/berth/internal/specjson"
 )
 
 // LoadSpec reads and checks bundle/config.json. Errors name the field or path at fault, on one
@@ -26,15 +27,20 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 		}
 		return nil, err
 	}
-	var spec specs.Spec
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&spec); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, describeJSONError(data, err))
+	// The generated decoder takes what tools write; anything else (errors included) is
+	// decoded by encoding/json, whose results and errors are the contract.
+	spec, ok := specjson.Decode(data)
+	if !ok {
+		spec = new(specs.Spec)
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if err := dec.Decode(spec); err != nil {
+			return nil, fmt.Errorf("%s: %s", path, describeJSONError(data, err))
+		}
 	}
-	if err := ValidateSpec(&spec, bundle); err != nil {
+	if err := ValidateSpec(spec, bundle); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &spec, nil
+	return spec, nil
 }
 
 // describeJSONError turns encoding/json's errors into "field: problem" (or "line N: problem").

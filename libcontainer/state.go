@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/rawfile"
+	"github.com/berth-project/berth/internal/specjson"
 )
 
 // Status values, as runtime.md defines them plus runc's "paused".
@@ -58,8 +59,8 @@ type State struct {
 	HostMountTop int  `json:"hostMountTop,omitempty"`
 	// Config is the spec the container was created from (exec and update need it). Read
 	// through Spec: loadState keeps it undecoded (rawConfig) until then, since start and
-	// delete need only its hooks (hooks), and decoding a whole spec in a fresh process costs
-	// ~0.7 ms, most of it encoding/json building its caches for the spec's types.
+	// delete need only its hooks (hooks). It is decoded and encoded by internal/specjson
+	// (encoding/json's way without its reflection: ~0.7 ms a fresh process otherwise).
 	Config    *specs.Spec `json:"config"`
 	rawConfig json.RawMessage
 }
@@ -67,11 +68,14 @@ type State struct {
 // Spec is the container's config (nil if its state has none).
 func (s *State) Spec() (*specs.Spec, error) {
 	if s.Config == nil && len(s.rawConfig) > 0 && string(s.rawConfig) != "null" {
-		var spec specs.Spec
-		if err := json.Unmarshal(s.rawConfig, &spec); err != nil {
-			return nil, fmt.Errorf("container %s: corrupt config in its state: %w", s.ID, err)
+		spec, ok := specjson.Unmarshal(s.rawConfig)
+		if !ok {
+			spec = new(specs.Spec)
+			if err := json.Unmarshal(s.rawConfig, spec); err != nil {
+				return nil, fmt.Errorf("container %s: corrupt config in its state: %w", s.ID, err)
+			}
 		}
-		s.Config = &spec
+		s.Config = spec
 	}
 	return s.Config, nil
 }
@@ -80,6 +84,12 @@ func (s *State) Spec() (*specs.Spec, error) {
 func (s *State) hooks() *specs.Hooks {
 	if s.Config != nil {
 		return s.Config.Hooks
+	}
+	// The whole config through the generated decoder costs less than encoding/json's caches
+	// for the hooks' types alone (docs/performance.md); it is not kept, so that a save
+	// writes the config back as it was read.
+	if spec, ok := specjson.Unmarshal(s.rawConfig); ok {
+		return spec.Hooks
 	}
 	var only struct {
 		Hooks *specs.Hooks `json:"hooks"`
@@ -108,14 +118,20 @@ const (
 
 // save writes state.json atomically: readers see the old or the new file, never half of one.
 func (s *State) save(dir string) error {
+	// The config goes in as JSON already written, so that encoding/json never builds its
+	// encoders for the spec's types: loaded and never decoded, as it was read; else by
+	// internal/specjson, which writes json.Marshal's bytes (encoding/json only if it gives up).
+	config := s.rawConfig
+	if s.Config != nil || config == nil {
+		config, _ = specjson.Marshal(s.Config)
+	}
 	var data []byte
 	var err error
-	if s.Config == nil && s.rawConfig != nil {
-		// Loaded and never decoded: written back as it was read.
+	if config != nil {
 		data, err = json.Marshal(struct {
 			*stateFields
 			Config json.RawMessage `json:"config"`
-		}{(*stateFields)(s), s.rawConfig})
+		}{(*stateFields)(s), config})
 	} else {
 		data, err = json.Marshal(s)
 	}

@@ -59,3 +59,51 @@ func TestStateConfigDecodedOnUse(t *testing.T) {
 		t.Errorf("Spec: %v, equal %v", err, reflect.DeepEqual(got, spec))
 	}
 }
+
+// state.json is what json.Marshal writes for the State, byte for byte, now that its config is
+// encoded by internal/specjson; and it reads back to the same config.
+func TestStateSavedAsJSONMarshal(t *testing.T) {
+	paths, _ := filepath.Glob("testdata/configs/*.json")
+	var configs [][]byte
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		configs = append(configs, data)
+	}
+	configs = append(configs, []byte(`{"ociVersion":"1.0.2","hostname":"<a&b>\u2028\ud800","annotations":{"z":"","a":"\u00e9"},"process":{"args":[],"env":null,"cwd":"/"}}`))
+	for i, data := range configs {
+		var spec specs.Spec
+		if err := json.Unmarshal(data, &spec); err != nil {
+			t.Fatal(err)
+		}
+		st := &State{ID: "c1", Pid: 42, Annotations: map[string]string{"x": "<"}, Config: &spec}
+		dir := t.TempDir()
+		if err := st.save(dir); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, stateFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("config %d: state.json\n got %s\nwant %s", i, got, want)
+		}
+		loaded, err := loadState(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plain State
+		if err := json.Unmarshal(want, &plain); err != nil {
+			t.Fatal(err)
+		}
+		if back, err := loaded.Spec(); err != nil || !reflect.DeepEqual(back, plain.Config) {
+			t.Errorf("config %d: read back: %v, equal %v", i, err, reflect.DeepEqual(back, plain.Config))
+		}
+	}
+}

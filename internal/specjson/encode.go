@@ -1,0 +1,144 @@
+package specjson
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// The encoders of one value each append it to b as json.Marshal writes it. A field that
+// encoding/json cannot encode (only possible in a field handed to it, writeJSON) panics with
+// giveUp, recovered by Marshal.
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s as json.Marshal does: HTML-safe (<, > and & as \u003c, \u003e,
+// \u0026), U+2028 and U+2029 escaped, each byte of invalid UTF-8 as \ufffd, and the control
+// characters as \b, \f, \n, \r, \t or \u00XX.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// comma separates a field from the ones before it in the object that starts at start.
+func comma(b []byte, start int) []byte {
+	if len(b) > start {
+		b = append(b, ',')
+	}
+	return b
+}
+
+func writeString[T ~string](b []byte, p *T) []byte { return appendString(b, string(*p)) }
+
+func writeBool[T ~bool](b []byte, p *T) []byte { return strconv.AppendBool(b, bool(*p)) }
+
+func writeInt[T ~int | ~int8 | ~int16 | ~int32 | ~int64](b []byte, p *T) []byte {
+	return strconv.AppendInt(b, int64(*p), 10)
+}
+
+func writeUint[T ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr](b []byte, p *T) []byte {
+	return strconv.AppendUint(b, uint64(*p), 10)
+}
+
+func writePtr[T any](b []byte, p **T, elem func([]byte, *T) []byte) []byte {
+	if *p == nil {
+		return append(b, "null"...)
+	}
+	return elem(b, *p)
+}
+
+// writeSlice: a nil slice is null, an empty one [].
+func writeSlice[E any](b []byte, p *[]E, elem func([]byte, *E) []byte) []byte {
+	if *p == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := range *p {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = elem(b, &(*p)[i])
+	}
+	return append(b, ']')
+}
+
+// writeMap: keys in byte order, quoted as any string.
+func writeMap[K ~string, E any](b []byte, p *map[K]E, elem func([]byte, *E) []byte) []byte {
+	m := *p
+	if m == nil {
+		return append(b, "null"...)
+	}
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, string(k))
+		b = append(b, ':')
+		e := m[k]
+		b = elem(b, &e)
+	}
+	return append(b, '}')
+}
+
+// writeJSON hands one value to encoding/json (see the package documentation). Marshal is given
+// its address, so that what it finds (a MarshalJSON on the pointer, an addressable value) is
+// what it finds in the field.
+func writeJSON[T any](b []byte, p *T) []byte {
+	out, err := json.Marshal(p)
+	if err != nil {
+		panic(giveUp{})
+	}
+	return append(b, out...)
+}

@@ -1,0 +1,92 @@
+// Package specjson decodes and encodes a runtime-spec config (specs.Spec) without
+// reflection at run time: a fast path in front of encoding/json, with the same results.
+//
+// Why: every berth process that reads or writes a spec paid encoding/json's reflection
+// caches for the spec's types once (about 0.7 to 1 ms here, the first Decode or Marshal of
+// a specs.Spec in a process; docs/performance.md). The code for each type is generated from
+// the types by internal/specjson/gen (`go generate ./internal/specjson/`, committed as
+// spec_gen.go; TestGeneratedIsCurrent fails when it is stale).
+//
+// The contract is encoding/json's results, exactly. The decoders take the canonical subset
+// of valid input and give up (ok == false) on anything else, and the caller then decodes
+// with encoding/json as before, so results and error texts are encoding/json's:
+//   - a syntax error anywhere, or the end of the input inside the value;
+//   - a JSON type the field does not take (a string for a number ...);
+//   - an integer with a fraction or exponent, out of the field's range, or negative for an
+//     unsigned field;
+//   - a key that matches no field exactly but could match one case-insensitively, as
+//     encoding/json's folding would (any key with a non-ASCII byte counts as such);
+//   - nesting deeper than 200.
+//
+// Within the subset, encoding/json's semantics are followed: unknown keys skipped (their
+// value's syntax checked), null a no-op except for a pointer, slice, map or interface (nil);
+// a repeated key decodes again into what the first made (the same pointer's value, the same
+// map, the slice's existing elements); an empty array is an empty, non-nil slice; strings
+// unescaped as encoding/json does (\uXXXX with surrogate pairs, a lone or invalid surrogate
+// as U+FFFD, each byte of invalid UTF-8 as U+FFFD).
+//
+// Marshal writes what json.Marshal writes: fields in order, omitempty, map keys sorted, nil
+// slices and maps as null, strings HTML-safe (<, >, & as \u003c ...), U+2028 and U+2029
+// escaped, invalid UTF-8 as \ufffd.
+//
+// Types the generator does not handle itself are handed to encoding/json for that value alone
+// (readJSON, writeJSON): an interface, a float, a byte slice, an array, a map with a key that
+// is not a plain string, a type with its own MarshalJSON, UnmarshalJSON, MarshalText or
+// UnmarshalText. In runtime-spec 1.3 that is one field: windows.credentialSpec (an
+// interface). Constructs it cannot follow make the generator fail instead (see package gen).
+//
+// The tests hold the fast path to this: differential fuzz targets against encoding/json
+// (FuzzSpec on any bytes, FuzzSpecShaped on spec-shaped documents), and a check that the
+// configs runc, berth, containerd, podman and the CRI write are taken by the fast path.
+package specjson
+
+//go:generate go run ./cmd/specjson-gen -o spec_gen.go
+
+import specs "github.com/opencontainers/runtime-spec/specs-go"
+
+// Decode decodes a config as json.NewDecoder(bytes.NewReader(data)).Decode(&spec) does: the
+// first JSON value in data, whatever follows it ignored. ok is false when the input is
+// outside the fast path's subset: then decode it with encoding/json.
+func Decode(data []byte) (spec *specs.Spec, ok bool) {
+	spec = new(specs.Spec)
+	d := newDecoder(data)
+	if !run(func() {
+		if d.peek() == 0 {
+			d.fail() // no value at all: the Decoder's io.EOF, or a NUL byte
+		}
+		decSpec(d, spec)
+	}) {
+		return nil, false
+	}
+	return spec, true
+}
+
+// Unmarshal decodes a config as json.Unmarshal does: data must hold one JSON value and
+// nothing but white space after it. ok is false as for Decode.
+func Unmarshal(data []byte) (spec *specs.Spec, ok bool) {
+	spec = new(specs.Spec)
+	d := newDecoder(data)
+	if !run(func() {
+		if d.peek() == 0 {
+			d.fail()
+		}
+		decSpec(d, spec)
+		if d.ws(); d.off != len(d.data) {
+			d.fail()
+		}
+	}) {
+		return nil, false
+	}
+	return spec, true
+}
+
+// Marshal encodes a config as json.Marshal does. ok is false only when a value handed to
+// encoding/json fails (an unsupported value in windows.credentialSpec): json.Marshal then
+// gives the error.
+func Marshal(spec *specs.Spec) (data []byte, ok bool) {
+	if spec == nil {
+		return []byte("null"), true
+	}
+	ok = run(func() { data = encSpec(make([]byte, 0, 4096), spec) })
+	return data, ok
+}
