@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/internal/specjson"
 	"github.com/berth-project/berth/libcontainer"
 )
 
@@ -122,6 +123,11 @@ func execProcess(c *cli.Context, cfg *specs.Spec) (*specs.Process, error) {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("--process: %w", err)
+		}
+		// The generated decoder first (no reflection in this fresh process); encoding/json,
+		// whose results and errors are the contract, for anything it gives up on.
+		if p, ok := specjson.UnmarshalProcess(data); ok {
+			return p, nil
 		}
 		var p specs.Process
 		if err := json.Unmarshal(data, &p); err != nil {

@@ -80,6 +80,25 @@ func Unmarshal(data []byte) (spec *specs.Spec, ok bool) {
 	return spec, true
 }
 
+// UnmarshalProcess decodes a process object (`berth exec --process`, which containerd uses
+// for every exec) as json.Unmarshal does, ok false as for Unmarshal.
+func UnmarshalProcess(data []byte) (proc *specs.Process, ok bool) {
+	proc = new(specs.Process)
+	d := newDecoder(data)
+	if !run(func() {
+		if d.peek() == 0 {
+			d.fail()
+		}
+		decProcess(d, proc)
+		if d.ws(); d.off != len(d.data) {
+			d.fail()
+		}
+	}) {
+		return nil, false
+	}
+	return proc, true
+}
+
 // Marshal encodes a config as json.Marshal does. ok is false only when a value handed to
 // encoding/json fails (an unsupported value in windows.credentialSpec): json.Marshal then
 // gives the error.

@@ -330,3 +330,36 @@ func fill(r *rand.Rand, v reflect.Value, depth int) {
 		}
 	}
 }
+
+// UnmarshalProcess (berth exec --process) gives json.Unmarshal's process for every config's
+// process object, and its own edge cases, and takes those tools write.
+func TestUnmarshalProcess(t *testing.T) {
+	all := fixtures(t)
+	for k, v := range runcSpecs(t) {
+		all[k] = v
+	}
+	inputs := map[string][]byte{
+		"empty object": []byte(`{}`), "null": []byte(`null`), "trailing": []byte(`{} x`),
+		"bad type": []byte(`{"args":"sh"}`), "folded key": []byte(`{"ARGS":["sh"]}`),
+		"rlimits": []byte(`{"args":["sh"],"rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":1024}]}`),
+	}
+	for name, data := range all {
+		var doc struct {
+			Process json.RawMessage `json:"process"`
+		}
+		if json.Unmarshal(data, &doc) == nil && len(doc.Process) > 0 {
+			inputs[name] = doc.Process
+		}
+	}
+	for name, data := range inputs {
+		var want specs.Process
+		werr := json.Unmarshal(data, &want)
+		got, ok := UnmarshalProcess(data)
+		if ok && (werr != nil || !reflect.DeepEqual(*got, want)) {
+			t.Errorf("%s: fast %+v, encoding/json %+v (%v)", name, got, want, werr)
+		}
+		if _, fixture := all[name]; fixture && !ok {
+			t.Errorf("%s: the fast path did not take its process", name)
+		}
+	}
+}
