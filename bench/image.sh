@@ -27,6 +27,7 @@ trap cleanup EXIT
 cd "$work"
 
 ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+msf() { awk -v d="$(($(date +%s%N) - $1))" 'BEGIN { printf "%.2f\n", d / 1e6 }'; } # ms, 2 decimals
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # --- the image ---------------------------------------------------------------------------
@@ -99,9 +100,9 @@ umoci insert --image bb:bb bundle/rootfs / >/dev/null
 "$berth" --root root-run image load img:bench >/dev/null
 p=() q=() r=()
 for i in $(seq "$runs"); do
-	t=$(date +%s%N); "$berth" --root root-run run --bundle bundle "plain$i" >/dev/null; p+=("$(ms "$t")")
-	t=$(date +%s%N); "$berth" --root root-run run --image bb:bb "img$i" true >/dev/null; q+=("$(ms "$t")")
-	t=$(date +%s%N); "$berth" --root root-run run --image img:bench "big$i" true >/dev/null; r+=("$(ms "$t")")
+	t=$(date +%s%N); "$berth" --root root-run run --bundle bundle "plain$i" >/dev/null; p+=("$(msf "$t")")
+	t=$(date +%s%N); "$berth" --root root-run run --image bb:bb "img$i" true >/dev/null; q+=("$(msf "$t")")
+	t=$(date +%s%N); "$berth" --root root-run run --image img:bench "big$i" true >/dev/null; r+=("$(msf "$t")")
 done
 pm=$(printf '%s\n' "${p[@]}" | median)
 qm=$(printf '%s\n' "${q[@]}" | median)

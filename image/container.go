@@ -1,7 +1,6 @@
 package image
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/specjson"
 )
 
 // ContainerDir is where container id's image bundle lives in the store in dir.
@@ -128,7 +128,7 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	if err := makeCwd(rootfs, spec.Process.Cwd); err != nil {
 		return "", fmt.Errorf("image config WorkingDir %s: %w", spec.Process.Cwd, err)
 	}
-	data, err := json.MarshalIndent(spec, "", "\t")
+	data, err := specjson.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return "", err
 	}

@@ -2,7 +2,6 @@ package image
 
 import (
 	"archive/tar"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/specjson"
 )
 
 // UnpackBundle makes a complete, independent bundle in dir, as `umoci unpack` does: rootfs
@@ -62,7 +63,7 @@ func UnpackBundle(im *Image, dir string, progress Progress) (err error) {
 	if err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(spec, "", "\t")
+	data, err := specjson.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return err
 	}

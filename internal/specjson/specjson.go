@@ -42,7 +42,12 @@ package specjson
 
 //go:generate go run ./cmd/specjson-gen -o spec_gen.go
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
+import (
+	"bytes"
+	"encoding/json"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 // Decode decodes a config as json.NewDecoder(bytes.NewReader(data)).Decode(&spec) does: the
 // first JSON value in data, whatever follows it ignored. ok is false when the input is
@@ -108,4 +113,18 @@ func Marshal(spec *specs.Spec) (data []byte, ok bool) {
 	}
 	ok = run(func() { data = encSpec(make([]byte, 0, 4096), spec) })
 	return data, ok
+}
+
+// MarshalIndent is json.MarshalIndent for a config (the same bytes: Marshal's, then
+// json.Indent), with encoding/json itself when Marshal gives up.
+func MarshalIndent(spec *specs.Spec, prefix, indent string) ([]byte, error) {
+	data, ok := Marshal(spec)
+	if !ok {
+		return json.MarshalIndent(spec, prefix, indent)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, data, prefix, indent); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }

@@ -363,3 +363,18 @@ func TestUnmarshalProcess(t *testing.T) {
 		}
 	}
 }
+
+// MarshalIndent writes json.MarshalIndent's bytes (image containers' config.json).
+func TestMarshalIndentIsJSONs(t *testing.T) {
+	for name, data := range fixtures(t) {
+		spec, ok := Decode(data)
+		if !ok {
+			continue
+		}
+		got, err := MarshalIndent(spec, "", "\t")
+		want, werr := json.MarshalIndent(spec, "", "\t")
+		if err != nil || werr != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: MarshalIndent differs from json.MarshalIndent (%v, %v)", name, err, werr)
+		}
+	}
+}
