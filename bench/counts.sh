@@ -2,7 +2,8 @@
 # bench/counts.sh (run by make bench): what one container costs in system calls, counted with
 # strace -f (counts do not move with the machine's load, times do): one `run` (create, the
 # init, wait and delete in one process tree), then `start` and `delete` of a created
-# container, of a busybox `true` bundle. (A `create` alone is not traced: strace -f would
+# container, of a busybox `true` bundle. "of berth": execs of the berth binary (berth itself,
+# and the init, whose C stage starts no Go runtime). (A `create` alone is not traced: strace -f would
 # follow its init, which outlives it.) See docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ count() { # TRACE NAME
 		"$(grep -cE ' (unlinkat|rmdir)\(.*"/sys/fs/cgroup' <<<"$l")"
 }
 echo "system calls of one container (strace -f)"
-echo "       | syscalls | execs (Go runtimes) | processes | threads | mount calls | openat2 / readlinkat | cgroup mkdir / writes / rmdir"
+echo "       | syscalls | execs (of berth) | processes | threads | mount calls | openat2 / readlinkat | cgroup mkdir / writes / rmdir"
 id=counts-$$ # the cgroup path is /berth/<id>: unique on a shared host
 strace -f -qq -o "$work/run" "$berth" --root "$root" run --bundle "$work/bundle" "$id-r" >/dev/null
 count "$work/run" run
