@@ -18,7 +18,7 @@ if [ -z "${CC:-}" ] && command -v musl-gcc >/dev/null; then
 	ln -sfn /usr/include/linux "$kh/linux"
 	ln -sfn /usr/include/asm-generic "$kh/asm-generic"
 	ln -sfn "/usr/include/$multiarch/asm" "$kh/asm"
-	export CC=musl-gcc CGO_CFLAGS="-O2 -idirafter $kh"
+	export CC=musl-gcc CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -idirafter $kh"
 fi
 "${GO:-go}" build -trimpath -tags osusergo,netgo,urfave_cli_no_docs \
 	-ldflags "$ldflags -linkmode external -extldflags -static" -o "$out" ./cmd/berth
