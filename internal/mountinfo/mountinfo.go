@@ -2,9 +2,6 @@
 package mountinfo
 
 import (
-	"bufio"
-	"bytes"
-	"io"
 	"strconv"
 	"strings"
 
@@ -29,18 +26,23 @@ func Read() ([]Mount, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parse(bytes.NewReader(data))
+	return parse(data), nil
 }
 
-// parse reads mountinfo lines from r; a line of another shape is skipped.
-func parse(r io.Reader) ([]Mount, error) {
-	var out []Mount
-	s := bufio.NewScanner(r)
-	s.Buffer(make([]byte, 64*1024), 1024*1024)
-	for s.Scan() {
+// parse reads mountinfo lines; a line of another shape is skipped. A create reads mountinfo
+// several times, so this allocates little: the text is copied into one string once, every
+// field is a substring of it, and the fields of a line are split into one reused slice.
+func parse(data []byte) []Mount {
+	text := string(data)
+	out := make([]Mount, 0, strings.Count(text, "\n")+1)
+	var all []string
+	for text != "" {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		line = strings.TrimSuffix(line, "\r")
 		// The optional fields end at the first field "-" after the sixth: found by field, not
 		// as " - " in the line, since a root or mount point may itself be "-".
-		all := fields(s.Text())
+		all = fields(all[:0], line)
 		sep := -1
 		for i := 6; i < len(all); i++ {
 			if all[i] == "-" {
@@ -55,7 +57,8 @@ func parse(r io.Reader) ([]Mount, error) {
 		if len(post) < 2 {
 			continue
 		}
-		m := Mount{Root: unescape(pre[3]), Point: unescape(pre[4]), Options: pre[5], Optional: pre[6:], FSType: post[0], Source: unescape(post[1])}
+		m := Mount{Root: unescape(pre[3]), Point: unescape(pre[4]), Options: pre[5], FSType: post[0], Source: unescape(post[1])}
+		m.Optional = append(make([]string, 0, len(pre)-6), pre[6:]...)
 		m.ID, _ = strconv.Atoi(pre[0])
 		m.Parent, _ = strconv.Atoi(pre[1])
 		if len(post) > 2 {
@@ -63,15 +66,16 @@ func parse(r io.Reader) ([]Mount, error) {
 		}
 		out = append(out, m)
 	}
-	return out, s.Err()
+	return out
 }
 
-// fields splits a line at its spaces: only at spaces, because the kernel escapes nothing but
-// space, tab, newline and backslash in paths, so a path may hold a form feed, a carriage return
-// or a no-break space, which strings.Fields would split at.
-func fields(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, " ") {
+// fields appends the fields of a line to out, split only at spaces: the kernel escapes nothing
+// but space, tab, newline and backslash in paths, so a path may hold a form feed, a carriage
+// return or a no-break space, which strings.Fields would split at.
+func fields(out []string, s string) []string {
+	for s != "" {
+		var f string
+		f, s, _ = strings.Cut(s, " ")
 		if f != "" {
 			out = append(out, f)
 		}
@@ -117,7 +121,7 @@ func Containing(mounts []Mount, path string) (Mount, bool) {
 // at one of its parents. What is left is what a path lookup can reach (mountinfo lists mounts
 // in the order they were made).
 func Visible(mounts []Mount) []Mount {
-	var out []Mount
+	out := make([]Mount, 0, len(mounts))
 	for i, m := range mounts {
 		covered := false
 		for _, later := range mounts[i+1:] {

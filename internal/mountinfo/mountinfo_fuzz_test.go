@@ -1,7 +1,6 @@
 package mountinfo
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,10 +20,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(data, "/sys/fs/cgroup/unified/x")
 	}
 	f.Fuzz(func(t *testing.T, data []byte, path string) {
-		mounts, err := parse(bytes.NewReader(data))
-		if err != nil {
-			return // a line over the scanner's limit
-		}
+		mounts := parse(data)
 		for _, m := range mounts {
 			if m.Point == "" || m.FSType == "" {
 				t.Fatalf("mount with no point or type: %+v", m)
@@ -57,9 +53,9 @@ func FuzzRoundTrip(f *testing.F) {
 			return
 		}
 		line := "300 29 0:60 " + escape(root) + " " + escape(point) + " rw,relatime shared:1 - tmpfs " + escape(source) + " rw\n"
-		ms, err := parse(strings.NewReader(line))
-		if err != nil || len(ms) != 1 {
-			t.Fatalf("%q: %v, %d mounts", line, err, len(ms))
+		ms := parse([]byte(line))
+		if len(ms) != 1 {
+			t.Fatalf("%q: %d mounts", line, len(ms))
 		}
 		m := ms[0]
 		if m.Point != point || m.Source != source || m.Root != root || m.FSType != "tmpfs" || len(m.Optional) != 1 {
