@@ -42,7 +42,7 @@ type Planner struct {
 // Check says whether c can be planned, without writing anything (before the init exists:
 // the descriptors of c.SourceFds need only be present).
 func Check(c *Config) error {
-	p := Planner{W: &initplan.Writer{}}
+	p := Planner{W: &initplan.Writer{Discard: true}}
 	return p.Setup(c)
 }
 

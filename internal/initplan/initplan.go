@@ -83,17 +83,39 @@ type Writer struct {
 	buf []byte
 	// Explain: steps are written (otherwise Step writes nothing).
 	Explain bool
+	// Discard: nothing is kept (a check that a config can be planned at all).
+	Discard bool
+}
+
+// headerLen is the frame before the records: Magic and the records' length.
+const headerLen = len(Magic) + 4
+
+// grow makes room for n more bytes. The first call takes a buffer a usual plan fits in (a
+// `runc spec` container's is about 6 KiB), with the frame's header reserved at its start, so
+// the plan is neither regrown nor copied to be framed.
+func (w *Writer) grow(n int) bool {
+	if w.Discard {
+		return false
+	}
+	if w.buf == nil {
+		w.buf = make([]byte, headerLen, max(16<<10, headerLen+n))
+	}
+	return true
 }
 
 // Op starts a record.
 func (w *Writer) Op(op uint16) *Writer {
-	w.buf = binary.LittleEndian.AppendUint16(w.buf, op)
+	if w.grow(2) {
+		w.buf = binary.LittleEndian.AppendUint16(w.buf, op)
+	}
 	return w
 }
 
 // U writes a number field.
 func (w *Writer) U(v uint64) *Writer {
-	w.buf = binary.LittleEndian.AppendUint64(w.buf, v)
+	if w.grow(8) {
+		w.buf = binary.LittleEndian.AppendUint64(w.buf, v)
+	}
 	return w
 }
 
@@ -102,17 +124,29 @@ func (w *Writer) I(v int) *Writer { return w.U(uint64(int64(v))) }
 
 // S writes a string field as it is.
 func (w *Writer) S(s string) *Writer {
-	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(s)+1))
-	w.buf = append(w.buf, s...)
-	w.buf = append(w.buf, 0)
+	if w.grow(len(s) + 5) {
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(s)+1))
+		w.buf = append(w.buf, s...)
+		w.buf = append(w.buf, 0)
+	}
 	return w
 }
 
 // J writes a string field JSON-escaped (without quotes): a text the C stage puts into a message.
-func (w *Writer) J(s string) *Writer { return w.S(Escape(s)) }
+func (w *Writer) J(s string) *Writer {
+	if w.Discard {
+		return w
+	}
+	return w.S(Escape(s))
+}
 
 // Jf is J with a format.
-func (w *Writer) Jf(format string, a ...any) *Writer { return w.J(fmt.Sprintf(format, a...)) }
+func (w *Writer) Jf(format string, a ...any) *Writer {
+	if w.Discard {
+		return w
+	}
+	return w.J(fmt.Sprintf(format, a...))
+}
 
 // Strings writes a count and the strings.
 func (w *Writer) Strings(l []string) *Writer {
@@ -134,10 +168,10 @@ func (w *Writer) Step(name, format string, a ...any) {
 
 // Bytes is the finished plan, framed.
 func (w *Writer) Bytes() []byte {
-	out := make([]byte, 0, len(w.buf)+8)
-	out = append(out, Magic...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(w.buf)))
-	return append(out, w.buf...)
+	w.grow(0)
+	copy(w.buf, Magic)
+	binary.LittleEndian.PutUint32(w.buf[len(Magic):headerLen], uint32(len(w.buf)-headerLen))
+	return w.buf
 }
 
 // Escape is s as the inside of a JSON string, as encoding/json writes it. Most texts need no
