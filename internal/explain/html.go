@@ -2,9 +2,9 @@ package explain
 
 import (
 	"fmt"
-	"html/template"
 	"io"
 	"sync"
+	"text/template"
 )
 
 // WriteHTML writes the timeline as one self-contained page: inline CSS, no script, no
@@ -20,8 +20,8 @@ func (t *Timeline) WriteHTML(w io.Writer) error {
 }
 
 // Style places the box on its track.
-func (b box) Style() template.CSS {
-	return template.CSS(fmt.Sprintf("left:%.3f%%;width:%.3f%%", b.Left, b.Width))
+func (b box) Style() string {
+	return fmt.Sprintf("left:%.3f%%;width:%.3f%%", b.Left, b.Width)
 }
 
 // TipClass anchors the hover text on the side of the track with room for it.
@@ -32,14 +32,17 @@ func (b box) TipClass() string {
 	return "tip"
 }
 
-func (k tick) Style() template.CSS { return template.CSS(fmt.Sprintf("left:%.3f%%", k.Left)) }
+func (k tick) Style() string { return fmt.Sprintf("left:%.3f%%", k.Left) }
 
-func (c cut) Style() template.CSS {
-	return template.CSS(fmt.Sprintf("left:%.3f%%;width:%.3f%%", c.Left, c.Width))
+func (c cut) Style() string {
+	return fmt.Sprintf("left:%.3f%%;width:%.3f%%", c.Left, c.Width)
 }
 
 // pageTemplate is parsed on first use: parsing it costs every berth process about 0.2 ms
-// at start-up otherwise (GODEBUG=inittrace=1), and only --explain=html needs it.
+// at start-up otherwise (GODEBUG=inittrace=1), and only --explain=html needs it. It is a
+// text/template whose every value goes through its html function: html/template's own package
+// initialisers cost every berth process another 0.07 to 0.1 ms, and the page's values are
+// all text or quoted attributes (the styles are numbers berth formats).
 var pageTemplate = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("page").Parse(pageSource))
 })
@@ -48,7 +51,7 @@ const pageSource = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>berth timeline: {{.Title}}</title>
+<title>berth timeline: {{html .Title}}</title>
 <style>
 body { font: 13px/1.4 sans-serif; margin: 16px; color: #222; background: #fff; }
 h1 { font-size: 18px; margin: 0 0 4px; }
@@ -88,28 +91,28 @@ tr:target { background: #ffef9e; }
 </style>
 </head>
 <body>
-<h1>berth timeline: <code>{{.Title}}</code></h1>
-<p class="sum">{{len .Steps}} steps in {{len .Lanes}} lanes over {{.Span}}{{if .Ready}}; the user's program was executed {{.Ready}} after the first step{{end}}.
+<h1>berth timeline: <code>{{html .Title}}</code></h1>
+<p class="sum">{{len .Steps}} steps in {{len .Lanes}} lanes over {{html .Span}}{{if .Ready}}; the user's program was executed {{html .Ready}} after the first step{{end}}.
 Each lane is a process, each row a kind of work; a step lasts from its narration to the next event of its process (a step, or waiting for another process). Hover a box for what it did, click it for its line below.</p>
-{{if .Err}}<p class="err">The command failed: {{.Err}}</p>{{end}}
+{{if .Err}}<p class="err">The command failed: {{html .Err}}</p>{{end}}
 {{if .Cuts}}<p class="sum">Hatched: a stretch where berth did nothing (waiting for start, or for the program), cut short; its length is written on the axis.</p>{{end}}
-<div class="legend">{{range .Groups}}<span class="g-{{.}}">{{.}}</span>{{end}}</div>
+<div class="legend">{{range .Groups}}<span class="g-{{html .}}">{{html .}}</span>{{end}}</div>
 <div class="tl">
-<div class="axis"><div class="rlabel">time</div><div class="track">{{range .Ticks}}<span style="{{.Style}}">{{.Label}}</span>{{end}}{{range .Cuts}}<span class="gap" style="{{.Style}}" title="{{.Label}} cut short">{{.Label}}</span>{{end}}</div></div>
-{{range .Lanes}}<div class="lane" data-lane="{{.Name}}">
-<div class="lanehead"><b>{{.Name}}</b>{{if .Pid}} pid {{.Pid}}{{end}}<span class="note">{{.Note}}{{if .Note}}; {{end}}steps: {{.BusyMs}}</span></div>
-{{range .Rows}}<div class="row"><div class="rlabel">{{.Group}}</div><div class="track">{{range $.Cuts}}<span class="gap" style="{{.Style}}"></span>{{end}}{{range .Boxes}}<a class="box g-{{.Group}}" id="b{{.ID}}" href="#s{{.ID}}" style="{{.Style}}"><span class="name">{{.Short}}</span><span class="{{.TipClass}}"><b>{{.Name}}</b>{{if .Where}} <code>{{.Where}}</code>{{end}}<br>{{.Detail}}<br>at {{.StartMs}}, for {{.DurMs}}</span></a>{{end}}</div></div>
+<div class="axis"><div class="rlabel">time</div><div class="track">{{range .Ticks}}<span style="{{html .Style}}">{{html .Label}}</span>{{end}}{{range .Cuts}}<span class="gap" style="{{html .Style}}" title="{{html .Label}} cut short">{{html .Label}}</span>{{end}}</div></div>
+{{range .Lanes}}<div class="lane" data-lane="{{html .Name}}">
+<div class="lanehead"><b>{{html .Name}}</b>{{if .Pid}} pid {{html .Pid}}{{end}}<span class="note">{{html .Note}}{{if .Note}}; {{end}}steps: {{html .BusyMs}}</span></div>
+{{range .Rows}}<div class="row"><div class="rlabel">{{html .Group}}</div><div class="track">{{range $.Cuts}}<span class="gap" style="{{html .Style}}"></span>{{end}}{{range .Boxes}}<a class="box g-{{html .Group}}" id="b{{html .ID}}" href="#s{{html .ID}}" style="{{html .Style}}"><span class="name">{{html .Short}}</span><span class="{{html .TipClass}}"><b>{{html .Name}}</b>{{if .Where}} <code>{{html .Where}}</code>{{end}}<br>{{html .Detail}}<br>at {{html .StartMs}}, for {{html .DurMs}}</span></a>{{end}}</div></div>
 {{end}}</div>
 {{end}}</div>
 <h2>Slowest steps</h2>
 <table>
 <tr><th>for</th><th>at</th><th>lane</th><th>step</th><th>what it did</th></tr>
-{{range .Slowest}}<tr><td class="n">{{.DurMs}}</td><td class="n">{{.StartMs}}</td><td>{{.Lane}}</td><td><a href="#s{{.ID}}">{{.Name}}</a></td><td class="d">{{.Detail}}</td></tr>
+{{range .Slowest}}<tr><td class="n">{{html .DurMs}}</td><td class="n">{{html .StartMs}}</td><td>{{html .Lane}}</td><td><a href="#s{{html .ID}}">{{html .Name}}</a></td><td class="d">{{html .Detail}}</td></tr>
 {{end}}</table>
 <h2>Every step</h2>
 <table>
 <tr><th>at</th><th>for</th><th>lane</th><th>step</th><th>what it did</th><th>source</th></tr>
-{{range .Steps}}<tr id="s{{.ID}}"><td class="n">{{.StartMs}}</td><td class="n">{{.DurMs}}</td><td>{{.Lane}}</td><td><span class="chip g-{{.Group}}"></span><a href="#b{{.ID}}">{{.Name}}</a></td><td class="d">{{.Detail}}</td><td><code>{{.Where}}</code></td></tr>
+{{range .Steps}}<tr id="s{{html .ID}}"><td class="n">{{html .StartMs}}</td><td class="n">{{html .DurMs}}</td><td>{{html .Lane}}</td><td><span class="chip g-{{html .Group}}"></span><a href="#b{{html .ID}}">{{html .Name}}</a></td><td class="d">{{html .Detail}}</td><td><code>{{html .Where}}</code></td></tr>
 {{end}}</table>
 </body>
 </html>

@@ -168,3 +168,25 @@ func TestTimelineCutsLongWaits(t *testing.T) {
 		}
 	}
 }
+
+// TestTimelineHTMLEscapes: every text on the page comes from outside (a config's paths and
+// hook names, an error), so none of it may become markup, in text or in an attribute.
+func TestTimelineHTMLEscapes(t *testing.T) {
+	bad := `"><script>x</script>&'`
+	tl := &Timeline{Title: bad, Err: bad, Steps: []Step{
+		{Name: "rootfs." + bad, Detail: bad, Lane: bad, At: 0},
+		{Name: "hooks." + bad, Detail: bad, Lane: bad, At: 1e6, Where: bad},
+		{At: 2e6, Lane: bad},
+	}}
+	var buf bytes.Buffer
+	if err := tl.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	if strings.Contains(page, "<script") || strings.Contains(page, `&'`) {
+		t.Fatalf("a value became markup:\n%s", page)
+	}
+	if n := strings.Count(page, "&#34;&gt;&lt;script&gt;x&lt;/script&gt;&amp;&#39;"); n < 8 {
+		t.Fatalf("the value is written escaped %d times, want every place it appears:\n%s", n, page)
+	}
+}
