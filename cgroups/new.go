@@ -109,6 +109,17 @@ func Check(r *specs.LinuxResources) error {
 
 var errV1Unified = errors.New("invalid configuration: linux.resources.unified: cgroup v2 files cannot be set on a cgroup v1 host")
 
+// mkdirAll is os.MkdirAll(dir, 0o755) trying dir itself first: a container's group usually
+// has its parent already, so that is one mkdir instead of a stat of dir, a stat of its parent
+// and the mkdir, in every hierarchy. When dir exists or a parent is missing, MkdirAll does
+// what it always did (and its errors are the ones returned).
+func mkdirAll(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err == nil {
+		return nil
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
 // writeFile writes one cgroup control file and reports it.
 func writeFile(dir, file, value string) error {
 	p := filepath.Join(dir, file)

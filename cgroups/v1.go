@@ -96,7 +96,7 @@ func (m *v1) Create() error {
 	}
 	for _, d := range m.uniqueDirs() {
 		explain.Stepf("cgroups.Create", "mkdir -p %s", d)
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := mkdirAll(d); err != nil {
 			if m.rootless {
 				// runc's words for a cgroupsPath a rootless container may not use.
 				return fmt.Errorf("unable to apply cgroup configuration: %w", err)
@@ -106,7 +106,7 @@ func (m *v1) Create() error {
 	}
 	if m.unified != "" {
 		explain.Stepf("cgroups.Create", "mkdir -p %s", m.unified)
-		if err := os.MkdirAll(m.unified, 0o755); err != nil {
+		if err := mkdirAll(m.unified); err != nil {
 			return err
 		}
 	}

@@ -35,7 +35,7 @@ func (m *v2) Path() string { return m.path }
 // needs it then fails with the name of its field.
 func (m *v2) Create() error {
 	explain.Stepf("cgroups.Create", "mkdir -p %s", m.dir)
-	if err := os.MkdirAll(m.dir, 0o755); err != nil {
+	if err := mkdirAll(m.dir); err != nil {
 		return err
 	}
 	rel := strings.Split(strings.Trim(m.path, "/"), "/")
