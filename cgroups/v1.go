@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -34,10 +35,35 @@ type v1 struct {
 }
 
 func newV1(path string) (*v1, error) {
-	m := &v1{path: path, dirs: map[string]string{}}
-	mounts, err := mountinfo.Read()
+	l, err := v1Hierarchies()
 	if err != nil {
 		return nil, err
+	}
+	m := &v1{path: path, dirs: make(map[string]string, len(l.points))}
+	for ctrl, point := range l.points {
+		m.dirs[ctrl] = filepath.Join(point, path)
+	}
+	if l.unified != "" {
+		m.unified = filepath.Join(l.unified, path)
+	}
+	return m, nil
+}
+
+// v1Layout is where this host's hierarchies are mounted: controller (or "name=...") to mount
+// point, and a hybrid host's cgroup2 mount point.
+type v1Layout struct {
+	points  map[string]string
+	unified string
+}
+
+// v1Hierarchies reads the layout once a process: every group a berth process opens (create's,
+// then the same container's at delete, in a run) is in the same hierarchies, and nothing a
+// berth process does mounts or unmounts one.
+var v1Hierarchies = sync.OnceValues(func() (v1Layout, error) {
+	l := v1Layout{points: map[string]string{}}
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return l, err
 	}
 	// Only the mount a lookup reaches counts: a cgroup2 tree hidden under a tmpfs (crun's
 	// recipe for hybrid hosts) is not this host's, and cloning into it fails.
@@ -47,22 +73,22 @@ func newV1(path string) (*v1, error) {
 		}
 		switch mt.FSType {
 		case "cgroup2":
-			m.unified = filepath.Join(mt.Point, path)
+			l.unified = mt.Point
 		case "cgroup":
 			for _, opt := range strings.Split(mt.SuperOptions, ",") {
 				switch {
 				case opt == "rw" || opt == "ro" || opt == "clone_children" || opt == "noprefix" || strings.HasPrefix(opt, "release_agent="):
 				default:
-					m.dirs[opt] = filepath.Join(mt.Point, path)
+					l.points[opt] = mt.Point
 				}
 			}
 		}
 	}
-	if len(m.dirs) == 0 {
-		return nil, errors.New("no cgroup hierarchy is mounted under /sys/fs/cgroup")
+	if len(l.points) == 0 {
+		return l, errors.New("no cgroup hierarchy is mounted under /sys/fs/cgroup")
 	}
-	return m, nil
-}
+	return l, nil
+})
 
 // V1Dirs is the group at path in each cgroup v1 hierarchy (controller, or name=..., to its
 // directory); empty on a pure v2 host.
