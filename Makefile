@@ -75,7 +75,7 @@ demo: install
 	bash scripts/demo.sh
 
 clean:
-	rm -rf berth .build
+	rm -rf berth .build internal/companion/payload/berth-full*
 
 # The workshop labs (docs/labs): `make lab` walks a student through lab LAB (default 1) with the
 # installed berth, step by step; `make labs` runs all six unattended with ./berth, each in a

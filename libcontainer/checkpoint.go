@@ -1,3 +1,5 @@
+//go:build !lean
+
 package libcontainer
 
 // `berth checkpoint`: CRIU dumps the container's processes into an image directory.

@@ -1,3 +1,5 @@
+//go:build !lean
+
 package libcontainer
 
 // What checkpoint and restore share: the options of both commands and how they become a CRIU

@@ -121,13 +121,13 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "explain-html", Usage: "draw the steps on a timeline, one HTML page in `FILE` (also written --explain=html FILE; see docs/explain.md)"},
 		},
 		Before: setupGlobals,
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			specCommand, createCommand, startCommand, runCommand, stateCommand, killCommand,
 			deleteCommand, listCommand, imageCommand,
 			updateCommand, execCommand,
 			psCommand, pauseCommand, resumeCommand, eventsCommand, featuresCommand,
 			checkpointCommand, restoreCommand,
-		},
+		}, companionCommands...),
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors, once
 		// A repeated flag (exec --env, --cap) takes each value whole, as runc's urfave/cli v1:
 		// `--env A=b,c` is one variable, not "A=b" and "c".

@@ -1,3 +1,5 @@
+//go:build !lean
+
 package main
 
 import (
@@ -11,93 +13,76 @@ import (
 	"github.com/berth-project/berth/libcontainer"
 )
 
-var restoreCommand = &cli.Command{
-	Name:      "restore",
-	Usage:     "restore a container from a previous checkpoint",
-	ArgsUsage: "<container-id>",
-	Description: `Restores, as a new container <container-id>, the processes saved by berth (or runc)
-checkpoint. The bundle gives the config: cgroup and limits, hooks, terminal. With --detach it
-returns once the container runs; without, it waits for it and exits with its status.`,
-	Flags: append(criuFlags(),
-		&cli.StringFlag{Name: "console-socket", Usage: "unix socket that receives the pty master"},
-		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "path to the bundle (default: current directory)"},
-		&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "return once the container runs"},
-		&cli.StringFlag{Name: "pid-file", Usage: "write the restored init's pid to this file"},
-		&cli.BoolFlag{Name: "no-subreaper", Usage: "do not become a subreaper"},
-		&cli.BoolFlag{Name: "no-pivot", Usage: "accepted for runc's callers; criu restores the mounts itself"},
-		&cli.StringFlag{Name: "lsm-profile", Usage: "LSM profile for the restored processes, TYPE:NAME"},
-		&cli.StringFlag{Name: "lsm-mount-context", Usage: "LSM mount context for the restored mounts"},
-	),
-	Action: func(c *cli.Context) error {
-		id, err := oneID(c)
-		if err != nil {
+// restoreAction is restore (criu_cmds.go) in the full build.
+func restoreAction(c *cli.Context) error {
+	id, err := oneID(c)
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		logrus.Warn("berth restore is untested with rootless containers")
+	}
+	o, err := criuOptions(c)
+	if err != nil {
+		return err
+	}
+	o.LsmProfile = c.String("lsm-profile")
+	o.LsmMountContext = c.String("lsm-mount-context")
+	bundle := c.String("bundle")
+	if bundle == "" {
+		if bundle, err = os.Getwd(); err != nil {
 			return err
 		}
-		if os.Geteuid() != 0 {
-			logrus.Warn("berth restore is untested with rootless containers")
-		}
-		o, err := criuOptions(c)
-		if err != nil {
+	}
+	if bundle, err = filepath.Abs(bundle); err != nil {
+		return err
+	}
+	spec, err := libcontainer.LoadSpec(bundle)
+	if err != nil {
+		return err
+	}
+	pidFile := c.String("pid-file")
+	if pidFile != "" {
+		if pidFile, err = filepath.Abs(pidFile); err != nil {
 			return err
 		}
-		o.LsmProfile = c.String("lsm-profile")
-		o.LsmMountContext = c.String("lsm-mount-context")
-		bundle := c.String("bundle")
-		if bundle == "" {
-			if bundle, err = os.Getwd(); err != nil {
-				return err
-			}
-		}
-		if bundle, err = filepath.Abs(bundle); err != nil {
+	}
+	detach := c.Bool("detach")
+	if !detach && !c.Bool("no-subreaper") {
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	var sigs *libcontainer.Signals
+	if !detach {
+		var err error
+		if sigs, err = libcontainer.CatchSignals(); err != nil {
 			return err
 		}
-		spec, err := libcontainer.LoadSpec(bundle)
-		if err != nil {
-			return err
-		}
-		pidFile := c.String("pid-file")
-		if pidFile != "" {
-			if pidFile, err = filepath.Abs(pidFile); err != nil {
-				return err
-			}
-		}
-		detach := c.Bool("detach")
-		if !detach && !c.Bool("no-subreaper") {
-			_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-		}
-		var sigs *libcontainer.Signals
-		if !detach {
-			var err error
-			if sigs, err = libcontainer.CatchSignals(); err != nil {
-				return err
-			}
-		}
-		l, err := libcontainer.Restore(libcontainer.RestoreOpts{
-			CreateOpts: libcontainer.CreateOpts{
-				Root: root(c), ID: id, Bundle: bundle, Spec: spec, PidFile: pidFile,
-				ConsoleSocket: c.String("console-socket"), NoPivot: c.Bool("no-pivot"), Detach: detach,
-			},
-			Criu: o,
-		})
-		if err != nil {
-			return err
-		}
-		l.Close()
-		if detach {
-			return nil
-		}
-		// As run: wait for the restored init (criu restored it as our child), then delete.
-		code := l.Wait(sigs)
-		if ct, err := libcontainer.Load(root(c), l.ID); err == nil {
-			ct.HookDir = ct.State.Bundle
-			if err := ct.Delete(true); err != nil {
-				logError(err)
-			}
-			ct.Close()
-		}
-		if code != 0 {
-			return exitError{code}
-		}
+	}
+	l, err := libcontainer.Restore(libcontainer.RestoreOpts{
+		CreateOpts: libcontainer.CreateOpts{
+			Root: root(c), ID: id, Bundle: bundle, Spec: spec, PidFile: pidFile,
+			ConsoleSocket: c.String("console-socket"), NoPivot: c.Bool("no-pivot"), Detach: detach,
+		},
+		Criu: o,
+	})
+	if err != nil {
+		return err
+	}
+	l.Close()
+	if detach {
 		return nil
-	},
+	}
+	// As run: wait for the restored init (criu restored it as our child), then delete.
+	code := l.Wait(sigs)
+	if ct, err := libcontainer.Load(root(c), l.ID); err == nil {
+		ct.HookDir = ct.State.Bundle
+		if err := ct.Delete(true); err != nil {
+			logError(err)
+		}
+		ct.Close()
+	}
+	if code != 0 {
+		return exitError{code}
+	}
+	return nil
 }
