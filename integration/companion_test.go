@@ -8,7 +8,8 @@ import (
 )
 
 // TestCompanionAnswersAsBerth: the berth under test is the lean build, and what it hands to
-// its companion (internal/companion: checkpoint, restore, criu's status) reads exactly as the
+// its companion (internal/companion: checkpoint, restore, criu's status, image load and
+// unpack) reads exactly as the
 // full build's own answer, byte for byte and with the same exit status. The full build is the
 // one scripts/build.sh embedded, left beside the sources.
 func TestCompanionAnswersAsBerth(t *testing.T) {
@@ -40,6 +41,8 @@ func TestCompanionAnswersAsBerth(t *testing.T) {
 		{"restore", "--help"},
 		{"checkpoint", "no-such-container"},
 		{"restore", "--image-path", bundle, "no-such-container"},
+		{"image", "load", "--help"},
+		{"image", "unpack", "no-such-layout", filepath.Join(bundle, "out")},
 	} {
 		lean, companion := run(berthBin, args...), run(full, args...)
 		if lean != companion {

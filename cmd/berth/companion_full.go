@@ -12,6 +12,9 @@ import (
 	"github.com/berth-project/berth/internal/companion"
 )
 
+// handToCompanion is for the lean build: the full build does everything itself.
+func handToCompanion(*cli.App) {}
+
 // companionCommands are what the lean build runs this, the full build, for besides checkpoint
 // and restore (internal/companion): hidden, since no one else calls them.
 var companionCommands = []*cli.Command{

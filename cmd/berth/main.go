@@ -134,6 +134,7 @@ func newApp() *cli.App {
 		DisableSliceFlagSeparator: true,
 	}
 	setupHelp(app)
+	handToCompanion(app)
 	cacheFlagNames(app)
 	return app
 }

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -25,19 +26,21 @@ const Lean = true
 // runs from there as runc's cloned binary does, so nothing on disk is executed and nothing can
 // write to what runs.
 var sealed = sync.OnceValues(func() (*os.File, error) {
-	bin, err := fs.ReadFile(payload, "payload/berth-full")
+	src, err := payload.Open("payload/berth-full")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errors.New("this berth was built without its companion (scripts/build.sh builds both)")
 	}
 	if err != nil {
 		return nil, err
 	}
+	defer src.Close()
 	fd, err := unix.MemfdCreate("berth-companion", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("companion: memfd_create: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "berth-companion")
-	if _, err := f.Write(bin); err != nil {
+	// In pieces: a copy of the whole (11 MB) on the heap would cost a garbage collection.
+	if _, err := io.CopyBuffer(onlyWriter{f}, src, make([]byte, 1<<20)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("companion: %w", err)
 	}
@@ -48,6 +51,11 @@ var sealed = sync.OnceValues(func() (*os.File, error) {
 	}
 	return f, nil
 })
+
+// onlyWriter hides os.File's ReadFrom, so that io.CopyBuffer uses the buffer it is given.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // Exec replaces this process with the companion, with the same arguments and environment: the
 // same pid, so a caller waiting for berth waits for it.
