@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -340,6 +341,11 @@ func TestSessionKeyring(t *testing.T) {
 	if !strings.HasSuffix(strings.TrimSpace(r.stdout), ";_ses.berth") {
 		t.Errorf("default: session keyring %q, want berth's own _ses.berth", r.stdout)
 	}
+	// Keyrings live in a thread's credentials: a test process without a session keyring gets
+	// one here for this thread alone, so berth must be forked from this same thread to inherit
+	// it (otherwise it has none, and its container sees the user's default, _uid_ses.0).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	mine, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, true)
 	if err != nil {
 		t.Fatal(err)
