@@ -74,13 +74,7 @@ func restoreAction(c *cli.Context) error {
 	}
 	// As run: wait for the restored init (criu restored it as our child), then delete.
 	code := l.Wait(sigs)
-	if ct, err := libcontainer.Load(root(c), l.ID); err == nil {
-		ct.HookDir = ct.State.Bundle
-		if err := ct.Delete(true); err != nil {
-			logError(err)
-		}
-		ct.Close()
-	}
+	deleteExited(c, l.ID)
 	if code != 0 {
 		return exitError{code}
 	}

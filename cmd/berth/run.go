@@ -53,17 +53,26 @@ var runCommand = &cli.Command{
 		l.Close()
 		code := l.Wait(sigs)
 		if !c.Bool("keep") {
-			if ct, err := libcontainer.Load(root(c), l.ID); err == nil {
-				ct.HookDir = ct.State.Bundle // poststop, from the bundle as with runc's run
-				if err := ct.Delete(true); err != nil {
-					logError(err)
-				}
-				ct.Close()
-			}
+			deleteExited(c, l.ID)
 		}
 		if code != 0 {
 			return exitError{code}
 		}
 		return nil
 	},
+}
+
+// deleteExited deletes a foreground container whose init has exited (run, and restore
+// without --detach), its poststop hooks run from the bundle as with runc's run. A failure is
+// logged: the command's status is the container's.
+func deleteExited(c *cli.Context, id string) {
+	ct, err := libcontainer.Load(root(c), id)
+	if err != nil {
+		return
+	}
+	ct.HookDir = ct.State.Bundle
+	if err := ct.Delete(true); err != nil {
+		logError(err)
+	}
+	ct.Close()
 }
