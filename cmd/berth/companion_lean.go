@@ -43,7 +43,7 @@ func handToCompanion(app *cli.App) {
 // criuStatus is the companion's answer (companion_full.go): a version line, then an error
 // line when checkpoint/restore does not work here.
 func criuStatus(path string) (string, error) {
-	cmd, err := companion.Command(companion.CriuStatus, path)
+	cmd, err := companion.Command(companion.CriuStatus, "--", path) // a path may start with "-"
 	if err != nil {
 		return "", err
 	}

@@ -19,9 +19,6 @@ import (
 //go:embed payload
 var payload embed.FS
 
-// Lean says whether this is the lean build (which hands some commands to its companion).
-const Lean = true
-
 // sealed is the companion in a memfd sealed against every change, made once a process: it
 // runs from there as runc's cloned binary does, so nothing on disk is executed and nothing can
 // write to what runs.
