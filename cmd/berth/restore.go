@@ -8,7 +8,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/libcontainer"
 )
@@ -48,15 +47,9 @@ func restoreAction(c *cli.Context) error {
 		}
 	}
 	detach := c.Bool("detach")
-	if !detach && !c.Bool("no-subreaper") {
-		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	}
-	var sigs *libcontainer.Signals
-	if !detach {
-		var err error
-		if sigs, err = libcontainer.CatchSignals(); err != nil {
-			return err
-		}
+	sigs, err := foreground(c, detach)
+	if err != nil {
+		return err
 	}
 	l, err := libcontainer.Restore(libcontainer.RestoreOpts{
 		CreateOpts: libcontainer.CreateOpts{

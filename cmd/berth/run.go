@@ -23,17 +23,9 @@ var runCommand = &cli.Command{
 			}
 		}
 		detach := c.Bool("detach")
-		if !detach && !c.Bool("no-subreaper") {
-			// Processes the container orphans outside a pid namespace come to us to be
-			// reaped, not to the host's init.
-			_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-		}
-		var sigs *libcontainer.Signals
-		if !detach {
-			var err error
-			if sigs, err = libcontainer.CatchSignals(); err != nil {
-				return err
-			}
+		sigs, err := foreground(c, detach)
+		if err != nil {
+			return err
 		}
 		l, err := createContainer(c, detach)
 		if err != nil {
@@ -60,6 +52,20 @@ var runCommand = &cli.Command{
 		}
 		return nil
 	},
+}
+
+// foreground prepares a run or restore that waits for its container: berth becomes a
+// subreaper (unless --no-subreaper), so that processes the container orphans outside a pid
+// namespace come to it to be reaped, not to the host's init, and catches the signals it
+// forwards. A detached one needs neither (nil).
+func foreground(c *cli.Context, detach bool) (*libcontainer.Signals, error) {
+	if detach {
+		return nil, nil
+	}
+	if !c.Bool("no-subreaper") {
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	return libcontainer.CatchSignals()
 }
 
 // deleteExited deletes a foreground container whose init has exited (run, and restore
