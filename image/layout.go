@@ -27,6 +27,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/specjson"
 )
 
 // Media types of Docker's image manifest schema 2, read as their OCI counterparts.
@@ -328,10 +329,20 @@ func readJSON(src source, d v1.Descriptor, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	if err := unmarshalJSON(data, v); err != nil {
 		return fmt.Errorf("blob %s (%s): %w", d.Digest, d.MediaType, err)
 	}
 	return nil
+}
+
+// unmarshalJSON is json.Unmarshal into a zero value, through specjson's generated decoders for
+// the image-spec documents it has them for: encoding/json's reflection on these types, cold
+// in each berth process, was most of what opening a layout cost (docs/performance.md).
+func unmarshalJSON(data []byte, v any) error {
+	if specjson.UnmarshalImage(data, v) {
+		return nil
+	}
+	return json.Unmarshal(data, v)
 }
 
 // verifier checks a blob as it streams: too many bytes fail at once, and at EOF the size and
@@ -428,7 +439,7 @@ func (s dirSource) index() (*v1.Index, error) {
 		return nil, err
 	}
 	var idx v1.Index
-	if err := json.Unmarshal(data, &idx); err != nil {
+	if err := unmarshalJSON(data, &idx); err != nil {
 		return nil, fmt.Errorf("index.json: %w", err)
 	}
 	return &idx, nil
@@ -556,7 +567,7 @@ func (s *archiveSource) index() (*v1.Index, error) {
 		return nil, err
 	}
 	var idx v1.Index
-	if err := json.Unmarshal(data, &idx); err != nil {
+	if err := unmarshalJSON(data, &idx); err != nil {
 		return nil, fmt.Errorf("index.json: %w", err)
 	}
 	return &idx, nil

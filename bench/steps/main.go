@@ -1,4 +1,5 @@
-// Command steps times each step of one container's `berth run`: it runs the bundle n times
+// Command steps times each step of one container's `berth run`: it runs the bundle (or, with
+// -image, `run --image` of stored layers) n times
 // with `--explain --log-format json` and reads the time of each step (taken where the step
 // happened, in berth or in the init, the clock `--log-format json` prints), then prints, for
 // each run of consecutive steps with the same name, the median time from its first step to
@@ -34,8 +35,12 @@ type group struct {
 	d     time.Duration
 }
 
-func runOnce(berth, root, bundle, id string) ([]group, time.Duration, error) {
-	cmd := exec.Command(berth, "--root", root, "--explain", "--log-format", "json", "run", "--bundle", bundle, id)
+func runOnce(berth, root, bundle, image, id string) ([]group, time.Duration, error) {
+	args := []string{"--root", root, "--explain", "--log-format", "json", "run", "--bundle", bundle, id}
+	if image != "" {
+		args = []string{"--root", root, "--explain", "--log-format", "json", "run", "--image", image, id, "true"}
+	}
+	cmd := exec.Command(berth, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	t0 := time.Now()
@@ -81,17 +86,22 @@ func main() {
 	n := flag.Int("n", 20, "runs")
 	bundle := flag.String("bundle", "", "bundle whose program is `true`")
 	berth := flag.String("berth", "./berth", "berth binary")
+	image := flag.String("image", "", "run --image this `layout:tag` instead of the bundle (its layers stored in -root)")
+	root := flag.String("root", "", "berth's --root (default: a new temporary directory)")
 	flag.Parse()
-	root, err := os.MkdirTemp("", "berth-steps-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	if *root == "" {
+		r, err := os.MkdirTemp("", "berth-steps-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(r)
+		*root = r
 	}
-	defer os.RemoveAll(root)
 	var runs [][]group
 	var totals []time.Duration
 	for i := 0; i < *n; i++ {
-		gs, total, err := runOnce(*berth, root, *bundle, fmt.Sprintf("st%d", i))
+		gs, total, err := runOnce(*berth, *root, *bundle, *image, fmt.Sprintf("st%d", i))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "berth run:", err)
 			os.Exit(1)
