@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/rawfile"
 	"github.com/berth-project/berth/internal/specjson"
 )
 
@@ -69,7 +70,7 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	}()
 	// Held by this berth until it exits: a dir whose lock is free and that has no container
 	// state was left by a create that died.
-	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	lf, err := rawfile.Open(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return "", err
 	}
@@ -79,7 +80,11 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	keepLocked = append(keepLocked, lf)
 	explain.Stepf("image.Prepare", "mkdir %s, flock its lock (held until berth exits); store %s locked shared", dir, s.Dir)
 	im := o.Image
-	if err := writeJSONAtomic(filepath.Join(dir, "image.json"), containerUse{Ref: im.Ref, Manifest: im.Manifest.Digest, DiffIDs: im.DiffIDs}); err != nil {
+	// Written in place, not renamed over: the directory is new, and the store is locked
+	// shared until Prepare returns, so prune (exclusive) never reads it half-written. One
+	// that a killed create left half-written is in an abandoned directory, released as such.
+	use := containerUse{Ref: im.Ref, Manifest: im.Manifest.Digest, DiffIDs: im.DiffIDs}
+	if err := rawfile.WriteFile(filepath.Join(dir, "image.json"), use.marshal(), 0o600); err != nil {
 		return "", err
 	}
 	n, err := s.AddLayers(im, o.Progress)
@@ -132,7 +137,7 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
+	if err := rawfile.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
 		return "", err
 	}
 	if o.Spec != nil {
@@ -167,6 +172,28 @@ func ReleaseBundle(dir string) error {
 		explain.Stepf("image.ReleaseBundle", "umount %s", rootfs)
 	}
 	explain.Stepf("image.ReleaseBundle", "rm -r %s (upper and work)", dir)
+	return removeContainerDir(dir)
+}
+
+// removeContainerDir removes a released container directory: what Prepare made there, by
+// name, and what overlayfs leaves in a volatile mount's work directory; whatever else is
+// there (what the container wrote in upper) goes through os.RemoveAll, as does the whole
+// directory when anything is not as expected. os.RemoveAll alone tries an unlink of each
+// directory before its rmdir, and opens and lists each: twice the system calls, at every
+// delete of a run --image container.
+func removeContainerDir(dir string) error {
+	at := func(p string) string { return filepath.Join(dir, p) }
+	for _, f := range []string{"config.json", "image.json", "lock", "work/work/incompat/volatile/dirty"} {
+		_ = unix.Unlink(at(f))
+	}
+	for _, d := range []string{"work/work/incompat/volatile", "work/work/incompat", "work/work", "work", "rootfs", "upper", "empty"} {
+		if err := unix.Rmdir(at(d)); err != nil && err != unix.ENOENT {
+			break // not empty, or not a directory: RemoveAll below
+		}
+	}
+	if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+		return nil
+	}
 	return os.RemoveAll(dir)
 }
 

@@ -27,6 +27,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/rawfile"
 	"github.com/berth-project/berth/internal/specjson"
 )
 
@@ -434,7 +435,7 @@ func blobPath(d digest.Digest) (string, error) {
 }
 
 func (s dirSource) index() (*v1.Index, error) {
-	data, err := os.ReadFile(filepath.Join(s.dir, "index.json"))
+	data, err := rawfile.ReadFile(filepath.Join(s.dir, "index.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -450,7 +451,7 @@ func (s dirSource) openBlob(d v1.Descriptor) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob %q: %w", d.Digest, err)
 	}
-	f, err := os.Open(filepath.Join(s.dir, p))
+	f, err := rawfile.Open(filepath.Join(s.dir, p), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // Store is the shared layer store under berth's root:
@@ -40,13 +42,18 @@ type Store struct {
 func StoreDir(root string) string { return filepath.Join(root, ".images") }
 
 // OpenStore opens (creating) the store in dir.
+// The lock is made last: a store that has it has its directories.
 func OpenStore(dir string) (*Store, error) {
-	for _, d := range []string{"layers", "meta", "locks", "images", "containers"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			return nil, fmt.Errorf("image store: %w", err)
+	lock := filepath.Join(dir, "lock")
+	f, err := rawfile.Open(lock, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		for _, d := range []string{"layers", "meta", "locks", "images", "containers"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+				return nil, fmt.Errorf("image store: %w", err)
+			}
 		}
+		f, err = rawfile.Open(lock, os.O_RDWR|os.O_CREATE, 0o600)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
@@ -100,7 +107,7 @@ func (s *Store) metaPath(d digest.Digest) string {
 
 func (s *Store) layerMeta(d digest.Digest) layerMeta {
 	var m layerMeta
-	if data, err := os.ReadFile(s.metaPath(d)); err == nil {
+	if data, err := rawfile.ReadFile(s.metaPath(d)); err == nil {
 		_ = json.Unmarshal(data, &m)
 	}
 	return m
@@ -307,10 +314,24 @@ func (s *Store) Add(im *Image, progress Progress) (int, error) {
 	return n, s.writeRecord(im)
 }
 
+// writeRecord records im under its ref (LAYOUT[:TAG], absolute), keeping the refs and the
+// time of an earlier record of the same manifest. A record that lists the ref already is left
+// as it is: every run --image comes here, and its refs alone are read (one field through
+// encoding/json, not the whole Record's reflection) before anything is rewritten.
 func (s *Store) writeRecord(im *Image) error {
 	ref := im.Layout
 	if im.Tag != "" {
 		ref += ":" + im.Tag
+	}
+	p := s.recordPath(im.Manifest.Digest)
+	data, err := rawfile.ReadFile(p)
+	if err == nil {
+		var listed struct {
+			Refs []string `json:"refs"`
+		}
+		if json.Unmarshal(data, &listed) == nil && slices.Contains(listed.Refs, ref) {
+			return nil
+		}
 	}
 	rec := Record{Manifest: im.Manifest.Digest, Config: im.ConfigDigest, DiffIDs: im.DiffIDs, Stored: time.Now().UTC()}
 	for _, l := range im.Layers {
@@ -321,18 +342,16 @@ func (s *Store) writeRecord(im *Image) error {
 	if im.Config.Created != nil {
 		rec.Created = im.Config.Created.UTC().Format(time.RFC3339)
 	}
-	if old, err := s.readRecord(s.recordPath(im.Manifest.Digest)); err == nil {
-		rec.Refs = old.Refs
-		rec.Stored = old.Stored
+	if err == nil {
+		if old, err := decodeRecord(p, data); err == nil {
+			rec.Refs = old.Refs
+			rec.Stored = old.Stored
+		}
 	}
-	found := false
-	for _, r := range rec.Refs {
-		found = found || r == ref
-	}
-	if !found {
+	if !slices.Contains(rec.Refs, ref) {
 		rec.Refs = append(rec.Refs, ref)
 	}
-	return writeJSONAtomic(s.recordPath(im.Manifest.Digest), rec)
+	return writeJSONAtomic(p, rec)
 }
 
 func (s *Store) readRecord(p string) (*Record, error) {
@@ -340,6 +359,10 @@ func (s *Store) readRecord(p string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeRecord(p, data)
+}
+
+func decodeRecord(p string, data []byte) (*Record, error) {
 	var r Record
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -347,6 +370,8 @@ func (s *Store) readRecord(p string) (*Record, error) {
 	return &r, nil
 }
 
+// writeJSONAtomic writes v to p through a temporary file renamed over it: a reader sees the
+// old file or the new one, whole.
 func writeJSONAtomic(p string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -380,6 +405,36 @@ type containerUse struct {
 	Ref      string          `json:"ref"`
 	Manifest digest.Digest   `json:"manifest"`
 	DiffIDs  []digest.Digest `json:"diffIDs"`
+}
+
+// marshal is json.MarshalIndent(u, "", "  "), byte for byte (TestContainerUseMarshal), with
+// only strings through encoding/json: every run --image writes one, and the struct's
+// reflection, cold in each process, cost more than the write.
+func (u containerUse) marshal() []byte {
+	str := func(s string) []byte {
+		b, _ := json.Marshal(s) // a string never fails
+		return b
+	}
+	b := append([]byte("{\n  \"ref\": "), str(u.Ref)...)
+	b = append(append(b, ",\n  \"manifest\": "...), str(string(u.Manifest))...)
+	b = append(b, ",\n  \"diffIDs\": "...)
+	switch {
+	case u.DiffIDs == nil:
+		b = append(b, "null"...)
+	case len(u.DiffIDs) == 0:
+		b = append(b, "[]"...)
+	default:
+		for i, d := range u.DiffIDs {
+			if i == 0 {
+				b = append(b, "[\n    "...)
+			} else {
+				b = append(b, ",\n    "...)
+			}
+			b = append(b, str(string(d))...)
+		}
+		b = append(b, "\n  ]"...)
+	}
+	return append(b, "\n}"...)
 }
 
 // ContainerUses maps each container made from an image to the manifest it uses.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 // storeInfo is <store>/store.json: how the store's layers were written. A store is written
@@ -45,7 +47,7 @@ func idMap(p string) string {
 func (s *Store) checkInfo() error {
 	p := filepath.Join(s.Dir, "store.json")
 	cur := currentStoreInfo()
-	data, err := os.ReadFile(p)
+	data, err := rawfile.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		rec := cur
 		if ents, _ := os.ReadDir(filepath.Join(s.Dir, "layers")); len(ents) > 0 {

@@ -16,6 +16,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/rawfile"
 )
 
 var (
@@ -28,7 +30,7 @@ var (
 // InitialUserNS says whether this process is in the host's user namespace (uid_map maps
 // every id to itself).
 func InitialUserNS() bool {
-	data, err := os.ReadFile("/proc/self/uid_map")
+	data, err := rawfile.ReadFile("/proc/self/uid_map")
 	if err != nil {
 		return true
 	}

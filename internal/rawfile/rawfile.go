@@ -1,5 +1,6 @@
-// Package rawfile reads and writes small kernel files (cgroup, procfs, sysfs) with plain
-// system calls. os.ReadFile and os.WriteFile hand every descriptor to the Go runtime's poller
+// Package rawfile reads and writes small kernel files (cgroup, procfs, sysfs), and the small
+// files of an image layout and of the image store that every run --image reads or writes,
+// with plain system calls. os.ReadFile and os.WriteFile hand every descriptor to the Go runtime's poller
 // first: for a pollable kernel file that is an epoll_ctl to add it and one to remove it, plus
 // fcntl calls to make it non-blocking, four to six system calls more per file, and a create
 // opens some forty such files. The errors are os's (*os.PathError, "open"/"read"/"write"),

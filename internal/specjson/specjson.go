@@ -45,7 +45,6 @@ package specjson
 //go:generate go run ./cmd/specjson-gen -o spec_gen.go
 
 import (
-	"bytes"
 	"encoding/json"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -146,9 +145,55 @@ func MarshalIndent(spec *specs.Spec, prefix, indent string) ([]byte, error) {
 	if !ok {
 		return json.MarshalIndent(spec, prefix, indent)
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, data, prefix, indent); err != nil {
-		return nil, err
+	return indentCompact(make([]byte, 0, len(data)*3/2), data, prefix, indent), nil
+}
+
+// indentCompact appends src, compact JSON as Marshal writes it, indented as json.Indent
+// indents it: a newline, prefix and one indent per level after each opening bracket and
+// comma and before each closing one, an empty object or array kept as {} or [], ": "
+// after a key. It need not scan for errors as json.Indent does.
+func indentCompact(dst, src []byte, prefix, indent string) []byte {
+	depth := 0
+	newline := func() {
+		dst = append(dst, '\n')
+		dst = append(dst, prefix...)
+		for range depth {
+			dst = append(dst, indent...)
+		}
 	}
-	return out.Bytes(), nil
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch c {
+		case '"':
+			j := i + 1
+			for ; src[j] != '"'; j++ {
+				if src[j] == '\\' {
+					j++
+				}
+			}
+			dst = append(dst, src[i:j+1]...)
+			i = j
+		case '{', '[':
+			dst = append(dst, c)
+			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
+				dst = append(dst, src[i+1])
+				i++
+				continue
+			}
+			depth++
+			newline()
+		case '}', ']':
+			depth--
+			newline()
+			dst = append(dst, c)
+		case ',':
+			dst = append(dst, c)
+			newline()
+		case ':':
+			dst = append(dst, ':', ' ')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }

@@ -86,6 +86,13 @@ func checkMarshal(t *testing.T, spec *specs.Spec) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("Marshal:\n got %s\nwant %s", got, want)
 	}
+	for _, pi := range [][2]string{{"", "\t"}, {"> ", "  "}} {
+		want, err := json.MarshalIndent(spec, pi[0], pi[1])
+		got, err2 := MarshalIndent(spec, pi[0], pi[1])
+		if err != nil || err2 != nil || !bytes.Equal(got, want) {
+			t.Fatalf("MarshalIndent(%q, %q): %v, %v:\n got %s\nwant %s", pi[0], pi[1], err2, err, got, want)
+		}
+	}
 }
 
 // fixtures are config.json files other tools wrote, kept in the repository.

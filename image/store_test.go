@@ -1,0 +1,30 @@
+package image
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// A container's image.json is written without the struct's reflection: the bytes must be
+// json.MarshalIndent's, whatever the ref holds.
+func TestContainerUseMarshal(t *testing.T) {
+	d1 := digest.Digest("sha256:" + string(bytes.Repeat([]byte("a"), 64)))
+	d2 := digest.Digest("sha512:<&>")
+	for _, u := range []containerUse{
+		{Ref: "bb:bb", Manifest: d1, DiffIDs: []digest.Digest{d1, d2}},
+		{Ref: "/tmp/a layout/x:y", Manifest: d1, DiffIDs: []digest.Digest{d1}},
+		{Ref: "\"quoted\" \\ <html> & \u2028 \x01 \xff é", Manifest: d2, DiffIDs: []digest.Digest{}},
+		{},
+	} {
+		want, err := json.MarshalIndent(u, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := u.marshal(); !bytes.Equal(got, want) {
+			t.Errorf("%+v:\n got %s\nwant %s", u, got, want)
+		}
+	}
+}
