@@ -61,7 +61,7 @@ type v1Layout struct {
 // berth process does mounts or unmounts one.
 var v1Hierarchies = sync.OnceValues(func() (v1Layout, error) {
 	l := v1Layout{points: map[string]string{}}
-	mounts, err := mountinfo.Read()
+	mounts, err := mountinfo.Cgroups()
 	if err != nil {
 		return l, err
 	}
@@ -523,8 +523,10 @@ func (m *v1) setDevices(rules []specs.LinuxDeviceCgroup) error {
 			defer func() { _ = m.Thaw() }()
 		}
 	}
+	w := newFileWriter(d)
+	defer w.close()
 	if parsed[0].typ != 0 {
-		if err := writeFile(d, "devices.deny", "a"); err != nil {
+		if err := w.write("devices.deny", "a"); err != nil {
 			return fmt.Errorf("linux.resources.devices: %w", err)
 		}
 	}
@@ -536,7 +538,7 @@ func (m *v1) setDevices(rules []specs.LinuxDeviceCgroup) error {
 		if r.allow {
 			file = "devices.allow"
 		}
-		if err := writeFile(d, file, r.v1String()); err != nil {
+		if err := w.write(file, r.v1String()); err != nil {
 			return fmt.Errorf("linux.resources.devices[%d]: %w", i, err)
 		}
 	}

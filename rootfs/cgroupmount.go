@@ -245,7 +245,7 @@ func selfCgroupMounts() ([]cgroupHierarchy, error) {
 			groups[parts[1]] = parts[2]
 		}
 	}
-	mounts, err := mountinfo.Read()
+	mounts, err := mountinfo.Cgroups()
 	if err != nil {
 		return nil, err
 	}

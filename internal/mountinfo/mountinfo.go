@@ -4,6 +4,7 @@ package mountinfo
 import (
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/berth-project/berth/internal/rawfile"
 )
@@ -28,6 +29,13 @@ func Read() ([]Mount, error) {
 	}
 	return parse(data), nil
 }
+
+// Cgroups is Read's table as this process first read it, for the cgroup hierarchies, which no
+// berth process mounts or unmounts: cgroups (the groups' directories) and rootfs (the
+// container's /sys/fs/cgroup) both look them up in a create, and the kernel takes longer to
+// write the table than berth to parse it. Other mounts in it may be out of date; the slice is
+// shared, not to be changed.
+var Cgroups = sync.OnceValues(Read)
 
 // parse reads mountinfo lines; a line of another shape is skipped. A create reads mountinfo
 // several times, so this allocates little: the text is copied into one string once, every
