@@ -407,16 +407,23 @@ type containerUse struct {
 	DiffIDs  []digest.Digest `json:"diffIDs"`
 }
 
+// jsonString is s as json.Marshal writes it, through encoding/json only when it needs escaping.
+func jsonString(s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string never fails
+			return b
+		}
+	}
+	return []byte(`"` + s + `"`) // printable ASCII that encoding/json leaves as it is
+}
+
 // marshal is json.MarshalIndent(u, "", "  "), byte for byte (TestContainerUseMarshal), with
 // only strings through encoding/json: every run --image writes one, and the struct's
 // reflection, cold in each process, cost more than the write.
 func (u containerUse) marshal() []byte {
-	str := func(s string) []byte {
-		b, _ := json.Marshal(s) // a string never fails
-		return b
-	}
-	b := append([]byte("{\n  \"ref\": "), str(u.Ref)...)
-	b = append(append(b, ",\n  \"manifest\": "...), str(string(u.Manifest))...)
+	b := append([]byte("{\n  \"ref\": "), jsonString(u.Ref)...)
+	b = append(append(b, ",\n  \"manifest\": "...), jsonString(string(u.Manifest))...)
 	b = append(b, ",\n  \"diffIDs\": "...)
 	switch {
 	case u.DiffIDs == nil:
@@ -430,7 +437,7 @@ func (u containerUse) marshal() []byte {
 			} else {
 				b = append(b, ",\n    "...)
 			}
-			b = append(b, str(string(d))...)
+			b = append(b, jsonString(string(d))...)
 		}
 		b = append(b, "\n  ]"...)
 	}

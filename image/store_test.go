@@ -28,3 +28,23 @@ func TestContainerUseMarshal(t *testing.T) {
 		}
 	}
 }
+
+// store.json's usual check compares bytes with what writeJSONAtomic writes: marshal must be
+// json.MarshalIndent's output.
+func TestStoreInfoMarshal(t *testing.T) {
+	for _, i := range []storeInfo{
+		{Marks: "trusted"},
+		{Marks: "user", UIDMap: "0 100000 65536", GIDMap: "0 100000 65536,65536 1000 1"},
+		{Marks: "user", UIDMap: "0 1000 1"},
+		{Marks: "user", GIDMap: "<&>"},
+		{},
+	} {
+		want, err := json.MarshalIndent(i, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := i.marshal(); !bytes.Equal(got, want) {
+			t.Errorf("%+v:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}

@@ -12,12 +12,11 @@ package image
 import (
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/internal/rawfile"
+	"github.com/berth-project/berth/namespaces"
 )
 
 var (
@@ -28,14 +27,8 @@ var (
 )
 
 // InitialUserNS says whether this process is in the host's user namespace (uid_map maps
-// every id to itself).
-func InitialUserNS() bool {
-	data, err := rawfile.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return true
-	}
-	return strings.Join(strings.Fields(string(data)), " ") == "0 0 4294967295"
-}
+// every id to itself): namespaces.InUserNS's answer, read once a process.
+func InitialUserNS() bool { return !namespaces.InUserNS() }
 
 // userXattrs says whether overlay marks are user.overlay.* (any user namespace but the
 // host's) rather than trusted.overlay.* (root on the host).
