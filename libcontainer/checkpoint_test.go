@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/internal/wire"
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -86,7 +87,7 @@ func TestDescriptorsNoFollow(t *testing.T) {
 	os.WriteFile(victim, []byte("keep"), 0o644)
 	os.Symlink(victim, filepath.Join(img, descriptorsFile))
 	spec := &specs.Spec{Linux: &specs.Linux{}}
-	c := &Container{ID: "x", State: &State{Pid: os.Getpid(), Rootfs: "/", Config: spec}}
+	c := &Container{ID: "x", State: &State{StateFields: wire.StateFields{Pid: os.Getpid(), Rootfs: "/"}, Config: spec}}
 	d, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/wire"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/rootfs"
 )
@@ -82,11 +83,11 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	if err := cgroups.CheckPreexisting(cg); err != nil {
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
-	c := &Container{ID: o.ID, State: &State{
+	c := &Container{ID: o.ID, State: &State{StateFields: wire.StateFields{
 		OCIVersion: spec.Version, ID: o.ID, Bundle: o.Bundle, Rootfs: RootfsPath(spec, o.Bundle),
 		Created: time.Now().UTC(), Annotations: spec.Annotations, Creating: true,
-		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), SystemdCgroup: cgroups.IsSystemd(cg), Image: o.Image, Config: spec,
-	}}
+		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), SystemdCgroup: cgroups.IsSystemd(cg), Image: o.Image,
+	}, Config: spec}}
 	if !plan.Has(specs.MountNamespace) {
 		c.State.HostMounts = true
 		c.State.HostMountTop = rootfs.HostMountID(c.State.Rootfs)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/wire"
 	"github.com/berth-project/berth/libcontainer/criu"
 	"github.com/berth-project/berth/namespaces"
 )
@@ -97,11 +98,11 @@ func Restore(o RestoreOpts) (l *Launched, err error) {
 	if err := cgroups.Check(resources); err != nil {
 		return nil, err
 	}
-	c := &Container{ID: o.ID, State: &State{
+	c := &Container{ID: o.ID, State: &State{StateFields: wire.StateFields{
 		OCIVersion: spec.Version, ID: o.ID, Bundle: o.Bundle, Rootfs: RootfsPath(spec, o.Bundle),
 		Created: time.Now().UTC(), Annotations: spec.Annotations, Creating: true,
-		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), SystemdCgroup: cgroups.IsSystemd(cg), Config: spec,
-	}}
+		CreatorPid: os.Getpid(), CgroupPath: cg.Path(), SystemdCgroup: cgroups.IsSystemd(cg),
+	}, Config: spec}}
 	if err := c.publishDir(o.Root); err != nil {
 		return nil, err
 	}

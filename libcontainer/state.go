@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-project/berth/internal/rawfile"
 	"github.com/berth-project/berth/internal/specjson"
+	"github.com/berth-project/berth/internal/wire"
 )
 
 // Status values, as runtime.md defines them plus runc's "paused".
@@ -31,36 +32,12 @@ const (
 // the container exists: it is read from the kernel each time (is init alive, is it still
 // waiting on the exec fifo, is its cgroup frozen), so no crash can leave it stale.
 type State struct {
-	OCIVersion  string            `json:"ociVersion"`
-	ID          string            `json:"id"`
-	Pid         int               `json:"pid"`
-	Bundle      string            `json:"bundle"`
-	Rootfs      string            `json:"rootfs"`
-	Created     time.Time         `json:"created"`
-	Owner       string            `json:"owner"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-
-	// Creating is set from the moment the container is recorded until init is handed over;
-	// CreatorPid is the `berth create` doing it, so a crashed create can be told apart from
-	// one in progress.
-	Creating   bool `json:"creating,omitempty"`
-	CreatorPid int  `json:"creatorPid,omitempty"`
-	// PidStart is init's start time (field 22 of /proc/PID/stat): a recycled pid has another.
-	PidStart   uint64 `json:"pidStart,omitempty"`
-	CgroupPath string `json:"cgroupPath"`
-	// SystemdCgroup: the cgroup is a systemd scope (--systemd-cgroup at create) and
-	// CgroupPath its "slice:prefix:name".
-	SystemdCgroup bool `json:"systemdCgroup,omitempty"`
-	// Image is set when the rootfs was made from an OCI image by berth; delete releases it.
-	Image string `json:"image,omitempty"`
-	// HostMounts: the container has no mount namespace, so its mounts are on the host, on top
-	// of mount HostMountTop at the rootfs (0: none); delete detaches them.
-	HostMounts   bool `json:"hostMounts,omitempty"`
-	HostMountTop int  `json:"hostMountTop,omitempty"`
+	wire.StateFields
 	// Config is the spec the container was created from (exec and update need it). Read
 	// through Spec: loadState keeps it undecoded (rawConfig) until then, since start and
 	// delete need only its hooks (hooks). It is decoded and encoded by internal/specjson
-	// (encoding/json's way without its reflection: ~0.7 ms a fresh process otherwise).
+	// (encoding/json's way without its reflection: ~0.7 ms a fresh process otherwise), as are
+	// the other fields (wire.StateDoc).
 	Config    *specs.Spec `json:"config"`
 	rawConfig json.RawMessage
 }
@@ -118,25 +95,20 @@ const (
 
 // save writes state.json atomically: readers see the old or the new file, never half of one.
 func (s *State) save(dir string) error {
-	// The config goes in as JSON already written, so that encoding/json never builds its
-	// encoders for the spec's types: loaded and never decoded, as it was read; else by
-	// internal/specjson, which writes json.Marshal's bytes (encoding/json only if it gives up).
+	// The config goes in as JSON already written: loaded and never decoded, as it was read;
+	// else by internal/specjson, which writes json.Marshal's bytes (encoding/json only if it
+	// gives up), as it does the document around it.
 	config := s.rawConfig
 	if s.Config != nil || config == nil {
 		config, _ = specjson.Marshal(s.Config)
 	}
-	var data []byte
-	var err error
-	if config != nil {
-		data, err = json.Marshal(struct {
-			*stateFields
-			Config json.RawMessage `json:"config"`
-		}{(*stateFields)(s), config})
-	} else {
-		data, err = json.Marshal(s)
-	}
-	if err != nil {
-		return err
+	doc := wire.StateDoc{StateFields: s.StateFields, Config: config}
+	data, ok := specjson.MarshalState(&doc)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(&doc); err != nil {
+			return err
+		}
 	}
 	tmp := filepath.Join(dir, "."+stateFile)
 	if err := rawfile.WriteFile(tmp, data, 0o600); err != nil {
@@ -145,25 +117,19 @@ func (s *State) save(dir string) error {
 	return os.Rename(tmp, filepath.Join(dir, stateFile))
 }
 
-// stateFields is State without its methods, for loadState.
-type stateFields State
-
 func loadState(dir string) (*State, error) {
 	data, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, err
 	}
-	// The config stays raw: its "config" field, one level up, hides State's.
-	s := &State{}
-	disk := struct {
-		*stateFields
-		Config json.RawMessage `json:"config"`
-	}{stateFields: (*stateFields)(s)}
-	if err := json.Unmarshal(data, &disk); err != nil {
-		return nil, fmt.Errorf("%s: corrupt state: %w", dir, err)
+	// The config stays raw until Spec or hooks need it.
+	var doc wire.StateDoc
+	if !specjson.UnmarshalState(data, &doc) {
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return nil, fmt.Errorf("%s: corrupt state: %w", dir, err)
+		}
 	}
-	s.rawConfig = disk.Config
-	return s, nil
+	return &State{StateFields: doc.StateFields, rawConfig: doc.Config}, nil
 }
 
 // processStartTime reads field 22 of /proc/PID/stat; ok is false when the process is gone or

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/berth-project/berth/internal/wire"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -17,7 +19,7 @@ func TestStateConfigDecodedOnUse(t *testing.T) {
 	dir := t.TempDir()
 	spec := DefaultSpec()
 	spec.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/true"}}}
-	st := &State{ID: "c1", Pid: 42, Config: spec}
+	st := &State{StateFields: wire.StateFields{ID: "c1", Pid: 42}, Config: spec}
 	if err := st.save(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,10 @@ func TestStateSavedAsJSONMarshal(t *testing.T) {
 		if err := json.Unmarshal(data, &spec); err != nil {
 			t.Fatal(err)
 		}
-		st := &State{ID: "c1", Pid: 42, Annotations: map[string]string{"x": "<"}, Config: &spec}
+		st := &State{StateFields: wire.StateFields{OCIVersion: "1.2.0", ID: "c1", Pid: 42, Bundle: "/b<&>", Rootfs: "/b/rootfs",
+			Created: time.Date(2026, 12, 6, 21, 0, 0, 123456789, time.UTC), Owner: "", Annotations: map[string]string{"x": "<"},
+			Creating: i%2 == 0, CreatorPid: i, PidStart: 1 << 40, CgroupPath: "/berth/c1", SystemdCgroup: i%3 == 0,
+			Image: "img:\u2028", HostMounts: i%2 == 1, HostMountTop: -i}, Config: &spec}
 		dir := t.TempDir()
 		if err := st.save(dir); err != nil {
 			t.Fatal(err)

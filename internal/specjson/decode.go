@@ -510,3 +510,12 @@ func readJSON[T any](d *decoder, p *T) {
 		d.fail()
 	}
 }
+
+// readRaw reads a json.RawMessage as encoding/json fills one: the value's bytes as they are
+// in the input (after its leading white space), its syntax checked by skip.
+func readRaw(d *decoder, p *json.RawMessage) {
+	d.ws()
+	start := d.off
+	d.skip()
+	*p = append((*p)[:0], d.data[start:d.off]...)
+}

@@ -142,3 +142,46 @@ func writeJSON[T any](b []byte, p *T) []byte {
 	}
 	return append(b, out...)
 }
+
+// writeRaw writes a json.RawMessage as json.Marshal does: null when nil; else the bytes as
+// they are when they are one valid value that encoding/json's compacting would leave alone
+// (no white space outside strings; no <, >, & or U+2028/U+2029, which it escapes). Anything
+// else goes to encoding/json.
+func writeRaw(b []byte, p *json.RawMessage) []byte {
+	raw := *p
+	if raw == nil {
+		return append(b, "null"...)
+	}
+	if !compactAndSafe(raw) {
+		return writeJSON(b, p)
+	}
+	return append(b, raw...)
+}
+
+func compactAndSafe(raw []byte) bool {
+	d := newDecoder(raw)
+	if !run(func() {
+		if d.peek() == 0 {
+			d.fail()
+		}
+		d.skip()
+	}) || d.off != len(raw) {
+		return false
+	}
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
+			return false
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
+}

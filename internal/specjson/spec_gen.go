@@ -3,6 +3,8 @@
 package specjson
 
 import (
+	"encoding/json"
+	"github.com/berth-project/berth/internal/wire"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -331,6 +333,128 @@ func encV1Image(b []byte, v *v1.Image) []byte {
 		b = append(b, `"history":`...)
 		b = encSliceV1History(b, &v.History)
 	}
+	return append(b, '}')
+}
+
+var foldedWireStateDoc = []string{"OCIVERSION", "ID", "PID", "BUNDLE", "ROOTFS", "CREATED", "OWNER", "ANNOTATIONS", "CREATING", "CREATORPID", "PIDSTART", "CGROUPPATH", "SYSTEMDCGROUP", "IMAGE", "HOSTMOUNTS", "HOSTMOUNTTOP", "CONFIG"}
+
+func decWireStateDoc(d *decoder, v *wire.StateDoc) {
+	if d.null() {
+		return
+	}
+	d.enter('{')
+	for first := true; d.nextKey(&first); {
+		switch string(d.key) {
+		case "ociVersion":
+			decString(d, &v.StateFields.OCIVersion)
+		case "id":
+			decString(d, &v.StateFields.ID)
+		case "pid":
+			decInt(d, &v.StateFields.Pid)
+		case "bundle":
+			decString(d, &v.StateFields.Bundle)
+		case "rootfs":
+			decString(d, &v.StateFields.Rootfs)
+		case "created":
+			decTimeTime(d, &v.StateFields.Created)
+		case "owner":
+			decString(d, &v.StateFields.Owner)
+		case "annotations":
+			decMapStringString(d, &v.StateFields.Annotations)
+		case "creating":
+			decBool(d, &v.StateFields.Creating)
+		case "creatorPid":
+			decInt(d, &v.StateFields.CreatorPid)
+		case "pidStart":
+			decUint64(d, &v.StateFields.PidStart)
+		case "cgroupPath":
+			decString(d, &v.StateFields.CgroupPath)
+		case "systemdCgroup":
+			decBool(d, &v.StateFields.SystemdCgroup)
+		case "image":
+			decString(d, &v.StateFields.Image)
+		case "hostMounts":
+			decBool(d, &v.StateFields.HostMounts)
+		case "hostMountTop":
+			decInt(d, &v.StateFields.HostMountTop)
+		case "config":
+			decJsonRawMessage(d, &v.Config)
+		default:
+			d.unknown(foldedWireStateDoc)
+		}
+	}
+}
+
+func encWireStateDoc(b []byte, v *wire.StateDoc) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = comma(b, start)
+	b = append(b, `"ociVersion":`...)
+	b = encString(b, &v.StateFields.OCIVersion)
+	b = comma(b, start)
+	b = append(b, `"id":`...)
+	b = encString(b, &v.StateFields.ID)
+	b = comma(b, start)
+	b = append(b, `"pid":`...)
+	b = encInt(b, &v.StateFields.Pid)
+	b = comma(b, start)
+	b = append(b, `"bundle":`...)
+	b = encString(b, &v.StateFields.Bundle)
+	b = comma(b, start)
+	b = append(b, `"rootfs":`...)
+	b = encString(b, &v.StateFields.Rootfs)
+	b = comma(b, start)
+	b = append(b, `"created":`...)
+	b = encTimeTime(b, &v.StateFields.Created)
+	b = comma(b, start)
+	b = append(b, `"owner":`...)
+	b = encString(b, &v.StateFields.Owner)
+	if len(v.StateFields.Annotations) != 0 {
+		b = comma(b, start)
+		b = append(b, `"annotations":`...)
+		b = encMapStringString(b, &v.StateFields.Annotations)
+	}
+	if v.StateFields.Creating {
+		b = comma(b, start)
+		b = append(b, `"creating":`...)
+		b = encBool(b, &v.StateFields.Creating)
+	}
+	if v.StateFields.CreatorPid != 0 {
+		b = comma(b, start)
+		b = append(b, `"creatorPid":`...)
+		b = encInt(b, &v.StateFields.CreatorPid)
+	}
+	if v.StateFields.PidStart != 0 {
+		b = comma(b, start)
+		b = append(b, `"pidStart":`...)
+		b = encUint64(b, &v.StateFields.PidStart)
+	}
+	b = comma(b, start)
+	b = append(b, `"cgroupPath":`...)
+	b = encString(b, &v.StateFields.CgroupPath)
+	if v.StateFields.SystemdCgroup {
+		b = comma(b, start)
+		b = append(b, `"systemdCgroup":`...)
+		b = encBool(b, &v.StateFields.SystemdCgroup)
+	}
+	if len(v.StateFields.Image) != 0 {
+		b = comma(b, start)
+		b = append(b, `"image":`...)
+		b = encString(b, &v.StateFields.Image)
+	}
+	if v.StateFields.HostMounts {
+		b = comma(b, start)
+		b = append(b, `"hostMounts":`...)
+		b = encBool(b, &v.StateFields.HostMounts)
+	}
+	if v.StateFields.HostMountTop != 0 {
+		b = comma(b, start)
+		b = append(b, `"hostMountTop":`...)
+		b = encInt(b, &v.StateFields.HostMountTop)
+	}
+	b = comma(b, start)
+	b = append(b, `"config":`...)
+	b = encJsonRawMessage(b, &v.Config)
 	return append(b, '}')
 }
 
@@ -1334,6 +1458,14 @@ func encSliceV1History(b []byte, p *[]v1.History) []byte { return writeSlice(b, 
 func decBool(d *decoder, p *bool) { readBool(d, p) }
 
 func encBool(b []byte, p *bool) []byte { return writeBool(b, p) }
+
+func decUint64(d *decoder, p *uint64) { readUint(d, p, 64) }
+
+func encUint64(b []byte, p *uint64) []byte { return writeUint(b, p) }
+
+func decJsonRawMessage(d *decoder, p *json.RawMessage) { readRaw(d, p) }
+
+func encJsonRawMessage(b []byte, p *json.RawMessage) []byte { return writeRaw(b, p) }
 
 var foldedBox = []string{"HEIGHT", "WIDTH"}
 
@@ -3109,10 +3241,6 @@ func encPtrUint32(b []byte, p **uint32) []byte { return writePtr(b, p, encUint32
 func decSliceUint32(d *decoder, p *[]uint32) { readSlice(d, p, decUint32) }
 
 func encSliceUint32(b []byte, p *[]uint32) []byte { return writeSlice(b, p, encUint32) }
-
-func decUint64(d *decoder, p *uint64) { readUint(d, p, 64) }
-
-func encUint64(b []byte, p *uint64) []byte { return writeUint(b, p) }
 
 func decLinuxSchedulerPolicy(d *decoder, p *specs.LinuxSchedulerPolicy) { readString(d, p) }
 

@@ -49,6 +49,8 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/wire"
 )
 
 // Decode decodes a config as json.NewDecoder(bytes.NewReader(data)).Decode(&spec) does: the
@@ -101,6 +103,19 @@ func UnmarshalImage(data []byte, v any) (ok bool) {
 		return unmarshalZero(data, p, decV1Image)
 	}
 	return false
+}
+
+// UnmarshalState decodes state.json as json.Unmarshal into a zero wire.StateDoc does (its
+// config kept as the raw JSON it is). ok is false, and v untouched, as for Unmarshal.
+func UnmarshalState(data []byte, v *wire.StateDoc) (ok bool) {
+	return unmarshalZero(data, v, decWireStateDoc)
+}
+
+// MarshalState encodes state.json as json.Marshal does; ok is false only where Marshal's is
+// (a value handed to encoding/json failed: then json.Marshal gives the error).
+func MarshalState(v *wire.StateDoc) (data []byte, ok bool) {
+	ok = run(func() { data = encWireStateDoc(make([]byte, 0, 1024+len(v.Config)), v) })
+	return data, ok
 }
 
 // unmarshal decodes data into v as json.Unmarshal does, or gives up (false).

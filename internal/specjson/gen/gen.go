@@ -1,6 +1,6 @@
 // Package gen writes internal/specjson's spec_gen.go: a decoder and an encoder for each type
-// reachable from specs.Spec and from image-spec's index, manifest and image config (the
-// documents `run --image` reads), found with reflect at generation time and written as plain Go,
+// reachable from specs.Spec, from image-spec's index, manifest and image config (the
+// documents `run --image` reads) and from state.json's document (internal/wire), found with reflect at generation time and written as plain Go,
 // so that no reflection is left for run time. cmd/specjson-gen writes the file (go generate
 // in internal/specjson); TestGeneratedIsCurrent there fails when the committed file is not
 // what Generate gives for the runtime-spec in go.mod.
@@ -8,7 +8,8 @@
 // The fields of a struct are found as encoding/json finds them (exported fields, json tags,
 // the fields of embedded structs promoted with Go's rules and json's tag preference), in
 // encoding/json's order. A type the generated code does not handle itself is handed to
-// encoding/json for that value alone (readJSON, writeJSON): an interface, a float, a byte
+// encoding/json for that value alone (readJSON, writeJSON), but for json.RawMessage (its
+// bytes, readRaw and writeRaw): an interface, a float, a byte
 // slice (base64), an array, a map whose key is not a plain string, and any type with its
 // own MarshalJSON, UnmarshalJSON, MarshalText or UnmarshalText. What is refused outright
 // (Generate returns an error, so that a runtime-spec upgrade that brings one is noticed):
@@ -31,6 +32,8 @@ import (
 	imagespecs "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/wire"
 )
 
 // Roots are the types whose decoders and encoders are generated, with everything they reach.
@@ -39,6 +42,7 @@ var Roots = []reflect.Type{
 	reflect.TypeFor[v1.Index](),
 	reflect.TypeFor[v1.Manifest](),
 	reflect.TypeFor[v1.Image](),
+	reflect.TypeFor[wire.StateDoc](),
 }
 
 // Generate returns the source of spec_gen.go.
@@ -110,6 +114,7 @@ var (
 	textMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 	specsPath       = reflect.TypeFor[specs.Spec]().PkgPath()
+	rawMessage      = reflect.TypeFor[json.RawMessage]()
 )
 
 func hasMethods(t reflect.Type) bool {
@@ -234,6 +239,14 @@ func bits(t reflect.Type) string {
 
 func (g *generator) generate(t reflect.Type) error {
 	n, T := g.names[t], g.typ(t)
+	if t == rawMessage {
+		// Its bytes as they are, checked by the scanner: encoding/json's results without
+		// its second pass over them (checkValid, compact), which a whole config inside
+		// state.json made the largest part of a decode.
+		g.printf("\nfunc dec%s(d *decoder, p *%s) { readRaw(d, p) }\n", n, T)
+		g.printf("\nfunc enc%s(b []byte, p *%s) []byte { return writeRaw(b, p) }\n", n, T)
+		return nil
+	}
 	if handedToJSON(t) {
 		g.printf("\nfunc dec%s(d *decoder, p *%s) { readJSON(d, p) }\n", n, T)
 		g.printf("\nfunc enc%s(b []byte, p *%s) []byte { return writeJSON(b, p) }\n", n, T)

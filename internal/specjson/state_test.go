@@ -1,0 +1,98 @@
+package specjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/berth-project/berth/internal/wire"
+)
+
+// checkState decodes data as state.json with the fast path and with json.Unmarshal, and
+// encodes what was decoded both ways.
+func checkState(t *testing.T, data []byte) bool {
+	t.Helper()
+	var want, got wire.StateDoc
+	err := json.Unmarshal(data, &want)
+	ok := UnmarshalState(data, &got)
+	if !ok {
+		if !reflect.DeepEqual(got, wire.StateDoc{}) {
+			t.Fatalf("UnmarshalState gave up on %q but changed its argument: %#v", data, got)
+		}
+	} else {
+		if err != nil {
+			t.Fatalf("UnmarshalState took %q, which encoding/json refuses: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("UnmarshalState of %q:\n got %#v\nwant %#v", data, got, want)
+		}
+	}
+	if err == nil {
+		checkMarshalState(t, &want)
+	}
+	return ok
+}
+
+func checkMarshalState(t *testing.T, doc *wire.StateDoc) {
+	t.Helper()
+	want, err := json.Marshal(doc)
+	got, ok := MarshalState(doc)
+	if !ok {
+		if err == nil {
+			t.Fatalf("MarshalState gave up on a document json.Marshal encodes: %s", want)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("MarshalState encoded a document json.Marshal refuses (%v): %s", err, got)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("MarshalState:\n got %s\nwant %s", got, want)
+	}
+}
+
+var stateSeeds = []string{
+	`{"ociVersion":"1.2.0","id":"c1","pid":42,"bundle":"/b","rootfs":"/b/rootfs","created":"2026-12-06T21:00:00.123456789Z","owner":"","annotations":{"a":"<"},"creating":true,"creatorPid":7,"pidStart":1099511627776,"cgroupPath":"/berth/c1","systemdCgroup":true,"image":"img:x","hostMounts":true,"hostMountTop":3,"config":{"ociVersion":"1.0.2","process":{"args":["sh"]}}}`,
+	`{"id":"c1","config":null}`,
+	`{"id":"c1","config":  [1, 2 ,{"a" : "\u003c"}] ,"pid":1}`,
+	`{"id":"c1","config":"<&>\u2028"}`,
+	`{"id":"c1","config":{}, "config":{"x":1}}`,
+	`{"id":"c1","created":"not a time"}`,
+	`{"id":"c1","ID":"c2"}`,
+	`{"id":"c1","config":}`,
+	`{"id":"c1","pid":-1,"pidStart":-1}`,
+}
+
+// The fast path takes what berth writes, and agrees with encoding/json on everything.
+func TestStateDoc(t *testing.T) {
+	for i, s := range stateSeeds {
+		if took := checkState(t, []byte(s)); i < 5 && !took {
+			t.Errorf("seed %d: the fast path gave up on %s", i, s)
+		}
+	}
+	for _, raw := range []string{"", "null", "1", " 1", "{\"a\":1}", "{\"a\": 1}", "\"<\"", "\"\\u003c\"", "[1,2]", "{", "\"\xe2\x80\xa8\""} {
+		doc := &wire.StateDoc{StateFields: wire.StateFields{ID: "x", Created: time.Unix(1, 2).UTC()}, Config: json.RawMessage(raw)}
+		if raw == "" {
+			doc.Config = nil
+		}
+		checkMarshalState(t, doc)
+	}
+	checkMarshalState(t, &wire.StateDoc{Config: json.RawMessage{}})
+}
+
+// FuzzState: arbitrary bytes as state.json, the fast path against encoding/json both ways;
+// the input also as the raw config of a document to encode.
+func FuzzState(f *testing.F) {
+	for _, s := range stateSeeds {
+		f.Add([]byte(s))
+	}
+	for _, data := range fixtures(f) {
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkState(t, data)
+		checkMarshalState(t, &wire.StateDoc{StateFields: wire.StateFields{ID: string(data)}, Config: json.RawMessage(data)})
+	})
+}

@@ -1,0 +1,47 @@
+// Package wire holds documents berth's processes hand each other, as plain types for which
+// internal/specjson generates decoders and encoders: the fields of a container's state.json
+// (libcontainer.State embeds them). They live here, below both, so that specjson can name
+// them without importing libcontainer.
+package wire
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// StateFields is everything <root>/<id>/state.json holds but the container's config, in the
+// file's order (libcontainer.State, which embeds it, says what the state is).
+type StateFields struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// Creating is set from the moment the container is recorded until init is handed over;
+	// CreatorPid is the `berth create` doing it, so a crashed create can be told apart from
+	// one in progress.
+	Creating   bool `json:"creating,omitempty"`
+	CreatorPid int  `json:"creatorPid,omitempty"`
+	// PidStart is init's start time (field 22 of /proc/PID/stat): a recycled pid has another.
+	PidStart   uint64 `json:"pidStart,omitempty"`
+	CgroupPath string `json:"cgroupPath"`
+	// SystemdCgroup: the cgroup is a systemd scope (--systemd-cgroup at create) and
+	// CgroupPath its "slice:prefix:name".
+	SystemdCgroup bool `json:"systemdCgroup,omitempty"`
+	// Image is set when the rootfs was made from an OCI image by berth; delete releases it.
+	Image string `json:"image,omitempty"`
+	// HostMounts: the container has no mount namespace, so its mounts are on the host, on top
+	// of mount HostMountTop at the rootfs (0: none); delete detaches them.
+	HostMounts   bool `json:"hostMounts,omitempty"`
+	HostMountTop int  `json:"hostMountTop,omitempty"`
+}
+
+// StateDoc is state.json: the fields, then the config as the JSON it is (a spec, or null).
+type StateDoc struct {
+	StateFields
+	Config json.RawMessage `json:"config"`
+}
