@@ -1,7 +1,8 @@
 // Package specjson decodes and encodes a runtime-spec config (specs.Spec) without
 // reflection at run time: a fast path in front of encoding/json, with the same results. It
 // also decodes the image-spec documents `run --image` reads (an index, a manifest, an image
-// config: UnmarshalImage), whose reflection cost `run --image` paid the same way.
+// config: UnmarshalImage), and decodes and encodes state.json (internal/wire's StateDoc:
+// UnmarshalState, MarshalState), whose reflection every berth process paid the same way.
 //
 // Why: every berth process that reads or writes a spec paid encoding/json's reflection
 // caches for the spec's types once (about 0.7 to 1 ms here, the first Decode or Marshal of
