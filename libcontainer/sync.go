@@ -1,13 +1,17 @@
 package libcontainer
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/specjson"
+	"github.com/berth-project/berth/internal/wire"
 	"github.com/berth-project/berth/rootfs"
 )
 
@@ -45,19 +49,7 @@ type initConfig struct {
 // it exits next), "hooks" (run prestart and createRuntime, then say "resume"), "seccomp" (take
 // the NOTIFY listener to the agent, then say "seccompDone"), "ready" (everything is built,
 // waiting for "go"), "handedOver" (init no longer dies with the parent). Parent → init: "go".
-type syncMsg struct {
-	Type string `json:"type"`
-	Step string `json:"step,omitempty"`
-	Msg  string `json:"msg,omitempty"`
-	Pid  int    `json:"pid,omitempty"`
-	// At and Where, on "step": when (the host's monotonic clock) and where the step was
-	// taken. A "step" without Step marks the init idle (waiting for berth).
-	At    int64  `json:"at,omitempty"`
-	Where string `json:"where,omitempty"`
-	Dur   int64  `json:"dur,omitempty"`
-	// SeccompFd, on "seccomp": the init's seccomp listener descriptor number.
-	SeccompFd int `json:"seccompFd,omitempty"`
-}
+type syncMsg = wire.Msg
 
 // initPipe is one end of the socketpair between `berth create` and the init process.
 type initPipe struct {
@@ -70,21 +62,57 @@ type initPipe struct {
 	lane string
 	pid  int
 	mu   sync.Mutex
-	enc  *json.Encoder
-	dec  *json.Decoder
+	r    *bufio.Reader
 }
 
 func newInitPipe(f *os.File) *initPipe {
-	return &initPipe{f: f, enc: json.NewEncoder(f), dec: json.NewDecoder(f)}
+	return &initPipe{f: f, r: bufio.NewReader(f)}
 }
 
+// send writes v as one line of JSON, as a json.Encoder writes it; a message through
+// internal/specjson (encoding/json's bytes without its reflection, cold in every create).
 func (p *initPipe) send(v any) error {
+	var data []byte
+	if m, ok := v.(*syncMsg); ok {
+		v = *m
+	}
+	if m, ok := v.(syncMsg); ok {
+		data, ok = specjson.MarshalMsg(&m)
+		if !ok {
+			data = nil
+		}
+	}
+	if data == nil {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return err
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.enc.Encode(v)
+	_, err := p.f.Write(append(data, '\n'))
+	return err
 }
 
-func (p *initPipe) recv(v any) error { return p.dec.Decode(v) }
+// recv reads the next line into v, as json.Unmarshal into a zero value does (every sender,
+// berth's json and the C stage's, ends each message with a newline): io.EOF at the end of
+// the pipe, io.ErrUnexpectedEOF if it ends within a message.
+func (p *initPipe) recv(v any) error {
+	line, err := p.r.ReadBytes('\n')
+	if err != nil {
+		if len(line) == 0 {
+			return err
+		}
+		if json.Unmarshal(line, v) != nil {
+			return io.ErrUnexpectedEOF
+		}
+		return nil
+	}
+	if m, ok := v.(*syncMsg); ok && specjson.UnmarshalMsg(line, m) {
+		return nil
+	}
+	return json.Unmarshal(line, v)
+}
 
 // forwardSteps makes the init process's explain steps travel to the parent, which prints them
 // in order with its own.

@@ -458,6 +458,81 @@ func encWireStateDoc(b []byte, v *wire.StateDoc) []byte {
 	return append(b, '}')
 }
 
+var foldedWireMsg = []string{"TYPE", "STEP", "MSG", "PID", "AT", "WHERE", "DUR", "SECCOMPFD"}
+
+func decWireMsg(d *decoder, v *wire.Msg) {
+	if d.null() {
+		return
+	}
+	d.enter('{')
+	for first := true; d.nextKey(&first); {
+		switch string(d.key) {
+		case "type":
+			decString(d, &v.Type)
+		case "step":
+			decString(d, &v.Step)
+		case "msg":
+			decString(d, &v.Msg)
+		case "pid":
+			decInt(d, &v.Pid)
+		case "at":
+			decInt64(d, &v.At)
+		case "where":
+			decString(d, &v.Where)
+		case "dur":
+			decInt64(d, &v.Dur)
+		case "seccompFd":
+			decInt(d, &v.SeccompFd)
+		default:
+			d.unknown(foldedWireMsg)
+		}
+	}
+}
+
+func encWireMsg(b []byte, v *wire.Msg) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = comma(b, start)
+	b = append(b, `"type":`...)
+	b = encString(b, &v.Type)
+	if len(v.Step) != 0 {
+		b = comma(b, start)
+		b = append(b, `"step":`...)
+		b = encString(b, &v.Step)
+	}
+	if len(v.Msg) != 0 {
+		b = comma(b, start)
+		b = append(b, `"msg":`...)
+		b = encString(b, &v.Msg)
+	}
+	if v.Pid != 0 {
+		b = comma(b, start)
+		b = append(b, `"pid":`...)
+		b = encInt(b, &v.Pid)
+	}
+	if v.At != 0 {
+		b = comma(b, start)
+		b = append(b, `"at":`...)
+		b = encInt64(b, &v.At)
+	}
+	if len(v.Where) != 0 {
+		b = comma(b, start)
+		b = append(b, `"where":`...)
+		b = encString(b, &v.Where)
+	}
+	if v.Dur != 0 {
+		b = comma(b, start)
+		b = append(b, `"dur":`...)
+		b = encInt64(b, &v.Dur)
+	}
+	if v.SeccompFd != 0 {
+		b = comma(b, start)
+		b = append(b, `"seccompFd":`...)
+		b = encInt(b, &v.SeccompFd)
+	}
+	return append(b, '}')
+}
+
 func decString(d *decoder, p *string) { readString(d, p) }
 
 func encString(b []byte, p *string) []byte { return writeString(b, p) }
@@ -1466,6 +1541,10 @@ func encUint64(b []byte, p *uint64) []byte { return writeUint(b, p) }
 func decJsonRawMessage(d *decoder, p *json.RawMessage) { readRaw(d, p) }
 
 func encJsonRawMessage(b []byte, p *json.RawMessage) []byte { return writeRaw(b, p) }
+
+func decInt64(d *decoder, p *int64) { readInt(d, p, 64) }
+
+func encInt64(b []byte, p *int64) []byte { return writeInt(b, p) }
 
 var foldedBox = []string{"HEIGHT", "WIDTH"}
 
@@ -3125,10 +3204,6 @@ func encPtrFreeBSDJail(b []byte, p **specs.FreeBSDJail) []byte { return writePtr
 func decDigestDigest(d *decoder, p *digest.Digest) { readString(d, p) }
 
 func encDigestDigest(b []byte, p *digest.Digest) []byte { return writeString(b, p) }
-
-func decInt64(d *decoder, p *int64) { readInt(d, p, 64) }
-
-func encInt64(b []byte, p *int64) []byte { return writeInt(b, p) }
 
 func decUint8(d *decoder, p *uint8) { readUint(d, p, 8) }
 

@@ -82,9 +82,49 @@ func TestStateDoc(t *testing.T) {
 	checkMarshalState(t, &wire.StateDoc{Config: json.RawMessage{}})
 }
 
-// FuzzState: arbitrary bytes as state.json, the fast path against encoding/json both ways;
-// the input also as the raw config of a document to encode.
+// checkMsg is checkState for an init pipe message.
+func checkMsg(t *testing.T, data []byte) bool {
+	t.Helper()
+	var want, got wire.Msg
+	err := json.Unmarshal(data, &want)
+	ok := UnmarshalMsg(data, &got)
+	if !ok && got != (wire.Msg{}) {
+		t.Fatalf("UnmarshalMsg gave up on %q but changed its argument: %#v", data, got)
+	}
+	if ok && (err != nil || got != want) {
+		t.Fatalf("UnmarshalMsg of %q: %#v, want %#v (encoding/json: %v)", data, got, want, err)
+	}
+	if err == nil {
+		w, _ := json.Marshal(&want)
+		if g, ok := MarshalMsg(&want); !ok || !bytes.Equal(g, w) {
+			t.Fatalf("MarshalMsg: %s, want %s", g, w)
+		}
+	}
+	return ok
+}
+
+var msgSeeds = []string{
+	`{"type":"pid","pid":4242}`, `{"type":"ready"}`, `{"type":"handedOver"}`, `{"type":"maps"}`,
+	`{"type":"step","step":"rootfs.pivotRoot","msg":"pivot_root \"/a\" <&>","at":1765000000000000000}`,
+	`{"type":"error","msg":"mount: \u00e9\n"}`, `{"type":"seccomp","seccompFd":7}`,
+	`{"type":"step","at":-1,"where":"x.go:1","dur":5}`, `{"Type":"go"}`, `{"type":1}`, `{"pid":1e3}`,
+}
+
+// The messages the C stage and berth write take the fast path, with encoding/json's results.
+func TestMsg(t *testing.T) {
+	for i, s := range msgSeeds {
+		if took := checkMsg(t, []byte(s)); i < 8 && !took {
+			t.Errorf("the fast path gave up on %s", s)
+		}
+	}
+}
+
+// FuzzState: arbitrary bytes as state.json and as an init pipe message, the fast path against
+// encoding/json both ways; the input also as the raw config of a document to encode.
 func FuzzState(f *testing.F) {
+	for _, s := range msgSeeds {
+		f.Add([]byte(s))
+	}
 	for _, s := range stateSeeds {
 		f.Add([]byte(s))
 	}
@@ -93,6 +133,7 @@ func FuzzState(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkState(t, data)
+		checkMsg(t, data)
 		checkMarshalState(t, &wire.StateDoc{StateFields: wire.StateFields{ID: string(data)}, Config: json.RawMessage(data)})
 	})
 }

@@ -1,6 +1,6 @@
 // Package wire holds documents berth's processes hand each other, as plain types for which
 // internal/specjson generates decoders and encoders: the fields of a container's state.json
-// (libcontainer.State embeds them). They live here, below both, so that specjson can name
+// (libcontainer.State embeds them), and the messages on the init pipe. They live here, below both, so that specjson can name
 // them without importing libcontainer.
 package wire
 
@@ -44,4 +44,20 @@ type StateFields struct {
 type StateDoc struct {
 	StateFields
 	Config json.RawMessage `json:"config"`
+}
+
+// Msg is one message on the init pipe, a line of JSON (libcontainer's sync.go says which
+// message goes which way, and when).
+type Msg struct {
+	Type string `json:"type"`
+	Step string `json:"step,omitempty"`
+	Msg  string `json:"msg,omitempty"`
+	Pid  int    `json:"pid,omitempty"`
+	// At and Where, on "step": when (the host's monotonic clock) and where the step was
+	// taken. A "step" without Step marks the init idle (waiting for berth).
+	At    int64  `json:"at,omitempty"`
+	Where string `json:"where,omitempty"`
+	Dur   int64  `json:"dur,omitempty"`
+	// SeccompFd, on "seccomp": the init's seccomp listener descriptor number.
+	SeccompFd int `json:"seccompFd,omitempty"`
 }

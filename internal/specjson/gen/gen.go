@@ -1,6 +1,7 @@
 // Package gen writes internal/specjson's spec_gen.go: a decoder and an encoder for each type
 // reachable from specs.Spec, from image-spec's index, manifest and image config (the
-// documents `run --image` reads) and from state.json's document (internal/wire), found with reflect at generation time and written as plain Go,
+// documents `run --image` reads) and from state.json's document and the init pipe's message
+// (internal/wire), found with reflect at generation time and written as plain Go,
 // so that no reflection is left for run time. cmd/specjson-gen writes the file (go generate
 // in internal/specjson); TestGeneratedIsCurrent there fails when the committed file is not
 // what Generate gives for the runtime-spec in go.mod.
@@ -43,6 +44,7 @@ var Roots = []reflect.Type{
 	reflect.TypeFor[v1.Manifest](),
 	reflect.TypeFor[v1.Image](),
 	reflect.TypeFor[wire.StateDoc](),
+	reflect.TypeFor[wire.Msg](),
 }
 
 // Generate returns the source of spec_gen.go.
