@@ -20,6 +20,8 @@ import (
 
 	"github.com/berth-project/berth/internal/explain"
 	"github.com/berth-project/berth/internal/rawfile"
+	"github.com/berth-project/berth/internal/specjson"
+	"github.com/berth-project/berth/internal/wire"
 )
 
 // Store is the shared layer store under berth's root:
@@ -96,10 +98,7 @@ func (s *Store) hasLayer(d digest.Digest) bool {
 }
 
 // layerMeta is kept beside each layer in meta/<key>.json.
-type layerMeta struct {
-	// Implicit lists the directories the layer's tar had no entry for.
-	Implicit []string `json:"implicit"`
-}
+type layerMeta = wire.LayerMeta
 
 func (s *Store) metaPath(d digest.Digest) string {
 	return filepath.Join(s.Dir, "meta", layerKey(d)+".json")
@@ -107,7 +106,7 @@ func (s *Store) metaPath(d digest.Digest) string {
 
 func (s *Store) layerMeta(d digest.Digest) layerMeta {
 	var m layerMeta
-	if data, err := rawfile.ReadFile(s.metaPath(d)); err == nil {
+	if data, err := rawfile.ReadFile(s.metaPath(d)); err == nil && !specjson.UnmarshalStore(data, &m) {
 		_ = json.Unmarshal(data, &m)
 	}
 	return m
@@ -317,7 +316,7 @@ func (s *Store) Add(im *Image, progress Progress) (int, error) {
 // writeRecord records im under its ref (LAYOUT[:TAG], absolute), keeping the refs and the
 // time of an earlier record of the same manifest. A record that lists the ref already is left
 // as it is: every run --image comes here, and its refs alone are read (one field through
-// encoding/json, not the whole Record's reflection) before anything is rewritten.
+// the generated decoder) before anything is rewritten.
 func (s *Store) writeRecord(im *Image) error {
 	ref := im.Layout
 	if im.Tag != "" {
@@ -326,10 +325,8 @@ func (s *Store) writeRecord(im *Image) error {
 	p := s.recordPath(im.Manifest.Digest)
 	data, err := rawfile.ReadFile(p)
 	if err == nil {
-		var listed struct {
-			Refs []string `json:"refs"`
-		}
-		if json.Unmarshal(data, &listed) == nil && slices.Contains(listed.Refs, ref) {
+		var listed wire.ImageRefs
+		if (specjson.UnmarshalStore(data, &listed) || json.Unmarshal(data, &listed) == nil) && slices.Contains(listed.Refs, ref) {
 			return nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -518,4 +519,16 @@ func readRaw(d *decoder, p *json.RawMessage) {
 	start := d.off
 	d.skip()
 	*p = append((*p)[:0], d.data[start:d.off]...)
+}
+
+// readTime decodes a time.Time as encoding/json does: the value's bytes, syntax checked, handed
+// to its UnmarshalJSON (null leaves it as it is; anything but an RFC 3339 string fails, and
+// encoding/json then reports it).
+func readTime(d *decoder, p *time.Time) {
+	d.ws()
+	start := d.off
+	d.skip()
+	if p.UnmarshalJSON(d.data[start:d.off]) != nil {
+		d.fail()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -184,4 +185,14 @@ func compactAndSafe(raw []byte) bool {
 		}
 	}
 	return true
+}
+
+// writeTime encodes a time.Time as encoding/json does: its MarshalJSON, which writes a plain
+// quoted RFC 3339 text that encoding/json's compacting leaves as it is (checked all the same).
+func writeTime(b []byte, p *time.Time) []byte {
+	out, err := p.MarshalJSON()
+	if err != nil || !compactAndSafe(out) {
+		return writeJSON(b, p)
+	}
+	return append(b, out...)
 }

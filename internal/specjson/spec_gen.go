@@ -533,6 +533,58 @@ func encWireMsg(b []byte, v *wire.Msg) []byte {
 	return append(b, '}')
 }
 
+var foldedWireLayerMeta = []string{"IMPLICIT"}
+
+func decWireLayerMeta(d *decoder, v *wire.LayerMeta) {
+	if d.null() {
+		return
+	}
+	d.enter('{')
+	for first := true; d.nextKey(&first); {
+		switch string(d.key) {
+		case "implicit":
+			decSliceString(d, &v.Implicit)
+		default:
+			d.unknown(foldedWireLayerMeta)
+		}
+	}
+}
+
+func encWireLayerMeta(b []byte, v *wire.LayerMeta) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = comma(b, start)
+	b = append(b, `"implicit":`...)
+	b = encSliceString(b, &v.Implicit)
+	return append(b, '}')
+}
+
+var foldedWireImageRefs = []string{"REFS"}
+
+func decWireImageRefs(d *decoder, v *wire.ImageRefs) {
+	if d.null() {
+		return
+	}
+	d.enter('{')
+	for first := true; d.nextKey(&first); {
+		switch string(d.key) {
+		case "refs":
+			decSliceString(d, &v.Refs)
+		default:
+			d.unknown(foldedWireImageRefs)
+		}
+	}
+}
+
+func encWireImageRefs(b []byte, v *wire.ImageRefs) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = comma(b, start)
+	b = append(b, `"refs":`...)
+	b = encSliceString(b, &v.Refs)
+	return append(b, '}')
+}
+
 func decString(d *decoder, p *string) { readString(d, p) }
 
 func encString(b []byte, p *string) []byte { return writeString(b, p) }
@@ -1336,13 +1388,13 @@ func decPtrV1Descriptor(d *decoder, p **v1.Descriptor) { readPtr(d, p, decV1Desc
 
 func encPtrV1Descriptor(b []byte, p **v1.Descriptor) []byte { return writePtr(b, p, encV1Descriptor) }
 
-func decTimeTime(d *decoder, p *time.Time) { readJSON(d, p) }
+func decTimeTime(d *decoder, p *time.Time) { readTime(d, p) }
 
-func encTimeTime(b []byte, p *time.Time) []byte { return writeJSON(b, p) }
+func encTimeTime(b []byte, p *time.Time) []byte { return writeTime(b, p) }
 
-func decPtrTimeTime(d *decoder, p **time.Time) { readJSON(d, p) }
+func decPtrTimeTime(d *decoder, p **time.Time) { readPtr(d, p, decTimeTime) }
 
-func encPtrTimeTime(b []byte, p **time.Time) []byte { return writeJSON(b, p) }
+func encPtrTimeTime(b []byte, p **time.Time) []byte { return writePtr(b, p, encTimeTime) }
 
 func decSliceString(d *decoder, p *[]string) { readSlice(d, p, decString) }
 

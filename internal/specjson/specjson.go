@@ -129,6 +129,19 @@ func MarshalMsg(v *wire.Msg) (data []byte, ok bool) {
 	return data, ok
 }
 
+// UnmarshalStore decodes an image store record (v is a *wire.LayerMeta or *wire.ImageRefs) as
+// json.Unmarshal into a zero value does; ok is false, and v untouched, for any other v and as
+// for Unmarshal.
+func UnmarshalStore(data []byte, v any) (ok bool) {
+	switch p := v.(type) {
+	case *wire.LayerMeta:
+		return unmarshalZero(data, p, decWireLayerMeta)
+	case *wire.ImageRefs:
+		return unmarshalZero(data, p, decWireImageRefs)
+	}
+	return false
+}
+
 // unmarshal decodes data into v as json.Unmarshal does, or gives up (false).
 func unmarshal[T any](data []byte, v *T, dec func(*decoder, *T)) bool {
 	d := newDecoder(data)

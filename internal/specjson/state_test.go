@@ -63,6 +63,8 @@ var stateSeeds = []string{
 	`{"id":"c1","ID":"c2"}`,
 	`{"id":"c1","config":}`,
 	`{"id":"c1","pid":-1,"pidStart":-1}`,
+	`{"created":null}`, `{"created":"2026-12-06T21:00:00+01:00"}`, `{"created":"2026-12-06T21:00:00.5Z","created":null}`,
+	`{"created":5}`, `{"created":"2026-12-06T21:00:00\u002b01:00"}`, `{"created":"2026-13-06T21:00:00Z"}`,
 }
 
 // The fast path takes what berth writes, and agrees with encoding/json on everything.
@@ -103,6 +105,42 @@ func checkMsg(t *testing.T, data []byte) bool {
 	return ok
 }
 
+// checkStore is checkState for the image store's records.
+func checkStore(t *testing.T, data []byte) int {
+	t.Helper()
+	took := 0
+	for _, mk := range []func() any{func() any { return new(wire.LayerMeta) }, func() any { return new(wire.ImageRefs) }} {
+		want, got := mk(), mk()
+		err := json.Unmarshal(data, want)
+		if !UnmarshalStore(data, got) {
+			if !reflect.DeepEqual(got, mk()) {
+				t.Fatalf("UnmarshalStore(%T) gave up on %q but changed its argument", got, data)
+			}
+			continue
+		}
+		took++
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("UnmarshalStore(%T) of %q: %#v, want %#v (encoding/json: %v)", got, data, got, want, err)
+		}
+	}
+	return took
+}
+
+var storeSeeds = []string{
+	"{\n  \"implicit\": null\n}", `{"implicit":["usr","usr/share"]}`, `{"implicit":[]}`,
+	"{\n  \"manifest\": \"sha256:ab\",\n  \"config\": \"sha256:cd\",\n  \"refs\": [\n    \"/tmp/bb:bb\",\n    \"/a:b<\"\n  ],\n  \"diffIDs\": [],\n  \"size\": 5,\n  \"stored\": \"2026-12-06T21:00:00Z\"\n}",
+	`{"Refs":["x"]}`, `{"refs":"x"}`, `{"implicit":[1]}`,
+}
+
+// The store's records as berth writes them take the fast path, with encoding/json's results.
+func TestStoreDocs(t *testing.T) {
+	for i, s := range storeSeeds {
+		if took := checkStore(t, []byte(s)); i < 4 && took != 2 {
+			t.Errorf("the fast path took %s as %d of the two records", s, took)
+		}
+	}
+}
+
 var msgSeeds = []string{
 	`{"type":"pid","pid":4242}`, `{"type":"ready"}`, `{"type":"handedOver"}`, `{"type":"maps"}`,
 	`{"type":"step","step":"rootfs.pivotRoot","msg":"pivot_root \"/a\" <&>","at":1765000000000000000}`,
@@ -119,7 +157,7 @@ func TestMsg(t *testing.T) {
 	}
 }
 
-// FuzzState: arbitrary bytes as state.json and as an init pipe message, the fast path against
+// FuzzState: arbitrary bytes as state.json, an init pipe message and the store's records, the fast path against
 // encoding/json both ways; the input also as the raw config of a document to encode.
 func FuzzState(f *testing.F) {
 	for _, s := range msgSeeds {
@@ -131,9 +169,13 @@ func FuzzState(f *testing.F) {
 	for _, data := range fixtures(f) {
 		f.Add(data)
 	}
+	for _, s := range storeSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkState(t, data)
 		checkMsg(t, data)
+		checkStore(t, data)
 		checkMarshalState(t, &wire.StateDoc{StateFields: wire.StateFields{ID: string(data)}, Config: json.RawMessage(data)})
 	})
 }

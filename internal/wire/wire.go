@@ -1,6 +1,7 @@
 // Package wire holds documents berth's processes hand each other, as plain types for which
 // internal/specjson generates decoders and encoders: the fields of a container's state.json
-// (libcontainer.State embeds them), and the messages on the init pipe. They live here, below both, so that specjson can name
+// (libcontainer.State embeds them), the messages on the init pipe, and the two records of the
+// image store that every run --image reads. They live here, below both, so that specjson can name
 // them without importing libcontainer.
 package wire
 
@@ -60,4 +61,16 @@ type Msg struct {
 	Dur   int64  `json:"dur,omitempty"`
 	// SeccompFd, on "seccomp": the init's seccomp listener descriptor number.
 	SeccompFd int `json:"seccompFd,omitempty"`
+}
+
+// LayerMeta is a stored layer's meta/<key>.json in the image store.
+type LayerMeta struct {
+	// Implicit lists the directories the layer's tar had no entry for.
+	Implicit []string `json:"implicit"`
+}
+
+// ImageRefs is the part of an image store record (images/<manifest>.json) that a run --image
+// reads: the references the image was used as.
+type ImageRefs struct {
+	Refs []string `json:"refs"`
 }

@@ -1,7 +1,7 @@
 // Package gen writes internal/specjson's spec_gen.go: a decoder and an encoder for each type
 // reachable from specs.Spec, from image-spec's index, manifest and image config (the
-// documents `run --image` reads) and from state.json's document and the init pipe's message
-// (internal/wire), found with reflect at generation time and written as plain Go,
+// documents `run --image` reads) and from internal/wire's (state.json, the init pipe's message,
+// the image store's records), found with reflect at generation time and written as plain Go,
 // so that no reflection is left for run time. cmd/specjson-gen writes the file (go generate
 // in internal/specjson); TestGeneratedIsCurrent there fails when the committed file is not
 // what Generate gives for the runtime-spec in go.mod.
@@ -10,7 +10,8 @@
 // the fields of embedded structs promoted with Go's rules and json's tag preference), in
 // encoding/json's order. A type the generated code does not handle itself is handed to
 // encoding/json for that value alone (readJSON, writeJSON), but for json.RawMessage (its
-// bytes, readRaw and writeRaw): an interface, a float, a byte
+// bytes, readRaw and writeRaw) and time.Time (its own methods, readTime and writeTime): an
+// interface, a float, a byte
 // slice (base64), an array, a map whose key is not a plain string, and any type with its
 // own MarshalJSON, UnmarshalJSON, MarshalText or UnmarshalText. What is refused outright
 // (Generate returns an error, so that a runtime-spec upgrade that brings one is noticed):
@@ -28,6 +29,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	imagespecs "github.com/opencontainers/image-spec/specs-go"
@@ -45,6 +47,8 @@ var Roots = []reflect.Type{
 	reflect.TypeFor[v1.Image](),
 	reflect.TypeFor[wire.StateDoc](),
 	reflect.TypeFor[wire.Msg](),
+	reflect.TypeFor[wire.LayerMeta](),
+	reflect.TypeFor[wire.ImageRefs](),
 }
 
 // Generate returns the source of spec_gen.go.
@@ -117,6 +121,7 @@ var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 	specsPath       = reflect.TypeFor[specs.Spec]().PkgPath()
 	rawMessage      = reflect.TypeFor[json.RawMessage]()
+	timeTime        = reflect.TypeFor[time.Time]()
 )
 
 func hasMethods(t reflect.Type) bool {
@@ -249,7 +254,14 @@ func (g *generator) generate(t reflect.Type) error {
 		g.printf("\nfunc enc%s(b []byte, p *%s) []byte { return writeRaw(b, p) }\n", n, T)
 		return nil
 	}
-	if handedToJSON(t) {
+	if t == timeTime {
+		// Its own UnmarshalJSON and MarshalJSON, called as encoding/json calls them: without
+		// encoding/json's machinery, cold in each process, for state.json's creation time.
+		g.printf("\nfunc dec%s(d *decoder, p *%s) { readTime(d, p) }\n", n, T)
+		g.printf("\nfunc enc%s(b []byte, p *%s) []byte { return writeTime(b, p) }\n", n, T)
+		return nil
+	}
+	if handedToJSON(t) && !(t.Kind() == reflect.Pointer && t.Elem() == timeTime) {
 		g.printf("\nfunc dec%s(d *decoder, p *%s) { readJSON(d, p) }\n", n, T)
 		g.printf("\nfunc enc%s(b []byte, p *%s) []byte { return writeJSON(b, p) }\n", n, T)
 		return nil
