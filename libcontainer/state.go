@@ -118,7 +118,7 @@ func (s *State) save(dir string) error {
 }
 
 func loadState(dir string) (*State, error) {
-	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	data, err := rawfile.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, err
 	}
