@@ -35,22 +35,35 @@ type PrepareOpts struct {
 	// Spec, when set, receives the config written to config.json, so that the caller need
 	// not read it back (decoding a spec in a fresh process costs ~0.7 ms).
 	Spec **specs.Spec
+	// Later, when set, receives the writes that starting the container does not wait for
+	// (the container's image.json, the store's record of the image, config.json), for the
+	// caller to run while the init builds the container (libcontainer's WhileInitBuilds).
+	// The store stays locked shared until it has run, so that prune and rm never see the
+	// container without its image.json. Unset, Prepare writes them itself.
+	Later *func() error
 }
 
 // Prepare makes container id's bundle from an image: the layers in the store (applied if
 // missing), an overlay of them with the container's own upper and work directories as
-// rootfs, and config.json converted from the image config. It returns the bundle directory.
-// On failure nothing is left; on success ReleaseBundle undoes it.
+// rootfs, and config.json converted from the image config (with PrepareOpts.Later, once the
+// caller runs it). It returns the bundle directory. On failure nothing is left; on success
+// ReleaseBundle undoes it.
 func Prepare(o PrepareOpts) (bundle string, err error) {
 	s, err := OpenStore(o.Store)
 	if err != nil {
 		return "", err
 	}
-	defer s.Close()
 	if err := s.lockShared(); err != nil {
+		s.Close()
 		return "", err
 	}
-	defer s.unlock()
+	handedOn := false // the store's lock goes with Later
+	defer func() {
+		if !handedOn {
+			s.unlock()
+			s.Close()
+		}
+	}()
 	dir := ContainerDir(o.Store, o.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if !errors.Is(err, os.ErrExist) || !abandoned(o.Root, dir, o.ID) {
@@ -80,13 +93,6 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	keepLocked = append(keepLocked, lf)
 	explain.Stepf("image.Prepare", "mkdir %s, flock its lock (held until berth exits); store %s locked shared", dir, s.Dir)
 	im := o.Image
-	// Written in place, not renamed over: the directory is new, and the store is locked
-	// shared until Prepare returns, so prune (exclusive) never reads it half-written. One
-	// that a killed create left half-written is in an abandoned directory, released as such.
-	use := containerUse{Ref: im.Ref, Manifest: im.Manifest.Digest, DiffIDs: im.DiffIDs}
-	if err := rawfile.WriteFile(filepath.Join(dir, "image.json"), use.marshal(), 0o600); err != nil {
-		return "", err
-	}
 	n, err := s.AddLayers(im, o.Progress)
 	if o.Applied != nil {
 		*o.Applied = n
@@ -95,9 +101,6 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 		return "", err
 	}
 	explain.Stepf("image.Prepare", "%d of %d layers applied into %s, the rest were stored", n, len(im.DiffIDs), filepath.Join(s.Dir, "layers"))
-	if err := s.writeRecord(im); err != nil {
-		return "", err
-	}
 	rootfs := filepath.Join(dir, "rootfs")
 	upper := filepath.Join(dir, "upper")
 	work := filepath.Join(dir, "work")
@@ -127,18 +130,49 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 	if err != nil {
 		return "", err
 	}
-	explain.Stepf("image.Prepare", "write %s/config.json from the image config: args %q, cwd %s, uid %d gid %d, %d env vars",
-		dir, spec.Process.Args, spec.Process.Cwd, spec.Process.User.UID, spec.Process.User.GID, len(spec.Process.Env))
 	// A WorkingDir the image lacks is made (in the upper), as docker does.
 	if err := makeCwd(rootfs, spec.Process.Cwd); err != nil {
 		return "", fmt.Errorf("image config WorkingDir %s: %w", spec.Process.Cwd, err)
 	}
-	data, err := specjson.MarshalIndent(spec, "", "\t")
-	if err != nil {
-		return "", err
+	finish := func() error {
+		defer func() {
+			s.unlock()
+			s.Close()
+		}()
+		// Written in place, not renamed over: the directory is new, and the store is locked
+		// shared until this returns, so prune (exclusive) never reads it half-written. One
+		// that a killed create left half-written is in an abandoned directory, released as
+		// such.
+		use := containerUse{Ref: im.Ref, Manifest: im.Manifest.Digest, DiffIDs: im.DiffIDs}
+		if err := rawfile.WriteFile(filepath.Join(dir, "image.json"), use.marshal(), 0o600); err != nil {
+			return err
+		}
+		if err := s.writeRecord(im); err != nil {
+			return err
+		}
+		explain.Stepf("image.Prepare", "write %s/config.json from the image config: args %q, cwd %s, uid %d gid %d, %d env vars",
+			dir, spec.Process.Args, spec.Process.Cwd, spec.Process.User.UID, spec.Process.User.GID, len(spec.Process.Env))
+		data, err := specjson.MarshalIndent(spec, "", "\t")
+		if err != nil {
+			return err
+		}
+		return rawfile.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
 	}
-	if err := rawfile.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
-		return "", err
+	if o.Later != nil {
+		handedOn = true
+		done := false
+		*o.Later = func() error {
+			if done {
+				return nil
+			}
+			done = true
+			return finish()
+		}
+	} else {
+		handedOn = true // finish unlocks
+		if err := finish(); err != nil {
+			return "", err
+		}
 	}
 	if o.Spec != nil {
 		*o.Spec = spec

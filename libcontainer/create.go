@@ -39,6 +39,10 @@ type CreateOpts struct {
 	Detach bool
 	// Image names the OCI image the bundle was made from, if berth made it.
 	Image string
+	// WhileInitBuilds, when set, is work the container's start does not wait for (an image
+	// container's bookkeeping): it runs once the init has its config, while the init builds
+	// the container and berth would only wait for it. Its error fails the create.
+	WhileInitBuilds func() error
 }
 
 // Launched is a container whose init process is ready: for a foreground run, Pid is our child
@@ -122,6 +126,11 @@ func Create(o CreateOpts) (cr *Launched, err error) {
 	defer pipe.f.Close()
 	pipe.onSeccomp = func(fd int) error {
 		return sendSeccompListener(spec, c.specState(Creating, pid), fd)
+	}
+	if o.WhileInitBuilds != nil {
+		if err := o.WhileInitBuilds(); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := relayUntilMsg(pipe, "ready"); err != nil {
 		if why := cgroups.PidsLimitHit(cg); why != "" {

@@ -260,7 +260,9 @@ func createFromImage(c *cli.Context, detach bool) (*libcontainer.Launched, error
 	applied := 0
 	p := newProgress()
 	var spec *specs.Spec
-	bundle, err := image.Prepare(image.PrepareOpts{Root: r, Store: storeDir(c), ID: id, Image: im, Args: args, Progress: p.report(), Applied: &applied, Spec: &spec})
+	var later func() error // the bookkeeping, written while the init builds the container
+	bundle, err := image.Prepare(image.PrepareOpts{Root: r, Store: storeDir(c), ID: id, Image: im, Args: args,
+		Progress: p.report(), Applied: &applied, Spec: &spec, Later: &later})
 	p.done()
 	if err != nil {
 		return nil, err
@@ -281,7 +283,7 @@ func createFromImage(c *cli.Context, detach bool) (*libcontainer.Launched, error
 			Root: r, ID: id, Bundle: bundle, Spec: spec, PidFile: pidFile,
 			ConsoleSocket: c.String("console-socket"), NoPivot: c.Bool("no-pivot"),
 			NoNewKeyring: c.Bool("no-new-keyring"), PreserveFds: c.Int("preserve-fds"), Detach: detach,
-			Image: ref,
+			Image: ref, WhileInitBuilds: later,
 		})
 	}()
 	if err != nil {
