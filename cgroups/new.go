@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -28,8 +29,11 @@ const (
 
 const root = "/sys/fs/cgroup"
 
-// DetectMode reads how /sys/fs/cgroup is mounted.
-func DetectMode() Mode {
+// DetectMode reads how /sys/fs/cgroup is mounted, once a process (a create asks four or five
+// times; no berth process mounts or unmounts a hierarchy, as v1Hierarchies says).
+func DetectMode() Mode { return detectMode() }
+
+var detectMode = sync.OnceValue(func() Mode {
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
 		return Unified
 	}
@@ -37,7 +41,7 @@ func DetectMode() Mode {
 		return Hybrid
 	}
 	return Legacy
-}
+})
 
 // New returns the manager for the cgroup at path (from linux.cgroupsPath; "" picks
 // "/berth/<id>", a relative path is placed under /berth) on whatever layout the host has.
