@@ -106,4 +106,7 @@ for i in $(seq "$runs"); do
 done
 pm=$(printf '%s\n' "${p[@]}" | median)
 qm=$(printf '%s\n' "${q[@]}" | median)
-echo "run (median of $runs): plain busybox bundle $pm ms; run --image of busybox $qm ms ($(awk "BEGIN{printf \"%.2f\", $qm/$pm}")x); run --image of the $nl-layer image $(printf '%s\n' "${r[@]}" | median) ms"
+# Paired: each run --image against the plain run just before it (the same moment's load),
+# the median of those ratios; steadier than the ratio of the medians on a shared machine.
+pr=$(for i in "${!p[@]}"; do awk -v a="${q[$i]}" -v b="${p[$i]}" 'BEGIN { printf "%.4f\n", a / b }'; done | median)
+echo "run (median of $runs): plain busybox bundle $pm ms; run --image of busybox $qm ms ($(awk "BEGIN{printf \"%.2f\", $qm/$pm}")x; paired $(awk "BEGIN{printf \"%.2f\", $pr}")x); run --image of the $nl-layer image $(printf '%s\n' "${r[@]}" | median) ms"
