@@ -143,8 +143,11 @@ func Prepare(o PrepareOpts) (bundle string, err error) {
 		// shared until this returns, so prune (exclusive) never reads it half-written. One
 		// that a killed create left half-written is in an abandoned directory, released as
 		// such.
-		use := containerUse{Ref: im.Ref, Manifest: im.Manifest.Digest, DiffIDs: im.DiffIDs}
-		if err := rawfile.WriteFile(filepath.Join(dir, "image.json"), use.marshal(), 0o600); err != nil {
+		use, err := marshalIndented(&containerUse{Ref: im.Ref, Manifest: im.Manifest.Digest, DiffIDs: im.DiffIDs})
+		if err != nil {
+			return err
+		}
+		if err := rawfile.WriteFile(filepath.Join(dir, "image.json"), use, 0o600); err != nil {
 			return err
 		}
 		if err := s.writeRecord(im); err != nil {

@@ -370,7 +370,7 @@ func decodeRecord(p string, data []byte) (*Record, error) {
 // writeJSONAtomic writes v to p through a temporary file renamed over it: a reader sees the
 // old file or the new one, whole.
 func writeJSONAtomic(p string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
+	data, err := marshalIndented(v)
 	if err != nil {
 		return err
 	}
@@ -397,48 +397,16 @@ func (s *Store) Records() ([]*Record, error) {
 	return out, nil
 }
 
-// containerUse is what a container made from an image keeps in its directory.
-type containerUse struct {
-	Ref      string          `json:"ref"`
-	Manifest digest.Digest   `json:"manifest"`
-	DiffIDs  []digest.Digest `json:"diffIDs"`
-}
+// containerUse is what a container made from an image keeps in its directory (image.json).
+type containerUse = wire.ContainerUse
 
-// jsonString is s as json.Marshal writes it, through encoding/json only when it needs escaping.
-func jsonString(s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s) // a string never fails
-			return b
-		}
+// marshalIndented is json.MarshalIndent(v, "", "  ") for the store's small records that run
+// --image writes, without reflection (specjson; encoding/json if it gives up).
+func marshalIndented(v any) ([]byte, error) {
+	if data, ok := specjson.MarshalStoreIndent(v); ok {
+		return data, nil
 	}
-	return []byte(`"` + s + `"`) // printable ASCII that encoding/json leaves as it is
-}
-
-// marshal is json.MarshalIndent(u, "", "  "), byte for byte (TestContainerUseMarshal), with
-// only strings through encoding/json: every run --image writes one, and the struct's
-// reflection, cold in each process, cost more than the write.
-func (u containerUse) marshal() []byte {
-	b := append([]byte("{\n  \"ref\": "), jsonString(u.Ref)...)
-	b = append(append(b, ",\n  \"manifest\": "...), jsonString(string(u.Manifest))...)
-	b = append(b, ",\n  \"diffIDs\": "...)
-	switch {
-	case u.DiffIDs == nil:
-		b = append(b, "null"...)
-	case len(u.DiffIDs) == 0:
-		b = append(b, "[]"...)
-	default:
-		for i, d := range u.DiffIDs {
-			if i == 0 {
-				b = append(b, "[\n    "...)
-			} else {
-				b = append(b, ",\n    "...)
-			}
-			b = append(b, jsonString(string(d))...)
-		}
-		b = append(b, "\n  ]"...)
-	}
-	return append(b, "\n}"...)
+	return json.MarshalIndent(v, "", "  ")
 }
 
 // ContainerUses maps each container made from an image to the manifest it uses.

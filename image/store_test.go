@@ -8,7 +8,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
-// A container's image.json is written without the struct's reflection: the bytes must be
+// A container's image.json is written through specjson: the bytes must be
 // json.MarshalIndent's, whatever the ref holds.
 func TestContainerUseMarshal(t *testing.T) {
 	d1 := digest.Digest("sha256:" + string(bytes.Repeat([]byte("a"), 64)))
@@ -23,14 +23,14 @@ func TestContainerUseMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := u.marshal(); !bytes.Equal(got, want) {
+		if got, err := marshalIndented(&u); err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%+v:\n got %s\nwant %s", u, got, want)
 		}
 	}
 }
 
-// store.json's usual check compares bytes with what writeJSONAtomic writes: marshal must be
-// json.MarshalIndent's output.
+// store.json's usual check compares bytes with what writeJSONAtomic writes: both are
+// marshalIndented, which must be json.MarshalIndent's output.
 func TestStoreInfoMarshal(t *testing.T) {
 	for _, i := range []storeInfo{
 		{Marks: "trusted"},
@@ -43,7 +43,7 @@ func TestStoreInfoMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := i.marshal(); !bytes.Equal(got, want) {
+		if got, err := marshalIndented(&i); err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%+v:\n got %s\nwant %s", i, got, want)
 		}
 	}

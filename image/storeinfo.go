@@ -10,31 +10,14 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/internal/rawfile"
+	"github.com/berth-project/berth/internal/wire"
 )
 
 // storeInfo is <store>/store.json: how the store's layers were written. A store is written
 // either by root on the host (overlay marks in trusted.*) or in a user namespace (marks in
 // user.*, owners as that namespace maps them): layers of one kind mounted as the other would
 // show deleted files again, or wrong owners, so a store keeps the kind it was made with.
-type storeInfo struct {
-	Marks  string `json:"marks"`            // "trusted" or "user"
-	UIDMap string `json:"uidMap,omitempty"` // the uid_map of the user namespace (user marks)
-	GIDMap string `json:"gidMap,omitempty"`
-}
-
-// marshal is json.MarshalIndent(i, "", "  "), byte for byte (TestStoreInfoMarshal): how
-// writeJSONAtomic writes store.json, so that the usual check (the file as this process would
-// write it) needs no decoding.
-func (i storeInfo) marshal() []byte {
-	b := append([]byte("{\n  \"marks\": "), jsonString(i.Marks)...)
-	if i.UIDMap != "" {
-		b = append(append(b, ",\n  \"uidMap\": "...), jsonString(i.UIDMap)...)
-	}
-	if i.GIDMap != "" {
-		b = append(append(b, ",\n  \"gidMap\": "...), jsonString(i.GIDMap)...)
-	}
-	return append(b, "\n}"...)
-}
+type storeInfo = wire.StoreInfo
 
 func currentStoreInfo() storeInfo {
 	if !userXattrs() {
@@ -75,8 +58,8 @@ func (s *Store) checkInfo() error {
 	} else if err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
-	if bytes.Equal(data, cur.marshal()) {
-		return nil // as this berth writes it for this process's kind: nothing to decode
+	if want, err := marshalIndented(&cur); err == nil && bytes.Equal(data, want) {
+		return nil // as writeJSONAtomic writes it for this process's kind: nothing to decode
 	}
 	var got storeInfo
 	if err := json.Unmarshal(data, &got); err != nil {

@@ -585,6 +585,82 @@ func encWireImageRefs(b []byte, v *wire.ImageRefs) []byte {
 	return append(b, '}')
 }
 
+var foldedWireStoreInfo = []string{"MARKS", "UIDMAP", "GIDMAP"}
+
+func decWireStoreInfo(d *decoder, v *wire.StoreInfo) {
+	if d.null() {
+		return
+	}
+	d.enter('{')
+	for first := true; d.nextKey(&first); {
+		switch string(d.key) {
+		case "marks":
+			decString(d, &v.Marks)
+		case "uidMap":
+			decString(d, &v.UIDMap)
+		case "gidMap":
+			decString(d, &v.GIDMap)
+		default:
+			d.unknown(foldedWireStoreInfo)
+		}
+	}
+}
+
+func encWireStoreInfo(b []byte, v *wire.StoreInfo) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = comma(b, start)
+	b = append(b, `"marks":`...)
+	b = encString(b, &v.Marks)
+	if len(v.UIDMap) != 0 {
+		b = comma(b, start)
+		b = append(b, `"uidMap":`...)
+		b = encString(b, &v.UIDMap)
+	}
+	if len(v.GIDMap) != 0 {
+		b = comma(b, start)
+		b = append(b, `"gidMap":`...)
+		b = encString(b, &v.GIDMap)
+	}
+	return append(b, '}')
+}
+
+var foldedWireContainerUse = []string{"REF", "MANIFEST", "DIFFIDS"}
+
+func decWireContainerUse(d *decoder, v *wire.ContainerUse) {
+	if d.null() {
+		return
+	}
+	d.enter('{')
+	for first := true; d.nextKey(&first); {
+		switch string(d.key) {
+		case "ref":
+			decString(d, &v.Ref)
+		case "manifest":
+			decDigestDigest(d, &v.Manifest)
+		case "diffIDs":
+			decSliceDigestDigest(d, &v.DiffIDs)
+		default:
+			d.unknown(foldedWireContainerUse)
+		}
+	}
+}
+
+func encWireContainerUse(b []byte, v *wire.ContainerUse) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = comma(b, start)
+	b = append(b, `"ref":`...)
+	b = encString(b, &v.Ref)
+	b = comma(b, start)
+	b = append(b, `"manifest":`...)
+	b = encDigestDigest(b, &v.Manifest)
+	b = comma(b, start)
+	b = append(b, `"diffIDs":`...)
+	b = encSliceDigestDigest(b, &v.DiffIDs)
+	return append(b, '}')
+}
+
 func decString(d *decoder, p *string) { readString(d, p) }
 
 func encString(b []byte, p *string) []byte { return writeString(b, p) }
@@ -1597,6 +1673,16 @@ func encJsonRawMessage(b []byte, p *json.RawMessage) []byte { return writeRaw(b,
 func decInt64(d *decoder, p *int64) { readInt(d, p, 64) }
 
 func encInt64(b []byte, p *int64) []byte { return writeInt(b, p) }
+
+func decDigestDigest(d *decoder, p *digest.Digest) { readString(d, p) }
+
+func encDigestDigest(b []byte, p *digest.Digest) []byte { return writeString(b, p) }
+
+func decSliceDigestDigest(d *decoder, p *[]digest.Digest) { readSlice(d, p, decDigestDigest) }
+
+func encSliceDigestDigest(b []byte, p *[]digest.Digest) []byte {
+	return writeSlice(b, p, encDigestDigest)
+}
 
 var foldedBox = []string{"HEIGHT", "WIDTH"}
 
@@ -3253,10 +3339,6 @@ func decPtrFreeBSDJail(d *decoder, p **specs.FreeBSDJail) { readPtr(d, p, decFre
 
 func encPtrFreeBSDJail(b []byte, p **specs.FreeBSDJail) []byte { return writePtr(b, p, encFreeBSDJail) }
 
-func decDigestDigest(d *decoder, p *digest.Digest) { readString(d, p) }
-
-func encDigestDigest(b []byte, p *digest.Digest) []byte { return writeString(b, p) }
-
 func decUint8(d *decoder, p *uint8) { readUint(d, p, 8) }
 
 func encUint8(b []byte, p *uint8) []byte { return writeUint(b, p) }
@@ -3345,12 +3427,6 @@ func decMapStringEmptyStruct(d *decoder, p *map[string]struct{}) { readMap(d, p,
 
 func encMapStringEmptyStruct(b []byte, p *map[string]struct{}) []byte {
 	return writeMap(b, p, encEmptyStruct)
-}
-
-func decSliceDigestDigest(d *decoder, p *[]digest.Digest) { readSlice(d, p, decDigestDigest) }
-
-func encSliceDigestDigest(b []byte, p *[]digest.Digest) []byte {
-	return writeSlice(b, p, encDigestDigest)
 }
 
 func decUint(d *decoder, p *uint) { readUint(d, p, strconv.IntSize) }

@@ -142,6 +142,26 @@ func UnmarshalStore(data []byte, v any) (ok bool) {
 	return false
 }
 
+// MarshalStoreIndent encodes an image store record berth writes (v is a *wire.StoreInfo or
+// *wire.ContainerUse) as json.MarshalIndent(v, "", "  ") does; ok is false for any other v and
+// where json.Marshal would fail.
+func MarshalStoreIndent(v any) (data []byte, ok bool) {
+	ok = run(func() {
+		switch p := v.(type) {
+		case *wire.StoreInfo:
+			data = encWireStoreInfo(nil, p)
+		case *wire.ContainerUse:
+			data = encWireContainerUse(nil, p)
+		default:
+			panic(giveUp{})
+		}
+	})
+	if !ok {
+		return nil, false
+	}
+	return indentCompact(make([]byte, 0, len(data)*3/2), data, "", "  "), true
+}
+
 // unmarshal decodes data into v as json.Unmarshal does, or gives up (false).
 func unmarshal[T any](data []byte, v *T, dec func(*decoder, *T)) bool {
 	d := newDecoder(data)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/berth-project/berth/internal/wire"
 )
 
@@ -176,6 +178,13 @@ func FuzzState(f *testing.F) {
 		checkState(t, data)
 		checkMsg(t, data)
 		checkStore(t, data)
+		str := string(data)
+		for _, v := range []any{&wire.StoreInfo{Marks: str, GIDMap: str}, &wire.ContainerUse{Ref: str, DiffIDs: []digest.Digest{digest.Digest(str)}}} {
+			want, _ := json.MarshalIndent(v, "", "  ")
+			if got, ok := MarshalStoreIndent(v); !ok || !bytes.Equal(got, want) {
+				t.Fatalf("MarshalStoreIndent(%#v):\n got %s\nwant %s", v, got, want)
+			}
+		}
 		checkMarshalState(t, &wire.StateDoc{StateFields: wire.StateFields{ID: string(data)}, Config: json.RawMessage(data)})
 	})
 }

@@ -1,13 +1,15 @@
 // Package wire holds documents berth's processes hand each other, as plain types for which
 // internal/specjson generates decoders and encoders: the fields of a container's state.json
-// (libcontainer.State embeds them), the messages on the init pipe, and the two records of the
-// image store that every run --image reads. They live here, below both, so that specjson can name
+// (libcontainer.State embeds them), the messages on the init pipe, and the image store's
+// small records that every run --image reads or writes. They live here, below both, so that specjson can name
 // them without importing libcontainer.
 package wire
 
 import (
 	"encoding/json"
 	"time"
+
+	digest "github.com/opencontainers/go-digest"
 )
 
 // StateFields is everything <root>/<id>/state.json holds but the container's config, in the
@@ -73,4 +75,20 @@ type LayerMeta struct {
 // reads: the references the image was used as.
 type ImageRefs struct {
 	Refs []string `json:"refs"`
+}
+
+// StoreInfo is the image store's store.json: how its layers were written (image's
+// storeinfo.go says why a store keeps one kind).
+type StoreInfo struct {
+	Marks  string `json:"marks"`            // "trusted" or "user"
+	UIDMap string `json:"uidMap,omitempty"` // the uid_map of the user namespace (user marks)
+	GIDMap string `json:"gidMap,omitempty"`
+}
+
+// ContainerUse is the image.json a container made from an image keeps in its directory of the
+// store: which image and layers it uses.
+type ContainerUse struct {
+	Ref      string          `json:"ref"`
+	Manifest digest.Digest   `json:"manifest"`
+	DiffIDs  []digest.Digest `json:"diffIDs"`
 }

@@ -49,6 +49,8 @@ var Roots = []reflect.Type{
 	reflect.TypeFor[wire.Msg](),
 	reflect.TypeFor[wire.LayerMeta](),
 	reflect.TypeFor[wire.ImageRefs](),
+	reflect.TypeFor[wire.StoreInfo](),
+	reflect.TypeFor[wire.ContainerUse](),
 }
 
 // Generate returns the source of spec_gen.go.
