@@ -78,29 +78,6 @@ func expect(cfg *specs.LinuxSeccomp, a arch, nr uint32, args [6]uint64) uint32 {
 	if runcStub(cfg, a, nr) {
 		return retErrno | 38
 	}
-	holds := func(c specs.LinuxSeccompArg) bool {
-		x, v, v2 := args[c.Index], c.Value, c.ValueTwo
-		if is32 {
-			x, v, v2 = uint64(uint32(x)), uint64(uint32(v)), uint64(uint32(v2))
-		}
-		switch c.Op {
-		case specs.OpEqualTo:
-			return x == v
-		case specs.OpNotEqual:
-			return x != v
-		case specs.OpLessThan:
-			return x < v
-		case specs.OpLessEqual:
-			return x <= v
-		case specs.OpGreaterThan:
-			return x > v
-		case specs.OpGreaterEqual:
-			return x >= v
-		case specs.OpMaskedEqual:
-			return x&v == v2&v // libseccomp takes the datum within the mask
-		}
-		panic(c.Op)
-	}
 	matches := func(sc specs.LinuxSyscall) bool {
 		for _, n := range sc.Names {
 			if m, ok := syscallNumber(n, a); ok && m == nr {
@@ -146,24 +123,54 @@ func expect(cfg *specs.LinuxSeccomp, a arch, nr uint32, args [6]uint64) uint32 {
 		if uncond != nil {
 			continue
 		}
-		seen := map[uint]bool{}
-		repeated := false
-		for _, c := range sc.Args {
-			repeated = repeated || seen[c.Index]
-			seen[c.Index] = true
-		}
-		ok := !repeated
-		for _, c := range sc.Args {
-			if repeated && holds(c) {
-				return act
-			}
-			ok = ok && holds(c)
-		}
-		if ok {
+		if argsHold(sc.Args, args, is32) {
 			return act
 		}
 	}
 	return def
+}
+
+// argsHold reports whether an entry's argument conditions hold for args: conditions on
+// distinct arguments AND'd, or, when an index repeats, each condition a rule of its own (runc).
+// On the 32-bit ABIs only the low words are compared.
+func argsHold(conds []specs.LinuxSeccompArg, args [6]uint64, is32 bool) bool {
+	holds := func(c specs.LinuxSeccompArg) bool {
+		x, v, v2 := args[c.Index], c.Value, c.ValueTwo
+		if is32 {
+			x, v, v2 = uint64(uint32(x)), uint64(uint32(v)), uint64(uint32(v2))
+		}
+		switch c.Op {
+		case specs.OpEqualTo:
+			return x == v
+		case specs.OpNotEqual:
+			return x != v
+		case specs.OpLessThan:
+			return x < v
+		case specs.OpLessEqual:
+			return x <= v
+		case specs.OpGreaterThan:
+			return x > v
+		case specs.OpGreaterEqual:
+			return x >= v
+		case specs.OpMaskedEqual:
+			return x&v == v2&v // libseccomp takes the datum within the mask
+		}
+		panic(c.Op)
+	}
+	seen := map[uint]bool{}
+	repeated := false
+	for _, c := range conds {
+		repeated = repeated || seen[c.Index]
+		seen[c.Index] = true
+	}
+	ok := !repeated
+	for _, c := range conds {
+		if repeated && holds(c) {
+			return true
+		}
+		ok = ok && holds(c)
+	}
+	return ok
 }
 
 // runcStub reports whether runc's -ENOSYS stub answers nr, following runc's generatePatch

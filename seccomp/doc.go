@@ -66,7 +66,9 @@
 //     unconditional action stays (libseccomp). Conditional rules are tried in profile order
 //     and the first that matches decides. Only there does this compiler knowingly differ
 //     from libseccomp: when two conditional rules with different actions both match one
-//     call, libseccomp's choice follows its internal rule tree rather than profile order.
+//     call, libseccomp's choice follows its internal rule tree rather than profile order
+//     (of two one-condition rules on different arguments, the one on the higher argument
+//     wins, whichever comes first). FuzzLibseccomp leaves exactly these calls out.
 //   - runc's -ENOSYS stub: unless the default action is ALLOW, LOG or TRACE or already
 //     ERRNO(ENOSYS), a syscall numbered above the highest one the profile names (on that
 //     architecture, whatever the action) fails with ENOSYS instead of the default action, so
