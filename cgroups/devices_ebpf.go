@@ -6,9 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -103,59 +100,51 @@ func parseDeviceRules(rules []specs.LinuxDeviceCgroup, v1 bool) ([]deviceRule, e
 	return out, nil
 }
 
-// deviceFilter compiles the rules into the program's instructions.
-func deviceFilter(rules []deviceRule) asm.Instructions {
-	insts := asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // R2 = type
-		asm.And.Imm32(asm.R2, 0xffff),
-		asm.LoadMem(asm.R3, asm.R1, 0, asm.Word), // R3 = access
-		asm.RSh.Imm32(asm.R3, 16),
-		asm.LoadMem(asm.R4, asm.R1, 4, asm.Word), // R4 = major
-		asm.LoadMem(asm.R5, asm.R1, 8, asm.Word), // R5 = minor
-		asm.Mov.Reg(asm.R6, asm.R3),              // R6 = requested bits not yet decided
-	}
+// deviceFilter compiles the rules into the program (ebpf.go's assembler).
+func deviceFilter(rules []deviceRule) *asmProg {
+	p := newAsm()
+	p.add(
+		ldxW(r2, r1, 0), // R2 = type
+		alu32Imm(unix.BPF_AND, r2, 0xffff),
+		ldxW(r3, r1, 0), // R3 = access
+		alu32Imm(unix.BPF_RSH, r3, 16),
+		ldxW(r4, r1, 4),  // R4 = major
+		ldxW(r5, r1, 8),  // R5 = minor
+		mov64Reg(r6, r3), // R6 = requested bits not yet decided
+	)
 	label := func(i int) string { return "rule-" + strconv.Itoa(i) }
 	deny := label(len(rules)) // the end: nothing (else) matched
 	allows := false
 	for n, i := 0, len(rules)-1; i >= 0; n, i = n+1, i-1 {
 		r := rules[i]
 		next := label(n + 1)
-		var block asm.Instructions
+		p.label(label(n))
 		if r.typ != 0 {
-			block = append(block, asm.JNE.Imm(asm.R2, r.typ, next))
+			p.jump(jmpImm(unix.BPF_JNE, r2, r.typ), next)
 		}
 		if r.major >= 0 {
-			block = append(block, asm.JNE.Imm(asm.R4, int32(r.major), next))
+			p.jump(jmpImm(unix.BPF_JNE, r4, int32(r.major)), next)
 		}
 		if r.minor >= 0 {
-			block = append(block, asm.JNE.Imm(asm.R5, int32(r.minor), next))
+			p.jump(jmpImm(unix.BPF_JNE, r5, int32(r.minor)), next)
 		}
 		if r.allow {
 			allows = true
-			block = append(block,
-				asm.And.Imm(asm.R6, ^r.access&accAll),
-				asm.JEq.Imm(asm.R6, 0, "allow"))
+			p.add(alu64Imm(unix.BPF_AND, r6, ^r.access&accAll))
+			p.jump(jmpImm(unix.BPF_JEQ, r6, 0), "allow")
 		} else {
-			block = append(block,
-				asm.Mov.Reg(asm.R1, asm.R6),
-				asm.And.Imm(asm.R1, r.access),
-				asm.JNE.Imm(asm.R1, 0, deny))
+			p.add(mov64Reg(r1, r6), alu64Imm(unix.BPF_AND, r1, r.access))
+			p.jump(jmpImm(unix.BPF_JNE, r1, 0), deny)
 		}
-		block[0] = block[0].WithSymbol(label(n))
-		insts = append(insts, block...)
 	}
-	insts = append(insts,
-		asm.Mov.Imm(asm.R0, 0).WithSymbol(deny),
-		asm.Return(),
-	)
+	p.label(deny)
+	p.add(alu64Imm(unix.BPF_MOV, r0, 0), exit())
 	if allows {
 		// The verifier refuses unreachable code: this block only exists when jumped to.
-		insts = append(insts,
-			asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
-			asm.Return(),
-		)
+		p.label("allow")
+		p.add(alu64Imm(unix.BPF_MOV, r0, 1), exit())
 	}
-	return insts
+	return p
 }
 
 // setDevicesBPF replaces the device program of the group at dir with one made from rules. The
@@ -171,40 +160,36 @@ func setDevicesBPF(dir string, rules []specs.LinuxDeviceCgroup) error {
 		desc = append(desc, ruleString(r))
 	}
 	explain.Stepf("cgroups.setDevicesBPF", "attach a BPF_PROG_TYPE_CGROUP_DEVICE program to %s: default deny, then %s", dir, strings.Join(desc, ", "))
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "berth_devices",
-		Type:         ebpf.CGroupDevice,
-		Instructions: deviceFilter(parsed),
-		License:      devLicense,
-	})
+	code, err := deviceFilter(parsed).assemble()
+	if err != nil {
+		return fmt.Errorf("linux.resources.devices: %w", err)
+	}
+	prog, err := loadProgram(unix.BPF_PROG_TYPE_CGROUP_DEVICE, "berth_devices", code, devLicense)
 	if err != nil {
 		return fmt.Errorf("linux.resources.devices: loading the device eBPF program: %w", err)
 	}
-	defer prog.Close()
+	defer unix.Close(prog)
 	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("linux.resources.devices: %w", err)
 	}
 	defer unix.Close(fd)
-	old, err := link.QueryPrograms(link.QueryOptions{Target: fd, Attach: ebpf.AttachCGroupDevice})
+	old, err := queryPrograms(fd, unix.BPF_CGROUP_DEVICE)
 	if err != nil {
 		return fmt.Errorf("linux.resources.devices: listing device programs of %s: %w", dir, err)
 	}
-	err = link.RawAttachProgram(link.RawAttachProgramOptions{
-		Target: fd, Program: prog, Attach: ebpf.AttachCGroupDevice, Flags: unix.BPF_F_ALLOW_MULTI,
-	})
-	if err != nil {
+	if err := attachProgram(fd, prog, unix.BPF_CGROUP_DEVICE, unix.BPF_F_ALLOW_MULTI); err != nil {
 		return fmt.Errorf("linux.resources.devices: attaching the device eBPF program to %s: %w", dir, err)
 	}
 	var errs []error
-	for _, p := range old.Programs {
-		op, err := ebpf.NewProgramFromID(p.ID)
+	for _, id := range old {
+		op, err := programFd(id)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		err = link.RawDetachProgram(link.RawDetachProgramOptions{Target: fd, Program: op, Attach: ebpf.AttachCGroupDevice})
-		op.Close()
+		err = detachProgram(fd, op, unix.BPF_CGROUP_DEVICE)
+		unix.Close(op)
 		if err != nil {
 			errs = append(errs, err)
 		}
