@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -39,10 +38,7 @@ func unpackParallel(im *Image, rootfs, tmp string, progress Progress) error {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return im.Layers[order[a]].Size > im.Layers[order[b]].Size })
-	workers := runtime.NumCPU()
-	if workers < 2 {
-		workers = 2
-	}
+	workers := parallelWorkers()
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < workers && w < n; w++ {

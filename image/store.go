@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -147,10 +146,7 @@ func (s *Store) AddLayers(im *Image, progress Progress) (int, error) {
 	}
 	// Biggest first: the longest layer starts at once and the small ones fill in around it.
 	sort.SliceStable(jobs, func(a, b int) bool { return im.Layers[jobs[a].i].Size > im.Layers[jobs[b].i].Size })
-	workers := runtime.NumCPU()
-	if workers < 2 {
-		workers = 2
-	}
+	workers := parallelWorkers()
 	if workers > len(jobs) {
 		workers = len(jobs)
 	}

@@ -83,6 +83,7 @@ func unpackSequential(im *Image, rootfs string, progress Progress) error {
 		streams[i] = newChunkPipe(64)
 	}
 	// Decompress up to two layers ahead of the one being written.
+	parallelWorkers() // for GOMAXPROCS
 	sem := make(chan struct{}, 3)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})

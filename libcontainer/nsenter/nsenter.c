@@ -49,6 +49,49 @@ char berthNsError[256];
  */
 long long berthStartedAt;
 
+/*
+ * The Go runtime sizes GOMAXPROCS from the process's CPU affinity before any Go code runs, and
+ * with more than one P it starts two threads more while it starts (a spinning M for its first
+ * goroutine, another when the locked main goroutine waits in gcenable): about 0.3 ms of CPU and
+ * 40 page faults of each berth process, most of a short-lived `berth run` or `create`.
+ * pinForRuntimeStart pins the process to the CPU it is on, so the runtime starts with one P;
+ * berthAffinity keeps the affinity it had, and nsenter.go's init gives it back to every thread
+ * before any other package's initialiser runs, so nothing berth starts (a container, a hook)
+ * inherits the pin.
+ */
+cpu_set_t berthAffinity;
+int berthPinned;
+
+static void pinForRuntimeStart(void)
+{
+	if (getenv("GOMAXPROCS"))
+		return; /* set by the caller: the runtime takes it, whatever the affinity */
+	if (getenv("_BERTH_INITPIPE"))
+		return; /* an init or an exec'd process: its threads' ids may not be its pid namespace's */
+	/*
+	 * Unpinning lists the threads in /proc/self/task: only where that /proc is this pid
+	 * namespace's, so that the ids listed are those sched_setaffinity takes.
+	 */
+	char self[24];
+	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+	if (n <= 0)
+		return;
+	self[n] = 0;
+	if (atoi(self) != getpid())
+		return;
+	if (sched_getaffinity(0, sizeof(berthAffinity), &berthAffinity) < 0 || CPU_COUNT(&berthAffinity) < 2)
+		return;
+	int cpu = sched_getcpu();
+	if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &berthAffinity))
+		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &berthAffinity); cpu++)
+			;
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) == 0)
+		berthPinned = 1;
+}
+
 static void fail(const char *what, int fd, int err)
 {
 	if (berthNsError[0])
@@ -310,6 +353,7 @@ __attribute__((constructor)) static void nsenter(int argc, char **argv, char **e
 	nsenterStages(argc, argv, envp);
 	if (getenv("_BERTH_PLAN") && getenv("_BERTH_INITPIPE"))
 		berthRunPlan(argc, argv);
+	pinForRuntimeStart(); /* a Go runtime starts next */
 }
 
 static void nsenterStages(int argc, char **argv, char **envp)
