@@ -10,6 +10,7 @@ FUZZTIME=${FUZZTIME:-2m}
 FILTER=${FUZZ:-.}
 targets=(
 	"./internal/mountinfo FuzzParse" "./internal/mountinfo FuzzRoundTrip" "./internal/specjson FuzzSpec" "./internal/specjson FuzzSpecShaped" "./internal/specjson FuzzImage" "./internal/specjson FuzzState"
+	"./internal/oci FuzzDigest"
 	"./libcontainer FuzzLoadSpec" "./libcontainer FuzzSpecField"
 	"./image FuzzApplyLayer" "./image FuzzApplyEntries" "./image FuzzResolve" "./image FuzzArchive"
 	"./cmd/berth FuzzUpdateResources" "./cmd/berth FuzzParseSize"
