@@ -7,8 +7,9 @@ import (
 	"io"
 	"sync"
 
-	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/oci"
 )
 
 // How whiteouts are applied.
@@ -67,7 +68,7 @@ type LayerStats struct {
 // rootFd; with ahead, gzip is inflated on a goroutine of its own (worth it when this is the only
 // layer being applied). The tar stream must hash to diffID; both checks happen before it returns nil, so the
 // caller may trust the directory only then.
-func applyLayer(r io.Reader, name string, diffID digest.Digest, rootFd int, mode applyMode, a *applier, ahead bool) error {
+func applyLayer(r io.Reader, name string, diffID oci.Digest, rootFd int, mode applyMode, a *applier, ahead bool) error {
 	defer umaskZero()()
 	tarStream, closeFn, err := decompress(r, ahead)
 	if err != nil {

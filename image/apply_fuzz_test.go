@@ -16,8 +16,9 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
-	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/oci"
 )
 
 // The sandbox for applying fuzzed layers: a small tmpfs of its own (a layer that writes a lot
@@ -179,10 +180,10 @@ func applyFuzzed(t *testing.T, blob []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := digest.FromBytes(blob)
+		d := oci.FromBytes(blob)
 		v, _ := newVerifier(bytes.NewReader(blob), d.String(), d, int64(len(blob)))
 		timer := time.AfterFunc(20*time.Second, func() { panic(fmt.Sprintf("applyLayer hung on %q", blob)) })
-		err = applyLayer(v, d.String(), digest.FromBytes(raw), fd, mode, nil, mode == overlayMode)
+		err = applyLayer(v, d.String(), oci.FromBytes(raw), fd, mode, nil, mode == overlayMode)
 		timer.Stop()
 		unix.Close(fd)
 		if err != nil && strings.ContainsAny(err.Error(), "\n\r") {

@@ -13,9 +13,9 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
-	digest "github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/oci"
 )
 
 func TestCleanName(t *testing.T) {
@@ -33,7 +33,7 @@ func TestCleanName(t *testing.T) {
 
 func TestVerifier(t *testing.T) {
 	data := []byte("some blob")
-	d := digest.FromBytes(data)
+	d := oci.FromBytes(data)
 	read := func(b []byte, size int64) error {
 		v, err := newVerifier(bytes.NewReader(b), d.String(), d, size)
 		if err != nil {
@@ -101,9 +101,9 @@ func applyTo(t *testing.T, dir string, mode applyMode, blob []byte) error {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	d := digest.FromBytes(blob)
+	d := oci.FromBytes(blob)
 	v, _ := newVerifier(bytes.NewReader(blob), d.String(), d, int64(len(blob)))
-	return applyLayer(v, d.String(), digest.FromBytes(raw), fd, mode, nil, true)
+	return applyLayer(v, d.String(), oci.FromBytes(raw), fd, mode, nil, true)
 }
 
 func TestApplyOverlayWhiteouts(t *testing.T) {
@@ -318,10 +318,10 @@ func TestUnpackReplacements(t *testing.T) {
 	im := &Image{Ref: "test"}
 	dir := t.TempDir()
 	for i, b := range [][]byte{lower, upper, third} {
-		d := digest.FromBytes(b)
+		d := oci.FromBytes(b)
 		os.MkdirAll(filepath.Join(dir, "blobs/sha256"), 0o755)
 		os.WriteFile(filepath.Join(dir, "blobs/sha256", d.Encoded()), b, 0o644)
-		im.Layers = append(im.Layers, v1.Descriptor{MediaType: v1.MediaTypeImageLayer, Digest: d, Size: int64(len(b))})
+		im.Layers = append(im.Layers, oci.Descriptor{MediaType: oci.MediaTypeImageLayer, Digest: d, Size: int64(len(b))})
 		im.DiffIDs = append(im.DiffIDs, d)
 		_ = i
 	}

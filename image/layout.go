@@ -9,8 +9,6 @@ package image
 
 import (
 	"archive/tar"
-	_ "crypto/sha256" // digest algorithms go-digest verifies
-	_ "crypto/sha512"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,10 +21,8 @@ import (
 	"sort"
 	"strings"
 
-	digest "github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/rawfile"
 	"github.com/berth-project/berth/internal/specjson"
 )
@@ -72,7 +68,7 @@ func (p Platform) String() string {
 	return p.OS + "/" + p.Architecture
 }
 
-func (p Platform) matches(q *v1.Platform) bool {
+func (p Platform) matches(q *oci.Platform) bool {
 	if q == nil {
 		return true // an entry that does not say is taken to be for any platform
 	}
@@ -84,12 +80,12 @@ type Image struct {
 	Ref      string // what the user named: LAYOUT[:TAG]
 	Layout   string // absolute path of the layout directory or archive
 	Tag      string // the tag used, if any
-	Manifest v1.Descriptor
-	Config   v1.Image
+	Manifest oci.Descriptor
+	Config   oci.Image
 	// ConfigDigest is the config blob's digest (the image ID).
-	ConfigDigest digest.Digest
-	Layers       []v1.Descriptor
-	DiffIDs      []digest.Digest
+	ConfigDigest oci.Digest
+	Layers       []oci.Descriptor
+	DiffIDs      []oci.Digest
 	src          source
 }
 
@@ -160,7 +156,7 @@ func Open(ref string, platform Platform) (*Image, error) {
 }
 
 // shortDigests lists digests by their first 12 hex digits, as `docker images` shows them.
-func shortDigests(ds []digest.Digest) string {
+func shortDigests(ds []oci.Digest) string {
 	var out []string
 	for _, d := range ds {
 		e := d.Encoded()
@@ -199,15 +195,15 @@ func resolve(src source, tag string, platform Platform) (*Image, error) {
 			case probe.MediaType != "":
 				desc.MediaType = probe.MediaType
 			case probe.Manifests != nil:
-				desc.MediaType = v1.MediaTypeImageIndex
+				desc.MediaType = oci.MediaTypeImageIndex
 			default:
-				desc.MediaType = v1.MediaTypeImageManifest
+				desc.MediaType = oci.MediaTypeImageManifest
 			}
 		}
 		switch desc.MediaType {
-		case v1.MediaTypeImageManifest, DockerManifest:
-		case v1.MediaTypeImageIndex, DockerManifestList:
-			var sub v1.Index
+		case oci.MediaTypeImageManifest, DockerManifest:
+		case oci.MediaTypeImageIndex, DockerManifestList:
+			var sub oci.Index
 			if err := readJSON(src, desc, &sub); err != nil {
 				return nil, err
 			}
@@ -220,16 +216,16 @@ func resolve(src source, tag string, platform Platform) (*Image, error) {
 		}
 		break
 	}
-	var m v1.Manifest
+	var m oci.Manifest
 	if err := readJSON(src, desc, &m); err != nil {
 		return nil, err
 	}
 	switch m.Config.MediaType {
-	case v1.MediaTypeImageConfig, DockerConfig:
+	case oci.MediaTypeImageConfig, DockerConfig:
 	default:
 		return nil, fmt.Errorf("manifest %s: config media type %q is not an image config", desc.Digest, m.Config.MediaType)
 	}
-	var cfg v1.Image
+	var cfg oci.Image
 	if err := readJSON(src, m.Config, &cfg); err != nil {
 		return nil, err
 	}
@@ -253,9 +249,9 @@ func resolve(src source, tag string, platform Platform) (*Image, error) {
 
 func checkLayerType(mt string) error {
 	switch mt {
-	case v1.MediaTypeImageLayer, v1.MediaTypeImageLayerGzip, v1.MediaTypeImageLayerZstd,
-		v1.MediaTypeImageLayerNonDistributable, v1.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck
-		v1.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck
+	case oci.MediaTypeImageLayer, oci.MediaTypeImageLayerGzip, oci.MediaTypeImageLayerZstd,
+		oci.MediaTypeImageLayerNonDistributable, oci.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck
+		oci.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck
 		DockerLayer, DockerForeignLayer, dockerLayerTar:
 		return nil
 	}
@@ -263,10 +259,10 @@ func checkLayerType(mt string) error {
 }
 
 // refName is the annotation that tags an entry of index.json.
-const refName = v1.AnnotationRefName
+const refName = oci.AnnotationRefName
 
 // pickTagged finds the entry named tag; without a tag, the only image, or "latest".
-func pickTagged(idx *v1.Index, tag string) (v1.Descriptor, error) {
+func pickTagged(idx *oci.Index, tag string) (oci.Descriptor, error) {
 	var tags []string
 	for _, d := range idx.Manifests {
 		if n := d.Annotations[refName]; n != "" {
@@ -280,7 +276,7 @@ func pickTagged(idx *v1.Index, tag string) (v1.Descriptor, error) {
 		}
 		tag = "latest"
 		if len(idx.Manifests) == 0 {
-			return v1.Descriptor{}, errors.New("index.json lists no images")
+			return oci.Descriptor{}, errors.New("index.json lists no images")
 		}
 	}
 	for _, d := range idx.Manifests {
@@ -300,10 +296,10 @@ func pickTagged(idx *v1.Index, tag string) (v1.Descriptor, error) {
 			}
 		}
 	}
-	return v1.Descriptor{}, fmt.Errorf("no image tagged %q (tags: %s)", tag, strings.Join(tags, ", "))
+	return oci.Descriptor{}, fmt.Errorf("no image tagged %q (tags: %s)", tag, strings.Join(tags, ", "))
 }
 
-func pickPlatform(ds []v1.Descriptor, p Platform, index string) (v1.Descriptor, error) {
+func pickPlatform(ds []oci.Descriptor, p Platform, index string) (oci.Descriptor, error) {
 	var seen []string
 	for _, d := range ds {
 		if p.matches(d.Platform) {
@@ -313,11 +309,11 @@ func pickPlatform(ds []v1.Descriptor, p Platform, index string) (v1.Descriptor, 
 			seen = append(seen, Platform{d.Platform.OS, d.Platform.Architecture, d.Platform.Variant}.String())
 		}
 	}
-	return v1.Descriptor{}, fmt.Errorf("index %s has no image for %s (it has: %s)", index, p, strings.Join(seen, ", "))
+	return oci.Descriptor{}, fmt.Errorf("index %s has no image for %s (it has: %s)", index, p, strings.Join(seen, ", "))
 }
 
 // readJSON reads a small blob whole, verifies it and decodes it.
-func readJSON(src source, d v1.Descriptor, v any) error {
+func readJSON(src source, d oci.Descriptor, v any) error {
 	if d.Size > maxJSON {
 		return fmt.Errorf("blob %s: %d bytes is too large for a %s", d.Digest, d.Size, d.MediaType)
 	}
@@ -351,14 +347,14 @@ func unmarshalJSON(data []byte, v any) error {
 type verifier struct {
 	r    io.Reader
 	name string
-	want digest.Digest
+	want oci.Digest
 	size int64 // -1: unknown
 	n    int64
 	h    hash.Hash
 	err  error
 }
 
-func newVerifier(r io.Reader, name string, want digest.Digest, size int64) (*verifier, error) {
+func newVerifier(r io.Reader, name string, want oci.Digest, size int64) (*verifier, error) {
 	if err := want.Validate(); err != nil {
 		return nil, fmt.Errorf("blob %s: %w", name, err)
 	}
@@ -381,7 +377,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 			v.err = &blobErr{fmt.Sprintf("blob %s: truncated: %d bytes, its descriptor says %d", v.name, v.n, v.size)}
 			return n, v.err
 		}
-		if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
+		if got := oci.NewDigest(v.want.Algorithm(), v.h); got != v.want {
 			v.err = &blobErr{fmt.Sprintf("blob %s: digest mismatch: its content hashes to %s", v.name, got)}
 			return n, v.err
 		}
@@ -405,8 +401,8 @@ type readCloser struct {
 
 // source is where blobs come from: a layout directory or an archive.
 type source interface {
-	index() (*v1.Index, error)
-	openBlob(d v1.Descriptor) (io.ReadCloser, error)
+	index() (*oci.Index, error)
+	openBlob(d oci.Descriptor) (io.ReadCloser, error)
 	close() error
 }
 
@@ -427,26 +423,26 @@ func openSource(p, tag string) (source, error) {
 
 type dirSource struct{ dir string }
 
-func blobPath(d digest.Digest) (string, error) {
+func blobPath(d oci.Digest) (string, error) {
 	if err := d.Validate(); err != nil {
 		return "", err
 	}
 	return path.Join("blobs", d.Algorithm().String(), d.Encoded()), nil
 }
 
-func (s dirSource) index() (*v1.Index, error) {
+func (s dirSource) index() (*oci.Index, error) {
 	data, err := rawfile.ReadFile(filepath.Join(s.dir, "index.json"))
 	if err != nil {
 		return nil, err
 	}
-	var idx v1.Index
+	var idx oci.Index
 	if err := unmarshalJSON(data, &idx); err != nil {
 		return nil, fmt.Errorf("index.json: %w", err)
 	}
 	return &idx, nil
 }
 
-func (s dirSource) openBlob(d v1.Descriptor) (io.ReadCloser, error) {
+func (s dirSource) openBlob(d oci.Descriptor) (io.ReadCloser, error) {
 	p, err := blobPath(d.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("blob %q: %w", d.Digest, err)
@@ -470,10 +466,10 @@ func (dirSource) close() error { return nil }
 type archiveSource struct {
 	f       *os.File
 	entries map[string]tarEntry
-	idx     *v1.Index
+	idx     *oci.Index
 	// docker-archive: blobs by digest (config and layers) mapped to their paths.
-	byDigest map[digest.Digest]string
-	synth    map[digest.Digest][]byte // its manifests, made up from manifest.json
+	byDigest map[oci.Digest]string
+	synth    map[oci.Digest][]byte // its manifests, made up from manifest.json
 }
 
 type tarEntry struct{ off, size int64 }
@@ -559,7 +555,7 @@ func (s *archiveSource) readFile(name string) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
-func (s *archiveSource) index() (*v1.Index, error) {
+func (s *archiveSource) index() (*oci.Index, error) {
 	if s.idx != nil {
 		return s.idx, nil
 	}
@@ -567,14 +563,14 @@ func (s *archiveSource) index() (*v1.Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	var idx v1.Index
+	var idx oci.Index
 	if err := unmarshalJSON(data, &idx); err != nil {
 		return nil, fmt.Errorf("index.json: %w", err)
 	}
 	return &idx, nil
 }
 
-func (s *archiveSource) openBlob(d v1.Descriptor) (io.ReadCloser, error) {
+func (s *archiveSource) openBlob(d oci.Descriptor) (io.ReadCloser, error) {
 	if data, ok := s.synth[d.Digest]; ok {
 		return io.NopCloser(strings.NewReader(string(data))), nil
 	}
@@ -619,20 +615,20 @@ func (s *archiveSource) dockerIndex() error {
 	if err := json.Unmarshal(data, &dm); err != nil {
 		return fmt.Errorf("manifest.json: %w", err)
 	}
-	s.byDigest = map[digest.Digest]string{}
-	s.synth = map[digest.Digest][]byte{}
-	s.idx = &v1.Index{}
+	s.byDigest = map[oci.Digest]string{}
+	s.synth = map[oci.Digest][]byte{}
+	s.idx = &oci.Index{}
 	for _, e := range dm {
 		cdata, err := s.readFile(e.Config)
 		if err != nil {
 			return fmt.Errorf("manifest.json: config: %w", err)
 		}
-		cd := digest.FromBytes(cdata)
+		cd := oci.FromBytes(cdata)
 		// Named after its digest (blobs/sha256/HEX or HEX.json): that is its identity.
 		if base := strings.TrimSuffix(path.Base(e.Config), ".json"); len(base) == 64 && base != cd.Encoded() {
 			return fmt.Errorf("blob %s: digest mismatch: its content hashes to %s", e.Config, cd)
 		}
-		var cfg v1.Image
+		var cfg oci.Image
 		if err := json.Unmarshal(cdata, &cfg); err != nil {
 			return fmt.Errorf("config %s: %w", e.Config, err)
 		}
@@ -640,21 +636,21 @@ func (s *archiveSource) dockerIndex() error {
 			return fmt.Errorf("config %s lists %d diff_ids for %d layers", e.Config, len(cfg.RootFS.DiffIDs), len(e.Layers))
 		}
 		s.byDigest[cd] = e.Config
-		m := v1.Manifest{MediaType: v1.MediaTypeImageManifest, Config: v1.Descriptor{MediaType: v1.MediaTypeImageConfig, Digest: cd, Size: int64(len(cdata))}}
+		m := oci.Manifest{MediaType: oci.MediaTypeImageManifest, Config: oci.Descriptor{MediaType: oci.MediaTypeImageConfig, Digest: cd, Size: int64(len(cdata))}}
 		m.SchemaVersion = 2
 		for i, l := range e.Layers {
 			d := cfg.RootFS.DiffIDs[i]
 			// A layer named after a digest other than its diffID is compressed: verify that.
 			if base := path.Base(l); len(base) == 64 && path.Base(path.Dir(l)) == "sha256" {
-				d = digest.NewDigestFromEncoded(digest.SHA256, base)
+				d = oci.NewDigestFromEncoded(oci.SHA256, base)
 			}
 			s.byDigest[d] = l
-			m.Layers = append(m.Layers, v1.Descriptor{MediaType: dockerLayerTar, Digest: d, Size: -1})
+			m.Layers = append(m.Layers, oci.Descriptor{MediaType: dockerLayerTar, Digest: d, Size: -1})
 		}
 		mdata, _ := json.Marshal(m)
-		md := digest.FromBytes(mdata)
+		md := oci.FromBytes(mdata)
 		s.synth[md] = mdata
-		desc := v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: md, Size: int64(len(mdata))}
+		desc := oci.Descriptor{MediaType: oci.MediaTypeImageManifest, Digest: md, Size: int64(len(mdata))}
 		if len(e.RepoTags) == 0 {
 			s.idx.Manifests = append(s.idx.Manifests, desc)
 		}

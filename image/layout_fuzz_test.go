@@ -12,6 +12,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-project/berth/internal/oci"
 )
 
 // orderSource serves index.json and then its blobs in the order they are asked for, whatever
@@ -23,15 +25,15 @@ type orderSource struct {
 	n     int
 }
 
-func (s *orderSource) index() (*v1.Index, error) {
-	var idx v1.Index
+func (s *orderSource) index() (*oci.Index, error) {
+	var idx oci.Index
 	if err := json.Unmarshal(s.idx, &idx); err != nil {
 		return nil, fmt.Errorf("index.json: %w", err)
 	}
 	return &idx, nil
 }
 
-func (s *orderSource) openBlob(d v1.Descriptor) (io.ReadCloser, error) {
+func (s *orderSource) openBlob(d oci.Descriptor) (io.ReadCloser, error) {
 	if s.n >= len(s.blobs) {
 		return nil, fmt.Errorf("blob %s: not in the layout", d.Digest)
 	}
@@ -98,7 +100,8 @@ func FuzzResolve(f *testing.F) {
 		f.Add(idx, m, c, []byte{}, "")
 		f.Add(idx, m, c, []byte{}, "t")
 		f.Add(idx, m, readSeed(f, "testdata/images/docker-shape-config.json"), []byte{}, "")
-		// A nested index (as skopeo and docker buildx write for several platforms).
+		// A nested index (as skopeo and docker buildx write for several platforms), written
+		// with image-spec's own types.
 		nested, _ := json.Marshal(v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{
 			{MediaType: v1.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m)), Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}},
 			{MediaType: v1.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m)), Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},

@@ -13,11 +13,10 @@ import (
 	"sync"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/explain"
+	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/rawfile"
 	"github.com/berth-project/berth/internal/specjson"
 	"github.com/berth-project/berth/internal/wire"
@@ -79,19 +78,19 @@ func flock(f *os.File, how int) error {
 
 // layerKey is a layer's directory name: the diffID's hex (prefixed by the algorithm unless
 // sha256).
-func layerKey(d digest.Digest) string {
-	if d.Algorithm() == digest.SHA256 {
+func layerKey(d oci.Digest) string {
+	if d.Algorithm() == oci.SHA256 {
 		return d.Encoded()
 	}
 	return d.Algorithm().String() + "-" + d.Encoded()
 }
 
 // LayerDir is where layer diffID is (or would be) stored.
-func (s *Store) LayerDir(d digest.Digest) string {
+func (s *Store) LayerDir(d oci.Digest) string {
 	return filepath.Join(s.Dir, "layers", layerKey(d))
 }
 
-func (s *Store) hasLayer(d digest.Digest) bool {
+func (s *Store) hasLayer(d oci.Digest) bool {
 	_, err := os.Lstat(s.LayerDir(d))
 	return err == nil
 }
@@ -99,11 +98,11 @@ func (s *Store) hasLayer(d digest.Digest) bool {
 // layerMeta is kept beside each layer in meta/<key>.json.
 type layerMeta = wire.LayerMeta
 
-func (s *Store) metaPath(d digest.Digest) string {
+func (s *Store) metaPath(d oci.Digest) string {
 	return filepath.Join(s.Dir, "meta", layerKey(d)+".json")
 }
 
-func (s *Store) layerMeta(d digest.Digest) layerMeta {
+func (s *Store) layerMeta(d oci.Digest) layerMeta {
 	var m layerMeta
 	if data, err := rawfile.ReadFile(s.metaPath(d)); err == nil && !specjson.UnmarshalStore(data, &m) {
 		_ = json.Unmarshal(data, &m)
@@ -257,7 +256,7 @@ func (s *Store) addLayer(im *Image, i int, ahead bool, progress Progress) (bool,
 }
 
 // watch reports r's progress every 200ms until stop is called.
-func watch(r io.Reader, desc v1.Descriptor, progress Progress) (io.Reader, func()) {
+func watch(r io.Reader, desc oci.Descriptor, progress Progress) (io.Reader, func()) {
 	if progress == nil {
 		return r, func() {}
 	}
@@ -283,16 +282,16 @@ func watch(r io.Reader, desc v1.Descriptor, progress Progress) (io.Reader, func(
 
 // Record is what the store keeps about an image it holds layers for.
 type Record struct {
-	Manifest digest.Digest   `json:"manifest"`
-	Config   digest.Digest   `json:"config"`
-	Refs     []string        `json:"refs"` // LAYOUT[:TAG] it was used as, absolute
-	DiffIDs  []digest.Digest `json:"diffIDs"`
-	Size     int64           `json:"size"` // compressed layer bytes
-	Created  string          `json:"created,omitempty"`
-	Stored   time.Time       `json:"stored"`
+	Manifest oci.Digest   `json:"manifest"`
+	Config   oci.Digest   `json:"config"`
+	Refs     []string     `json:"refs"` // LAYOUT[:TAG] it was used as, absolute
+	DiffIDs  []oci.Digest `json:"diffIDs"`
+	Size     int64        `json:"size"` // compressed layer bytes
+	Created  string       `json:"created,omitempty"`
+	Stored   time.Time    `json:"stored"`
 }
 
-func (s *Store) recordPath(m digest.Digest) string {
+func (s *Store) recordPath(m oci.Digest) string {
 	return filepath.Join(s.Dir, "images", m.Encoded()+".json")
 }
 
@@ -576,7 +575,7 @@ func abandoned(root, dir, id string) bool {
 }
 
 // DiskUsage sums the bytes of the layer directories for diffIDs.
-func (s *Store) DiskUsage(ds []digest.Digest) int64 {
+func (s *Store) DiskUsage(ds []oci.Digest) int64 {
 	var n int64
 	for _, d := range ds {
 		_ = filepath.WalkDir(s.LayerDir(d), func(_ string, e os.DirEntry, err error) error {

@@ -5,18 +5,18 @@ import (
 	"encoding/json"
 	"testing"
 
-	digest "github.com/opencontainers/go-digest"
+	"github.com/berth-project/berth/internal/oci"
 )
 
 // A container's image.json is written through specjson: the bytes must be
 // json.MarshalIndent's, whatever the ref holds.
 func TestContainerUseMarshal(t *testing.T) {
-	d1 := digest.Digest("sha256:" + string(bytes.Repeat([]byte("a"), 64)))
-	d2 := digest.Digest("sha512:<&>")
+	d1 := oci.Digest("sha256:" + string(bytes.Repeat([]byte("a"), 64)))
+	d2 := oci.Digest("sha512:<&>")
 	for _, u := range []containerUse{
-		{Ref: "bb:bb", Manifest: d1, DiffIDs: []digest.Digest{d1, d2}},
-		{Ref: "/tmp/a layout/x:y", Manifest: d1, DiffIDs: []digest.Digest{d1}},
-		{Ref: "\"quoted\" \\ <html> & \u2028 \x01 \xff é", Manifest: d2, DiffIDs: []digest.Digest{}},
+		{Ref: "bb:bb", Manifest: d1, DiffIDs: []oci.Digest{d1, d2}},
+		{Ref: "/tmp/a layout/x:y", Manifest: d1, DiffIDs: []oci.Digest{d1}},
+		{Ref: "\"quoted\" \\ <html> & \u2028 \x01 \xff é", Manifest: d2, DiffIDs: []oci.Digest{}},
 		{},
 	} {
 		want, err := json.MarshalIndent(u, "", "  ")

@@ -1,6 +1,7 @@
 package specjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,22 +9,36 @@ import (
 	"testing"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-project/berth/internal/oci"
 )
 
-// checkImage decodes data as each image-spec document with the fast path and with
-// json.Unmarshal, and fails when the fast path took something encoding/json decodes otherwise
-// or refuses, or changed its argument when it gave up. It returns how many of the three
-// documents the fast path took.
+// checkImage decodes data as each image-spec document (internal/oci's types) with the fast
+// path and with json.Unmarshal, and fails when the fast path took something encoding/json
+// decodes otherwise or refuses, or changed its argument when it gave up. encoding/json's
+// result is also held to image-spec's own type for the document: the same outcome, and the
+// same bytes when both are encoded again. It returns how many of the three documents the
+// fast path took.
 func checkImage(t *testing.T, data []byte) int {
 	t.Helper()
 	took := 0
-	for _, mk := range []func() any{
-		func() any { return new(v1.Index) },
-		func() any { return new(v1.Manifest) },
-		func() any { return new(v1.Image) },
+	for _, doc := range []struct{ ours, theirs func() any }{
+		{func() any { return new(oci.Index) }, func() any { return new(v1.Index) }},
+		{func() any { return new(oci.Manifest) }, func() any { return new(v1.Manifest) }},
+		{func() any { return new(oci.Image) }, func() any { return new(v1.Image) }},
 	} {
-		want, got := mk(), mk()
+		mk := doc.ours
+		want, got, spec := mk(), mk(), doc.theirs()
 		err := json.Unmarshal(data, want)
+		specErr := json.Unmarshal(data, spec)
+		if (err == nil) != (specErr == nil) {
+			t.Fatalf("json.Unmarshal of %q: %T: %v; image-spec's %T: %v", data, want, err, spec, specErr)
+		}
+		ourJSON, err1 := json.Marshal(want)
+		specJSON, err2 := json.Marshal(spec)
+		if (err1 == nil) != (err2 == nil) || !bytes.Equal(ourJSON, specJSON) {
+			t.Fatalf("%q decoded and encoded again: %T gives %s (%v), image-spec's %T %s (%v)", data, want, ourJSON, err1, spec, specJSON, err2)
+		}
 		if !UnmarshalImage(data, got) {
 			if !reflect.DeepEqual(got, mk()) {
 				t.Fatalf("UnmarshalImage(%T) gave up on %q but changed its argument: %#v", got, data, got)
@@ -70,11 +85,11 @@ func TestUnmarshalImage(t *testing.T) {
 		var want, got any
 		switch filepath.Base(p) {
 		case "index.json":
-			want, got = new(v1.Index), new(v1.Index)
+			want, got = new(oci.Index), new(oci.Index)
 		case "manifest.json":
-			want, got = new(v1.Manifest), new(v1.Manifest)
+			want, got = new(oci.Manifest), new(oci.Manifest)
 		default:
-			want, got = new(v1.Image), new(v1.Image)
+			want, got = new(oci.Image), new(oci.Image)
 		}
 		if err := json.Unmarshal(data, want); err != nil {
 			t.Fatalf("%s: %v", p, err)

@@ -4,9 +4,8 @@ package specjson
 
 import (
 	"encoding/json"
+	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/wire"
-	digest "github.com/opencontainers/go-digest"
-	"github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"io/fs"
 	"strconv"
@@ -130,9 +129,9 @@ func encSpec(b []byte, v *specs.Spec) []byte {
 	return append(b, '}')
 }
 
-var foldedV1Index = []string{"SCHEMAVERSION", "MEDIATYPE", "ARTIFACTTYPE", "MANIFESTS", "SUBJECT", "ANNOTATIONS"}
+var foldedOciIndex = []string{"SCHEMAVERSION", "MEDIATYPE", "ARTIFACTTYPE", "MANIFESTS", "SUBJECT", "ANNOTATIONS"}
 
-func decV1Index(d *decoder, v *v1.Index) {
+func decOciIndex(d *decoder, v *oci.Index) {
 	if d.null() {
 		return
 	}
@@ -140,29 +139,29 @@ func decV1Index(d *decoder, v *v1.Index) {
 	for first := true; d.nextKey(&first); {
 		switch string(d.key) {
 		case "schemaVersion":
-			decInt(d, &v.Versioned.SchemaVersion)
+			decInt(d, &v.SchemaVersion)
 		case "mediaType":
 			decString(d, &v.MediaType)
 		case "artifactType":
 			decString(d, &v.ArtifactType)
 		case "manifests":
-			decSliceV1Descriptor(d, &v.Manifests)
+			decSliceOciDescriptor(d, &v.Manifests)
 		case "subject":
-			decPtrV1Descriptor(d, &v.Subject)
+			decPtrOciDescriptor(d, &v.Subject)
 		case "annotations":
 			decMapStringString(d, &v.Annotations)
 		default:
-			d.unknown(foldedV1Index)
+			d.unknown(foldedOciIndex)
 		}
 	}
 }
 
-func encV1Index(b []byte, v *v1.Index) []byte {
+func encOciIndex(b []byte, v *oci.Index) []byte {
 	b = append(b, '{')
 	start := len(b)
 	b = comma(b, start)
 	b = append(b, `"schemaVersion":`...)
-	b = encInt(b, &v.Versioned.SchemaVersion)
+	b = encInt(b, &v.SchemaVersion)
 	if len(v.MediaType) != 0 {
 		b = comma(b, start)
 		b = append(b, `"mediaType":`...)
@@ -175,11 +174,11 @@ func encV1Index(b []byte, v *v1.Index) []byte {
 	}
 	b = comma(b, start)
 	b = append(b, `"manifests":`...)
-	b = encSliceV1Descriptor(b, &v.Manifests)
+	b = encSliceOciDescriptor(b, &v.Manifests)
 	if v.Subject != nil {
 		b = comma(b, start)
 		b = append(b, `"subject":`...)
-		b = encPtrV1Descriptor(b, &v.Subject)
+		b = encPtrOciDescriptor(b, &v.Subject)
 	}
 	if len(v.Annotations) != 0 {
 		b = comma(b, start)
@@ -189,9 +188,9 @@ func encV1Index(b []byte, v *v1.Index) []byte {
 	return append(b, '}')
 }
 
-var foldedV1Manifest = []string{"SCHEMAVERSION", "MEDIATYPE", "ARTIFACTTYPE", "CONFIG", "LAYERS", "SUBJECT", "ANNOTATIONS"}
+var foldedOciManifest = []string{"SCHEMAVERSION", "MEDIATYPE", "ARTIFACTTYPE", "CONFIG", "LAYERS", "SUBJECT", "ANNOTATIONS"}
 
-func decV1Manifest(d *decoder, v *v1.Manifest) {
+func decOciManifest(d *decoder, v *oci.Manifest) {
 	if d.null() {
 		return
 	}
@@ -199,31 +198,31 @@ func decV1Manifest(d *decoder, v *v1.Manifest) {
 	for first := true; d.nextKey(&first); {
 		switch string(d.key) {
 		case "schemaVersion":
-			decInt(d, &v.Versioned.SchemaVersion)
+			decInt(d, &v.SchemaVersion)
 		case "mediaType":
 			decString(d, &v.MediaType)
 		case "artifactType":
 			decString(d, &v.ArtifactType)
 		case "config":
-			decV1Descriptor(d, &v.Config)
+			decOciDescriptor(d, &v.Config)
 		case "layers":
-			decSliceV1Descriptor(d, &v.Layers)
+			decSliceOciDescriptor(d, &v.Layers)
 		case "subject":
-			decPtrV1Descriptor(d, &v.Subject)
+			decPtrOciDescriptor(d, &v.Subject)
 		case "annotations":
 			decMapStringString(d, &v.Annotations)
 		default:
-			d.unknown(foldedV1Manifest)
+			d.unknown(foldedOciManifest)
 		}
 	}
 }
 
-func encV1Manifest(b []byte, v *v1.Manifest) []byte {
+func encOciManifest(b []byte, v *oci.Manifest) []byte {
 	b = append(b, '{')
 	start := len(b)
 	b = comma(b, start)
 	b = append(b, `"schemaVersion":`...)
-	b = encInt(b, &v.Versioned.SchemaVersion)
+	b = encInt(b, &v.SchemaVersion)
 	if len(v.MediaType) != 0 {
 		b = comma(b, start)
 		b = append(b, `"mediaType":`...)
@@ -236,14 +235,14 @@ func encV1Manifest(b []byte, v *v1.Manifest) []byte {
 	}
 	b = comma(b, start)
 	b = append(b, `"config":`...)
-	b = encV1Descriptor(b, &v.Config)
+	b = encOciDescriptor(b, &v.Config)
 	b = comma(b, start)
 	b = append(b, `"layers":`...)
-	b = encSliceV1Descriptor(b, &v.Layers)
+	b = encSliceOciDescriptor(b, &v.Layers)
 	if v.Subject != nil {
 		b = comma(b, start)
 		b = append(b, `"subject":`...)
-		b = encPtrV1Descriptor(b, &v.Subject)
+		b = encPtrOciDescriptor(b, &v.Subject)
 	}
 	if len(v.Annotations) != 0 {
 		b = comma(b, start)
@@ -253,9 +252,9 @@ func encV1Manifest(b []byte, v *v1.Manifest) []byte {
 	return append(b, '}')
 }
 
-var foldedV1Image = []string{"CREATED", "AUTHOR", "ARCHITECTURE", "OS", "OS.VERSION", "OS.FEATURES", "VARIANT", "CONFIG", "ROOTFS", "HISTORY"}
+var foldedOciImage = []string{"CREATED", "AUTHOR", "ARCHITECTURE", "OS", "OS.VERSION", "OS.FEATURES", "VARIANT", "CONFIG", "ROOTFS", "HISTORY"}
 
-func decV1Image(d *decoder, v *v1.Image) {
+func decOciImage(d *decoder, v *oci.Image) {
 	if d.null() {
 		return
 	}
@@ -277,18 +276,18 @@ func decV1Image(d *decoder, v *v1.Image) {
 		case "variant":
 			decString(d, &v.Platform.Variant)
 		case "config":
-			decV1ImageConfig(d, &v.Config)
+			decOciImageConfig(d, &v.Config)
 		case "rootfs":
-			decV1RootFS(d, &v.RootFS)
+			decOciRootFS(d, &v.RootFS)
 		case "history":
-			decSliceV1History(d, &v.History)
+			decSliceOciHistory(d, &v.History)
 		default:
-			d.unknown(foldedV1Image)
+			d.unknown(foldedOciImage)
 		}
 	}
 }
 
-func encV1Image(b []byte, v *v1.Image) []byte {
+func encOciImage(b []byte, v *oci.Image) []byte {
 	b = append(b, '{')
 	start := len(b)
 	if v.Created != nil {
@@ -324,14 +323,14 @@ func encV1Image(b []byte, v *v1.Image) []byte {
 	}
 	b = comma(b, start)
 	b = append(b, `"config":`...)
-	b = encV1ImageConfig(b, &v.Config)
+	b = encOciImageConfig(b, &v.Config)
 	b = comma(b, start)
 	b = append(b, `"rootfs":`...)
-	b = encV1RootFS(b, &v.RootFS)
+	b = encOciRootFS(b, &v.RootFS)
 	if len(v.History) != 0 {
 		b = comma(b, start)
 		b = append(b, `"history":`...)
-		b = encSliceV1History(b, &v.History)
+		b = encSliceOciHistory(b, &v.History)
 	}
 	return append(b, '}')
 }
@@ -637,9 +636,9 @@ func decWireContainerUse(d *decoder, v *wire.ContainerUse) {
 		case "ref":
 			decString(d, &v.Ref)
 		case "manifest":
-			decDigestDigest(d, &v.Manifest)
+			decOciDigest(d, &v.Manifest)
 		case "diffIDs":
-			decSliceDigestDigest(d, &v.DiffIDs)
+			decSliceOciDigest(d, &v.DiffIDs)
 		default:
 			d.unknown(foldedWireContainerUse)
 		}
@@ -654,10 +653,10 @@ func encWireContainerUse(b []byte, v *wire.ContainerUse) []byte {
 	b = encString(b, &v.Ref)
 	b = comma(b, start)
 	b = append(b, `"manifest":`...)
-	b = encDigestDigest(b, &v.Manifest)
+	b = encOciDigest(b, &v.Manifest)
 	b = comma(b, start)
 	b = append(b, `"diffIDs":`...)
-	b = encSliceDigestDigest(b, &v.DiffIDs)
+	b = encSliceOciDigest(b, &v.DiffIDs)
 	return append(b, '}')
 }
 
@@ -1383,9 +1382,9 @@ func decInt(d *decoder, p *int) { readInt(d, p, strconv.IntSize) }
 
 func encInt(b []byte, p *int) []byte { return writeInt(b, p) }
 
-var foldedV1Descriptor = []string{"MEDIATYPE", "DIGEST", "SIZE", "URLS", "ANNOTATIONS", "DATA", "PLATFORM", "ARTIFACTTYPE"}
+var foldedOciDescriptor = []string{"MEDIATYPE", "DIGEST", "SIZE", "URLS", "ANNOTATIONS", "DATA", "PLATFORM", "ARTIFACTTYPE"}
 
-func decV1Descriptor(d *decoder, v *v1.Descriptor) {
+func decOciDescriptor(d *decoder, v *oci.Descriptor) {
 	if d.null() {
 		return
 	}
@@ -1395,7 +1394,7 @@ func decV1Descriptor(d *decoder, v *v1.Descriptor) {
 		case "mediaType":
 			decString(d, &v.MediaType)
 		case "digest":
-			decDigestDigest(d, &v.Digest)
+			decOciDigest(d, &v.Digest)
 		case "size":
 			decInt64(d, &v.Size)
 		case "urls":
@@ -1405,16 +1404,16 @@ func decV1Descriptor(d *decoder, v *v1.Descriptor) {
 		case "data":
 			decSliceUint8(d, &v.Data)
 		case "platform":
-			decPtrV1Platform(d, &v.Platform)
+			decPtrOciPlatform(d, &v.Platform)
 		case "artifactType":
 			decString(d, &v.ArtifactType)
 		default:
-			d.unknown(foldedV1Descriptor)
+			d.unknown(foldedOciDescriptor)
 		}
 	}
 }
 
-func encV1Descriptor(b []byte, v *v1.Descriptor) []byte {
+func encOciDescriptor(b []byte, v *oci.Descriptor) []byte {
 	b = append(b, '{')
 	start := len(b)
 	b = comma(b, start)
@@ -1422,7 +1421,7 @@ func encV1Descriptor(b []byte, v *v1.Descriptor) []byte {
 	b = encString(b, &v.MediaType)
 	b = comma(b, start)
 	b = append(b, `"digest":`...)
-	b = encDigestDigest(b, &v.Digest)
+	b = encOciDigest(b, &v.Digest)
 	b = comma(b, start)
 	b = append(b, `"size":`...)
 	b = encInt64(b, &v.Size)
@@ -1444,7 +1443,7 @@ func encV1Descriptor(b []byte, v *v1.Descriptor) []byte {
 	if v.Platform != nil {
 		b = comma(b, start)
 		b = append(b, `"platform":`...)
-		b = encPtrV1Platform(b, &v.Platform)
+		b = encPtrOciPlatform(b, &v.Platform)
 	}
 	if len(v.ArtifactType) != 0 {
 		b = comma(b, start)
@@ -1454,15 +1453,17 @@ func encV1Descriptor(b []byte, v *v1.Descriptor) []byte {
 	return append(b, '}')
 }
 
-func decSliceV1Descriptor(d *decoder, p *[]v1.Descriptor) { readSlice(d, p, decV1Descriptor) }
+func decSliceOciDescriptor(d *decoder, p *[]oci.Descriptor) { readSlice(d, p, decOciDescriptor) }
 
-func encSliceV1Descriptor(b []byte, p *[]v1.Descriptor) []byte {
-	return writeSlice(b, p, encV1Descriptor)
+func encSliceOciDescriptor(b []byte, p *[]oci.Descriptor) []byte {
+	return writeSlice(b, p, encOciDescriptor)
 }
 
-func decPtrV1Descriptor(d *decoder, p **v1.Descriptor) { readPtr(d, p, decV1Descriptor) }
+func decPtrOciDescriptor(d *decoder, p **oci.Descriptor) { readPtr(d, p, decOciDescriptor) }
 
-func encPtrV1Descriptor(b []byte, p **v1.Descriptor) []byte { return writePtr(b, p, encV1Descriptor) }
+func encPtrOciDescriptor(b []byte, p **oci.Descriptor) []byte {
+	return writePtr(b, p, encOciDescriptor)
+}
 
 func decTimeTime(d *decoder, p *time.Time) { readTime(d, p) }
 
@@ -1476,9 +1477,9 @@ func decSliceString(d *decoder, p *[]string) { readSlice(d, p, decString) }
 
 func encSliceString(b []byte, p *[]string) []byte { return writeSlice(b, p, encString) }
 
-var foldedV1ImageConfig = []string{"USER", "EXPOSEDPORTS", "ENV", "ENTRYPOINT", "CMD", "VOLUMES", "WORKINGDIR", "LABELS", "STOPSIGNAL", "ARGSESCAPED"}
+var foldedOciImageConfig = []string{"USER", "EXPOSEDPORTS", "ENV", "ENTRYPOINT", "CMD", "VOLUMES", "WORKINGDIR", "LABELS", "STOPSIGNAL", "ARGSESCAPED"}
 
-func decV1ImageConfig(d *decoder, v *v1.ImageConfig) {
+func decOciImageConfig(d *decoder, v *oci.ImageConfig) {
 	if d.null() {
 		return
 	}
@@ -1506,12 +1507,12 @@ func decV1ImageConfig(d *decoder, v *v1.ImageConfig) {
 		case "ArgsEscaped":
 			decBool(d, &v.ArgsEscaped)
 		default:
-			d.unknown(foldedV1ImageConfig)
+			d.unknown(foldedOciImageConfig)
 		}
 	}
 }
 
-func encV1ImageConfig(b []byte, v *v1.ImageConfig) []byte {
+func encOciImageConfig(b []byte, v *oci.ImageConfig) []byte {
 	b = append(b, '{')
 	start := len(b)
 	if len(v.User) != 0 {
@@ -1567,9 +1568,9 @@ func encV1ImageConfig(b []byte, v *v1.ImageConfig) []byte {
 	return append(b, '}')
 }
 
-var foldedV1RootFS = []string{"TYPE", "DIFF_IDS"}
+var foldedOciRootFS = []string{"TYPE", "DIFF_IDS"}
 
-func decV1RootFS(d *decoder, v *v1.RootFS) {
+func decOciRootFS(d *decoder, v *oci.RootFS) {
 	if d.null() {
 		return
 	}
@@ -1579,14 +1580,14 @@ func decV1RootFS(d *decoder, v *v1.RootFS) {
 		case "type":
 			decString(d, &v.Type)
 		case "diff_ids":
-			decSliceDigestDigest(d, &v.DiffIDs)
+			decSliceOciDigest(d, &v.DiffIDs)
 		default:
-			d.unknown(foldedV1RootFS)
+			d.unknown(foldedOciRootFS)
 		}
 	}
 }
 
-func encV1RootFS(b []byte, v *v1.RootFS) []byte {
+func encOciRootFS(b []byte, v *oci.RootFS) []byte {
 	b = append(b, '{')
 	start := len(b)
 	b = comma(b, start)
@@ -1594,13 +1595,13 @@ func encV1RootFS(b []byte, v *v1.RootFS) []byte {
 	b = encString(b, &v.Type)
 	b = comma(b, start)
 	b = append(b, `"diff_ids":`...)
-	b = encSliceDigestDigest(b, &v.DiffIDs)
+	b = encSliceOciDigest(b, &v.DiffIDs)
 	return append(b, '}')
 }
 
-var foldedV1History = []string{"CREATED", "CREATED_BY", "AUTHOR", "COMMENT", "EMPTY_LAYER"}
+var foldedOciHistory = []string{"CREATED", "CREATED_BY", "AUTHOR", "COMMENT", "EMPTY_LAYER"}
 
-func decV1History(d *decoder, v *v1.History) {
+func decOciHistory(d *decoder, v *oci.History) {
 	if d.null() {
 		return
 	}
@@ -1618,12 +1619,12 @@ func decV1History(d *decoder, v *v1.History) {
 		case "empty_layer":
 			decBool(d, &v.EmptyLayer)
 		default:
-			d.unknown(foldedV1History)
+			d.unknown(foldedOciHistory)
 		}
 	}
 }
 
-func encV1History(b []byte, v *v1.History) []byte {
+func encOciHistory(b []byte, v *oci.History) []byte {
 	b = append(b, '{')
 	start := len(b)
 	if v.Created != nil {
@@ -1654,9 +1655,9 @@ func encV1History(b []byte, v *v1.History) []byte {
 	return append(b, '}')
 }
 
-func decSliceV1History(d *decoder, p *[]v1.History) { readSlice(d, p, decV1History) }
+func decSliceOciHistory(d *decoder, p *[]oci.History) { readSlice(d, p, decOciHistory) }
 
-func encSliceV1History(b []byte, p *[]v1.History) []byte { return writeSlice(b, p, encV1History) }
+func encSliceOciHistory(b []byte, p *[]oci.History) []byte { return writeSlice(b, p, encOciHistory) }
 
 func decBool(d *decoder, p *bool) { readBool(d, p) }
 
@@ -1674,15 +1675,13 @@ func decInt64(d *decoder, p *int64) { readInt(d, p, 64) }
 
 func encInt64(b []byte, p *int64) []byte { return writeInt(b, p) }
 
-func decDigestDigest(d *decoder, p *digest.Digest) { readString(d, p) }
+func decOciDigest(d *decoder, p *oci.Digest) { readString(d, p) }
 
-func encDigestDigest(b []byte, p *digest.Digest) []byte { return writeString(b, p) }
+func encOciDigest(b []byte, p *oci.Digest) []byte { return writeString(b, p) }
 
-func decSliceDigestDigest(d *decoder, p *[]digest.Digest) { readSlice(d, p, decDigestDigest) }
+func decSliceOciDigest(d *decoder, p *[]oci.Digest) { readSlice(d, p, decOciDigest) }
 
-func encSliceDigestDigest(b []byte, p *[]digest.Digest) []byte {
-	return writeSlice(b, p, encDigestDigest)
-}
+func encSliceOciDigest(b []byte, p *[]oci.Digest) []byte { return writeSlice(b, p, encOciDigest) }
 
 var foldedBox = []string{"HEIGHT", "WIDTH"}
 
@@ -3347,9 +3346,9 @@ func decSliceUint8(d *decoder, p *[]uint8) { readJSON(d, p) }
 
 func encSliceUint8(b []byte, p *[]uint8) []byte { return writeJSON(b, p) }
 
-var foldedV1Platform = []string{"ARCHITECTURE", "OS", "OS.VERSION", "OS.FEATURES", "VARIANT"}
+var foldedOciPlatform = []string{"ARCHITECTURE", "OS", "OS.VERSION", "OS.FEATURES", "VARIANT"}
 
-func decV1Platform(d *decoder, v *v1.Platform) {
+func decOciPlatform(d *decoder, v *oci.Platform) {
 	if d.null() {
 		return
 	}
@@ -3367,12 +3366,12 @@ func decV1Platform(d *decoder, v *v1.Platform) {
 		case "variant":
 			decString(d, &v.Variant)
 		default:
-			d.unknown(foldedV1Platform)
+			d.unknown(foldedOciPlatform)
 		}
 	}
 }
 
-func encV1Platform(b []byte, v *v1.Platform) []byte {
+func encOciPlatform(b []byte, v *oci.Platform) []byte {
 	b = append(b, '{')
 	start := len(b)
 	b = comma(b, start)
@@ -3399,9 +3398,9 @@ func encV1Platform(b []byte, v *v1.Platform) []byte {
 	return append(b, '}')
 }
 
-func decPtrV1Platform(d *decoder, p **v1.Platform) { readPtr(d, p, decV1Platform) }
+func decPtrOciPlatform(d *decoder, p **oci.Platform) { readPtr(d, p, decOciPlatform) }
 
-func encPtrV1Platform(b []byte, p **v1.Platform) []byte { return writePtr(b, p, encV1Platform) }
+func encPtrOciPlatform(b []byte, p **oci.Platform) []byte { return writePtr(b, p, encOciPlatform) }
 
 var foldedEmptyStruct = []string{}
 

@@ -1,7 +1,7 @@
 // Package specjson decodes and encodes a runtime-spec config (specs.Spec) without
 // reflection at run time: a fast path in front of encoding/json, with the same results. It
 // also decodes the image-spec documents `run --image` reads (an index, a manifest, an image
-// config: UnmarshalImage), and decodes and encodes state.json and the init pipe's messages
+// config, as internal/oci's types: UnmarshalImage), and decodes and encodes state.json and the init pipe's messages
 // (internal/wire's StateDoc and Msg), whose reflection every berth process paid the same way.
 //
 // Why: every berth process that reads or writes a spec paid encoding/json's reflection
@@ -48,9 +48,9 @@ package specjson
 import (
 	"encoding/json"
 
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/wire"
 )
 
@@ -91,17 +91,17 @@ func UnmarshalProcess(data []byte) (proc *specs.Process, ok bool) {
 	return proc, true
 }
 
-// UnmarshalImage decodes an image layout's index, a manifest or an image config (v is a
-// *v1.Index, *v1.Manifest or *v1.Image) as json.Unmarshal into a zero value does. ok is false,
-// and v untouched, for any other v and as for Unmarshal: then decode with encoding/json.
+// UnmarshalImage decodes an image layout's index, a manifest or an image config (v is an
+// *oci.Index, *oci.Manifest or *oci.Image) as json.Unmarshal into a zero value does. ok is
+// false, and v untouched, for any other v and as for Unmarshal: then decode with encoding/json.
 func UnmarshalImage(data []byte, v any) (ok bool) {
 	switch p := v.(type) {
-	case *v1.Index:
-		return unmarshalZero(data, p, decV1Index)
-	case *v1.Manifest:
-		return unmarshalZero(data, p, decV1Manifest)
-	case *v1.Image:
-		return unmarshalZero(data, p, decV1Image)
+	case *oci.Index:
+		return unmarshalZero(data, p, decOciIndex)
+	case *oci.Manifest:
+		return unmarshalZero(data, p, decOciManifest)
+	case *oci.Image:
+		return unmarshalZero(data, p, decOciImage)
 	}
 	return false
 }

@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
-
+	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/wire"
 )
 
@@ -179,7 +178,7 @@ func FuzzState(f *testing.F) {
 		checkMsg(t, data)
 		checkStore(t, data)
 		str := string(data)
-		for _, v := range []any{&wire.StoreInfo{Marks: str, GIDMap: str}, &wire.ContainerUse{Ref: str, DiffIDs: []digest.Digest{digest.Digest(str)}}} {
+		for _, v := range []any{&wire.StoreInfo{Marks: str, GIDMap: str}, &wire.ContainerUse{Ref: str, DiffIDs: []oci.Digest{oci.Digest(str)}}} {
 			want, _ := json.MarshalIndent(v, "", "  ")
 			if got, ok := MarshalStoreIndent(v); !ok || !bytes.Equal(got, want) {
 				t.Fatalf("MarshalStoreIndent(%#v):\n got %s\nwant %s", v, got, want)

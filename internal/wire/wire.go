@@ -9,7 +9,7 @@ import (
 	"encoding/json"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
+	"github.com/berth-project/berth/internal/oci"
 )
 
 // StateFields is everything <root>/<id>/state.json holds but the container's config, in the
@@ -88,7 +88,7 @@ type StoreInfo struct {
 // ContainerUse is the image.json a container made from an image keeps in its directory of the
 // store: which image and layers it uses.
 type ContainerUse struct {
-	Ref      string          `json:"ref"`
-	Manifest digest.Digest   `json:"manifest"`
-	DiffIDs  []digest.Digest `json:"diffIDs"`
+	Ref      string       `json:"ref"`
+	Manifest oci.Digest   `json:"manifest"`
+	DiffIDs  []oci.Digest `json:"diffIDs"`
 }
