@@ -22,6 +22,9 @@ func decompress(r io.Reader, ahead bool) (io.Reader, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if kind != uncompressed {
+		parallelWorkers() // GOMAXPROCS for the inflater's and the reader's goroutines
+	}
 	switch kind {
 	case gzipped:
 		if !ahead {
