@@ -55,9 +55,10 @@ long long berthStartedAt;
  * goroutine, another when the locked main goroutine waits in gcenable): about 0.3 ms of CPU and
  * 40 page faults of each berth process, most of a short-lived `berth run` or `create`.
  * pinForRuntimeStart pins the process to the CPU it is on, so the runtime starts with one P;
- * berthAffinity keeps the affinity it had, and nsenter.go's init gives it back to every thread
- * before any other package's initialiser runs, so nothing berth starts (a container, a hook)
- * inherits the pin.
+ * berthAffinity keeps the affinity it had, and nsenter.go's package initialiser gives it back
+ * to every thread, before main and before any package that imports nsenter (libcontainer and
+ * up, where processes are started) is initialised, so nothing berth starts (a container, a
+ * hook) inherits the pin.
  */
 cpu_set_t berthAffinity;
 int berthPinned;
